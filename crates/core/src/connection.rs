@@ -1,0 +1,163 @@
+//! Connections: a provider, a name, non-secret configuration and secret credentials.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{ErrorKind, IntegrationError};
+
+/// Where a connection's settings came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionSource {
+    /// Saved through the configure endpoint, in the store.
+    Store,
+    /// Read from the process environment (`JIRA_BASE_URL`, ...).
+    Environment,
+    /// Built in code (tests, embedding services).
+    Code,
+}
+
+/// Per-connection overrides of the executor's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectionSettings {
+    /// Calls admitted per minute for this connection.
+    pub rate_limit_per_minute: Option<u32>,
+    /// Overall deadline of one call, retries included.
+    pub timeout: Option<Duration>,
+    /// Retries after the first attempt.
+    pub max_retry_attempts: Option<u32>,
+}
+
+/// A configured connection to one upstream account.
+///
+/// `Debug` shows the names of the secrets, never their values.
+#[derive(Clone)]
+pub struct Connection {
+    /// The provider (`jira`, `github`, ...).
+    pub provider: String,
+    /// The connection name; the provider's default connection has the provider's name.
+    pub name: String,
+    /// Non-secret configuration (base URL, user name, ...), as the provider's config object.
+    pub config: Value,
+    /// Secret credentials by field name (`api_token`, `bot_token`, ...).
+    pub secrets: BTreeMap<String, SecretString>,
+    /// Executor settings for this connection.
+    pub settings: ConnectionSettings,
+    /// Where it came from.
+    pub source: ConnectionSource,
+    /// Changes whenever the connection is reconfigured; providers key client caches by it.
+    pub revision: u64,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("provider", &self.provider)
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("secrets", &self.secrets.keys().collect::<Vec<_>>())
+            .field("settings", &self.settings)
+            .field("source", &self.source)
+            .field("revision", &self.revision)
+            .finish()
+    }
+}
+
+impl Connection {
+    /// A connection built in code, with no secrets and default settings.
+    pub fn new(provider: impl Into<String>, name: impl Into<String>, config: Value) -> Self {
+        Self {
+            provider: provider.into(),
+            name: name.into(),
+            config,
+            secrets: BTreeMap::new(),
+            settings: ConnectionSettings::default(),
+            source: ConnectionSource::Code,
+            revision: 0,
+        }
+    }
+
+    /// Add a secret.
+    pub fn with_secret(mut self, field: impl Into<String>, value: impl Into<String>) -> Self {
+        self.secrets.insert(field.into(), SecretString::from(value.into()));
+        self
+    }
+
+    /// A non-secret string setting from the config object.
+    pub fn config_str(&self, field: &str) -> Option<&str> {
+        self.config.get(field).and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// A required non-secret string setting; a `Configuration` error naming the field if absent.
+    pub fn require_config(&self, field: &str) -> Result<&str, IntegrationError> {
+        self.config_str(field).ok_or_else(|| {
+            IntegrationError::configuration(
+                self.provider.clone(),
+                format!("connection '{}' has no '{field}' set", self.name),
+            )
+        })
+    }
+
+    /// A secret by field name.
+    pub fn secret(&self, field: &str) -> Option<&SecretString> {
+        self.secrets.get(field).filter(|s| !s.expose_secret().is_empty())
+    }
+}
+
+/// Finds the connection a tool call runs against.
+#[async_trait]
+pub trait ConnectionResolver: Send + Sync + 'static {
+    /// The connection named `name`. A `NotFound` or `Configuration` error when there is none.
+    async fn resolve(&self, name: &str) -> Result<Arc<Connection>, IntegrationError>;
+}
+
+/// Connections held in memory: for tests and services that embed the providers.
+#[derive(Debug, Default)]
+pub struct InMemoryConnections {
+    inner: RwLock<BTreeMap<String, Arc<Connection>>>,
+}
+
+impl InMemoryConnections {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Add or replace a connection (by name); bumps its revision.
+    pub fn insert(&self, mut connection: Connection) {
+        let mut map = self.inner.write().unwrap_or_else(|e| e.into_inner());
+        let previous = map.get(&connection.name).map(|c| c.revision).unwrap_or(0);
+        connection.revision = connection.revision.max(previous + 1);
+        map.insert(connection.name.clone(), Arc::new(connection));
+    }
+
+    /// Remove a connection; true if it existed.
+    pub fn remove(&self, name: &str) -> bool {
+        self.inner.write().unwrap_or_else(|e| e.into_inner()).remove(name).is_some()
+    }
+
+    /// The names of the connections held.
+    pub fn names(&self) -> Vec<String> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner()).keys().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl ConnectionResolver for InMemoryConnections {
+    async fn resolve(&self, name: &str) -> Result<Arc<Connection>, IntegrationError> {
+        let map = self.inner.read().unwrap_or_else(|e| e.into_inner());
+        map.get(name).cloned().ok_or_else(|| {
+            IntegrationError::new(
+                ErrorKind::Configuration,
+                "core",
+                format!("connection '{name}' is not configured"),
+            )
+        })
+    }
+}

@@ -1,0 +1,515 @@
+//! The execution pipeline every front door uses: validate, resolve the connection, rate-limit,
+//! call with a deadline, retry with backoff and full jitter, record.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use serde::Serialize;
+use serde_json::Value;
+use tracing::Instrument;
+
+use crate::cache::{Cache, InMemoryCache};
+use crate::connection::{Connection, ConnectionResolver};
+use crate::error::{Effect, ErrorKind, IntegrationError};
+use crate::ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
+use crate::registry::{RegisteredTool, Registry};
+use crate::tool::ToolContext;
+
+/// Which front door a call came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// The REST API.
+    Rest,
+    /// A RabbitMQ command.
+    Bus,
+    /// The MCP server.
+    Mcp,
+    /// Code embedding the executor.
+    Embedded,
+}
+
+impl Source {
+    /// The snake_case name, for labels and audit rows.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Rest => "rest",
+            Source::Bus => "bus",
+            Source::Mcp => "mcp",
+            Source::Embedded => "embedded",
+        }
+    }
+}
+
+/// One request to run a tool.
+#[derive(Debug, Clone)]
+pub struct ToolCall {
+    /// The tool's name.
+    pub tool: String,
+    /// The connection to use; the tool's provider's default connection when `None`.
+    pub connection: Option<String>,
+    /// The parameters object.
+    pub params: Value,
+    /// A caller-chosen key identifying this logical call (bus: task and step ids).
+    pub idempotency_key: Option<String>,
+    /// The front door.
+    pub source: Source,
+    /// Whether cached upstream answers may be used.
+    pub use_cache: bool,
+}
+
+impl ToolCall {
+    /// A call with default options.
+    pub fn new(tool: impl Into<String>, params: Value) -> Self {
+        Self {
+            tool: tool.into(),
+            connection: None,
+            params,
+            idempotency_key: None,
+            source: Source::Embedded,
+            use_cache: true,
+        }
+    }
+
+    /// Name the connection.
+    pub fn connection(mut self, name: impl Into<String>) -> Self {
+        self.connection = Some(name.into());
+        self
+    }
+
+    /// Set the front door.
+    pub fn source(mut self, source: Source) -> Self {
+        self.source = source;
+        self
+    }
+}
+
+/// What happened to a call.
+#[derive(Debug, Clone)]
+pub struct ToolOutcome {
+    /// The tool's name.
+    pub tool: String,
+    /// The tool's provider (`core` when the tool was unknown).
+    pub provider: String,
+    /// The connection used, when resolved.
+    pub connection: Option<String>,
+    /// The result or the classified error.
+    pub result: Result<Value, IntegrationError>,
+    /// Upstream attempts made (0 when the call failed before reaching the tool).
+    pub attempts: u32,
+    /// Wall time of the whole call.
+    pub duration: Duration,
+    /// Time spent waiting for rate-limit permits.
+    pub rate_limit_wait: Duration,
+}
+
+/// Receives every finished call (the store writes audit rows).
+#[async_trait]
+pub trait ExecutionObserver: Send + Sync + 'static {
+    /// Called once per finished call, off the caller's path.
+    async fn record(&self, call: &ToolCall, outcome: &ToolOutcome);
+}
+
+/// Defaults applied when a connection sets nothing of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct ExecutorConfig {
+    /// Overall deadline of one call, retries included (`INTEGRATION_TIMEOUT`, default 30 s).
+    pub timeout: Duration,
+    /// Retries after the first attempt (`MAX_RETRY_ATTEMPTS`, default 3).
+    pub max_retry_attempts: u32,
+    /// Calls per minute per connection (`RATE_LIMIT_PER_MINUTE`, default 100).
+    pub rate_limit_per_minute: u32,
+    /// First backoff delay before jitter.
+    pub backoff_base: Duration,
+    /// Largest backoff delay before jitter.
+    pub backoff_max: Duration,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(30),
+            max_retry_attempts: 3,
+            rate_limit_per_minute: 100,
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The pipeline. Cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    registry: Arc<Registry>,
+    connections: Arc<dyn ConnectionResolver>,
+    limiter: Arc<dyn RateLimiter>,
+    cache: Arc<dyn Cache>,
+    observer: Option<Arc<dyn ExecutionObserver>>,
+    config: ExecutorConfig,
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Executor {
+    /// An executor with an in-memory rate limiter and cache.
+    pub fn new(
+        registry: Arc<Registry>,
+        connections: Arc<dyn ConnectionResolver>,
+        config: ExecutorConfig,
+    ) -> Self {
+        Self {
+            registry,
+            connections,
+            limiter: Arc::new(InMemoryRateLimiter::new()),
+            cache: Arc::new(InMemoryCache::default()),
+            observer: None,
+            config,
+        }
+    }
+
+    /// Use another rate limiter (Redis, shared by replicas).
+    pub fn with_rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
+        self.limiter = limiter;
+        self
+    }
+
+    /// Use another cache.
+    pub fn with_cache(mut self, cache: Arc<dyn Cache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Report finished calls to an observer.
+    pub fn with_observer(mut self, observer: Arc<dyn ExecutionObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// The connection resolver.
+    pub fn connections(&self) -> &Arc<dyn ConnectionResolver> {
+        &self.connections
+    }
+
+    /// The rate limiter.
+    pub fn rate_limiter(&self) -> &Arc<dyn RateLimiter> {
+        &self.limiter
+    }
+
+    /// The cache.
+    pub fn cache(&self) -> &Arc<dyn Cache> {
+        &self.cache
+    }
+
+    /// The defaults.
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    /// The quota in force for a connection.
+    pub fn quota_for(&self, connection: &Connection) -> Quota {
+        Quota::per_minute(
+            connection.settings.rate_limit_per_minute.unwrap_or(self.config.rate_limit_per_minute),
+        )
+    }
+
+    /// Run a call through the whole pipeline. Never panics on bad input; every failure is a
+    /// classified error in the outcome.
+    pub async fn execute(&self, call: ToolCall) -> ToolOutcome {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "tool_call",
+            tool = %call.tool,
+            source = call.source.as_str(),
+            provider = tracing::field::Empty,
+            connection = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        let mut outcome = ToolOutcome {
+            tool: call.tool.clone(),
+            provider: "core".to_owned(),
+            connection: None,
+            result: Ok(Value::Null),
+            attempts: 0,
+            duration: Duration::ZERO,
+            rate_limit_wait: Duration::ZERO,
+        };
+        outcome.result = self.run(&call, &mut outcome, &span).instrument(span.clone()).await;
+        outcome.duration = started.elapsed();
+        self.record(&call, &outcome, &span);
+        outcome
+    }
+
+    async fn run(
+        &self,
+        call: &ToolCall,
+        outcome: &mut ToolOutcome,
+        span: &tracing::Span,
+    ) -> Result<Value, IntegrationError> {
+        let started = Instant::now();
+        let tool = self.registry.get(&call.tool).ok_or_else(|| {
+            IntegrationError::not_found("core", format!("unknown tool '{}'", call.tool))
+                .with_details(serde_json::json!({ "error_type": "unknown_tool" }))
+        })?;
+        let spec = tool.spec();
+        outcome.provider = spec.provider.clone();
+        span.record("provider", spec.provider.as_str());
+        tool.validate(&call.params)?;
+
+        let connection_name = call.connection.clone().unwrap_or_else(|| spec.provider.clone());
+        span.record("connection", connection_name.as_str());
+        outcome.connection = Some(connection_name.clone());
+        let connection = self
+            .connections
+            .resolve(&connection_name)
+            .await
+            .map_err(|e| e.with_provider(spec.provider.clone()))?;
+        if connection.provider != spec.provider {
+            return Err(IntegrationError::invalid_input(
+                spec.provider.clone(),
+                format!(
+                    "connection '{}' belongs to provider '{}', not '{}'",
+                    connection.name, connection.provider, spec.provider
+                ),
+            ));
+        }
+
+        let timeout = connection.settings.timeout.unwrap_or(self.config.timeout);
+        let retries = connection.settings.max_retry_attempts.unwrap_or(self.config.max_retry_attempts);
+        let deadline = started + timeout;
+        let quota = self.quota_for(&connection);
+
+        let attempts = std::sync::atomic::AtomicU32::new(0);
+        let waited = std::sync::Mutex::new(Duration::ZERO);
+        let idempotent = spec.hints.idempotent;
+        let base_ctx = ToolContext {
+            connection: connection.clone(),
+            cache: self.cache.clone(),
+            use_cache: call.use_cache,
+            deadline,
+            attempt: 0,
+            idempotency_key: call.idempotency_key.clone(),
+        };
+
+        let attempt_once = || {
+            let attempt = attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let mut ctx = base_ctx.clone();
+            ctx.attempt = attempt;
+            let tool = tool.clone();
+            let waited = &waited;
+            async move {
+                let wait = self.acquire_permit(&tool, &ctx.connection.name, quota, deadline).await?;
+                if !wait.is_zero() {
+                    *waited.lock().unwrap_or_else(|e| e.into_inner()) += wait;
+                }
+                call_with_deadline(&tool, &ctx, call.params.clone(), deadline).await
+            }
+        };
+
+        let backoff = full_jitter(
+            ExponentialBuilder::default()
+                .with_min_delay(self.config.backoff_base)
+                .with_max_delay(self.config.backoff_max)
+                .with_max_times(retries as usize)
+                .build(),
+        );
+        let provider = spec.provider.clone();
+        let tool_name = spec.name.clone();
+        let result = attempt_once
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|e: &IntegrationError| should_retry(e, idempotent))
+            .adjust(|e: &IntegrationError, delay: Option<Duration>| {
+                let delay = delay?;
+                let delay = match e.retry_after() {
+                    Some(asked) if asked > delay => asked,
+                    _ => delay,
+                };
+                // Never sleep past the deadline: give the caller the error instead.
+                (Instant::now() + delay < deadline).then_some(delay)
+            })
+            .notify(|e: &IntegrationError, delay: Duration| {
+                metrics::counter!(
+                    "integration_tool_retries_total",
+                    "provider" => provider.clone(),
+                    "tool" => tool_name.clone(),
+                    "error_kind" => e.kind().as_str(),
+                )
+                .increment(1);
+                tracing::debug!(
+                    error_kind = e.kind().as_str(),
+                    delay_ms = delay.as_millis() as u64,
+                    "retrying tool call"
+                );
+            })
+            .await;
+        outcome.attempts = attempts.load(std::sync::atomic::Ordering::SeqCst);
+        outcome.rate_limit_wait = *waited.lock().unwrap_or_else(|e| e.into_inner());
+        result
+    }
+
+    /// Take a rate-limit permit, waiting while the wait ends before the deadline.
+    async fn acquire_permit(
+        &self,
+        tool: &RegisteredTool,
+        connection: &str,
+        quota: Quota,
+        deadline: Instant,
+    ) -> Result<Duration, IntegrationError> {
+        let started = Instant::now();
+        loop {
+            match self.limiter.try_acquire(connection, quota).await? {
+                Decision::Allowed => {
+                    let waited = started.elapsed();
+                    metrics::counter!("integration_rate_limit_permits_total", "connection" => connection.to_owned())
+                        .increment(1);
+                    if !waited.is_zero() {
+                        metrics::histogram!("integration_rate_limit_wait_seconds", "connection" => connection.to_owned())
+                            .record(waited.as_secs_f64());
+                    }
+                    return Ok(waited);
+                }
+                Decision::Wait(wait) => {
+                    if Instant::now() + wait >= deadline {
+                        metrics::counter!("integration_rate_limit_rejections_total", "connection" => connection.to_owned())
+                            .increment(1);
+                        tracing::warn!(
+                            connection,
+                            wait_ms = wait.as_millis() as u64,
+                            "rate limit wait exceeds the deadline"
+                        );
+                        return Err(IntegrationError::new(
+                            ErrorKind::RateLimited { retry_after: Some(wait) },
+                            tool.spec().provider.clone(),
+                            format!(
+                                "rate limit of {} calls per minute for connection '{connection}' reached",
+                                quota.per_minute
+                            ),
+                        ));
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    fn record(&self, call: &ToolCall, outcome: &ToolOutcome, span: &tracing::Span) {
+        let status = if outcome.result.is_ok() { "success" } else { "failure" };
+        let kind = outcome.result.as_ref().err().map(|e| e.kind().as_str()).unwrap_or("none");
+        span.record("attempts", outcome.attempts);
+        span.record("outcome", status);
+        let connection = outcome.connection.clone().unwrap_or_default();
+        metrics::counter!(
+            "integration_tool_calls_total",
+            "provider" => outcome.provider.clone(),
+            "tool" => outcome.tool.clone(),
+            "connection" => connection,
+            "source" => call.source.as_str(),
+            "outcome" => status,
+            "error_kind" => kind,
+        )
+        .increment(1);
+        metrics::histogram!(
+            "integration_tool_call_duration_seconds",
+            "provider" => outcome.provider.clone(),
+            "tool" => outcome.tool.clone(),
+        )
+        .record(outcome.duration.as_secs_f64());
+        match &outcome.result {
+            Ok(_) => {
+                tracing::debug!(parent: span, duration_ms = outcome.duration.as_millis() as u64, "tool call succeeded")
+            }
+            Err(e) => tracing::info!(
+                parent: span,
+                error_kind = e.kind().as_str(),
+                error = %e,
+                duration_ms = outcome.duration.as_millis() as u64,
+                "tool call failed"
+            ),
+        }
+        if let Some(observer) = &self.observer {
+            let observer = observer.clone();
+            let call = call.clone();
+            let outcome = outcome.clone();
+            tokio::spawn(async move { observer.record(&call, &outcome).await });
+        }
+    }
+}
+
+/// A retryable error is retried when the upstream certainly did nothing, or when the tool is
+/// idempotent (repeating it is harmless).
+fn should_retry(error: &IntegrationError, idempotent: bool) -> bool {
+    error.retryable() && (idempotent || error.effect() == Effect::None)
+}
+
+async fn call_with_deadline(
+    tool: &RegisteredTool,
+    ctx: &ToolContext,
+    params: Value,
+    deadline: Instant,
+) -> Result<Value, IntegrationError> {
+    let spec = tool.spec();
+    match tokio::time::timeout_at(deadline.into(), tool.tool.call(ctx, params)).await {
+        Ok(result) => result,
+        Err(_) => Err(IntegrationError::new(
+            ErrorKind::Timeout,
+            spec.provider.clone(),
+            format!("'{}' did not finish within its deadline", spec.name),
+        )),
+    }
+}
+
+/// "Full jitter": each delay is uniform in `[0, exponential delay]`, which spreads retries of many
+/// clients best (AWS architecture blog, "Exponential Backoff And Jitter").
+fn full_jitter<B>(backoff: B) -> impl backon::Backoff
+where
+    B: Iterator<Item = Duration> + Send + Sync + Unpin,
+{
+    backoff.map(|d| d.mul_f64(fastrand::f64()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_jitter_stays_within_the_exponential_envelope() {
+        let builder = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(2))
+            .with_max_times(6);
+        for _ in 0..200 {
+            let envelope: Vec<Duration> = builder.build().collect();
+            let jittered: Vec<Duration> = full_jitter(builder.build()).collect();
+            assert_eq!(envelope.len(), jittered.len());
+            for (e, j) in envelope.iter().zip(&jittered) {
+                assert!(j <= e, "{j:?} > {e:?}");
+                assert!(*e <= Duration::from_secs(2));
+            }
+        }
+    }
+
+    #[test]
+    fn retry_rules() {
+        let timeout = IntegrationError::new(ErrorKind::Timeout, "p", "t");
+        assert!(should_retry(&timeout, true));
+        assert!(!should_retry(&timeout, false), "a timeout may have acted: only idempotent tools retry");
+        let limited = IntegrationError::new(ErrorKind::RateLimited { retry_after: None }, "p", "r");
+        assert!(should_retry(&limited, false), "429 did nothing upstream");
+        let refused = IntegrationError::connect("p", "refused");
+        assert!(should_retry(&refused, false));
+        let auth = IntegrationError::new(ErrorKind::Authentication, "p", "a");
+        assert!(!should_retry(&auth, true));
+    }
+}

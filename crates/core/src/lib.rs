@@ -1,0 +1,40 @@
+//! # integration-core
+//!
+//! The tiny core of the Integrations Service: the [`Integration`] and [`Tool`] traits, the tool
+//! [`Registry`] with JSON-Schema parameters, the [`Executor`] pipeline (validate, rate-limit, retry
+//! with backoff, time out, record) and the error classification ([`IntegrationError`],
+//! [`ErrorKind`], [`classify_status`]).
+//!
+//! Key design decision: a tool is written once, as a typed async function ([`typed_tool`]), and
+//! every front door (REST, the message bus, MCP) reaches it through the same [`Executor`]. Providers
+//! never retry, rate-limit or time out on their own; the executor does it the same way for all.
+//! This crate does no I/O besides what the pipeline needs (timers), and knows no provider.
+
+pub mod cache;
+pub mod connection;
+pub mod error;
+pub mod executor;
+pub mod integration;
+pub mod ratelimit;
+pub mod registry;
+pub mod tool;
+
+pub use cache::{Cache, InMemoryCache};
+pub use connection::{
+    Connection, ConnectionResolver, ConnectionSettings, ConnectionSource, InMemoryConnections,
+};
+pub use error::{Effect, ErrorKind, IntegrationError, classify_status};
+pub use executor::{ExecutionObserver, Executor, ExecutorConfig, Source, ToolCall, ToolOutcome};
+pub use integration::{Health, Integration, IntegrationInfo};
+pub use ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
+pub use registry::{RegisteredTool, Registry, RegistryError};
+pub use tool::{Method, Route, Tool, ToolContext, ToolHints, ToolSpec, TypedTool, schema_of, typed_tool};
+
+/// Re-exports for provider crates, so they use the same versions as the core.
+pub mod reexports {
+    pub use async_trait::async_trait;
+    pub use http;
+    pub use schemars;
+    pub use secrecy;
+    pub use serde_json;
+}

@@ -1,0 +1,272 @@
+//! The tool registry: every tool of every registered integration, by name, with its compiled
+//! parameter validator. Duplicate names and ambiguous routes are start-up errors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, RwLock};
+
+use serde_json::Value;
+
+use crate::error::IntegrationError;
+use crate::integration::Integration;
+use crate::tool::{Method, Tool, ToolSpec};
+
+/// Why a registration was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Two tools share a name.
+    #[error("duplicate tool name '{0}'")]
+    DuplicateTool(String),
+    /// Two integrations share a name.
+    #[error("duplicate integration '{0}'")]
+    DuplicateIntegration(String),
+    /// Two tools on one route cannot be told apart by their required parameters.
+    #[error(
+        "tools '{first}' and '{second}' share the route {route} and their required parameters do not tell them apart"
+    )]
+    AmbiguousRoute {
+        /// The route (`GET /path`).
+        route: String,
+        /// One tool.
+        first: String,
+        /// The other tool.
+        second: String,
+    },
+    /// A route's path parameter is not a parameter of the tool.
+    #[error("route {route} of tool '{tool}' has path parameter '{param}' that is not a tool parameter")]
+    UnknownPathParam {
+        /// The route.
+        route: String,
+        /// The tool.
+        tool: String,
+        /// The parameter.
+        param: String,
+    },
+    /// A tool's parameter schema is not a valid JSON Schema.
+    #[error("tool '{tool}' has an invalid parameter schema: {message}")]
+    InvalidSchema {
+        /// The tool.
+        tool: String,
+        /// What the schema compiler said.
+        message: String,
+    },
+}
+
+/// A registered tool with its compiled validator.
+#[derive(Clone)]
+pub struct RegisteredTool {
+    /// The tool.
+    pub tool: Arc<dyn Tool>,
+    validator: Arc<jsonschema::Validator>,
+}
+
+impl std::fmt::Debug for RegisteredTool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisteredTool").field("name", &self.tool.spec().name).finish()
+    }
+}
+
+impl RegisteredTool {
+    /// The tool's spec.
+    pub fn spec(&self) -> &ToolSpec {
+        self.tool.spec()
+    }
+
+    /// Validate parameters; the error lists every violation with its JSON pointer.
+    pub fn validate(&self, params: &Value) -> Result<(), IntegrationError> {
+        let violations: Vec<Value> = self
+            .validator
+            .iter_errors(params)
+            .map(|e| {
+                serde_json::json!({
+                    "pointer": e.instance_path().to_string(),
+                    "message": e.to_string(),
+                })
+            })
+            .collect();
+        if violations.is_empty() {
+            return Ok(());
+        }
+        let summary = violations
+            .iter()
+            .map(|v| {
+                let pointer = v["pointer"].as_str().unwrap_or_default();
+                let pointer = if pointer.is_empty() { "/" } else { pointer };
+                format!("{pointer}: {}", v["message"].as_str().unwrap_or_default())
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(IntegrationError::invalid_input(
+            self.spec().provider.clone(),
+            format!("invalid parameters for '{}': {summary}", self.spec().name),
+        )
+        .with_details(serde_json::json!({ "violations": violations })))
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    integrations: BTreeMap<String, Arc<dyn Integration>>,
+    tools: BTreeMap<String, RegisteredTool>,
+}
+
+/// All integrations and their tools. Cheap to share (`Arc<Registry>`); tools can be added and
+/// removed at run time (custom HTTP tools), integrations only at start-up.
+#[derive(Default)]
+pub struct Registry {
+    inner: RwLock<Inner>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.read();
+        f.debug_struct("Registry")
+            .field("integrations", &inner.integrations.keys().collect::<Vec<_>>())
+            .field("tools", &inner.tools.len())
+            .finish()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
+        self.inner.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Register an integration and all its tools, atomically: on error nothing is added.
+    pub fn add(&self, integration: Arc<dyn Integration>) -> Result<(), RegistryError> {
+        let name = integration.info().name;
+        let tools = integration.tools();
+        let mut inner = self.write();
+        if inner.integrations.contains_key(&name) {
+            return Err(RegistryError::DuplicateIntegration(name));
+        }
+        let mut staged = inner.tools.clone();
+        for tool in tools {
+            stage(&mut staged, tool)?;
+        }
+        check_routes(&staged)?;
+        inner.tools = staged;
+        inner.integrations.insert(name, integration);
+        Ok(())
+    }
+
+    /// Register one tool that belongs to no integration's static list (custom HTTP tools).
+    pub fn add_tool(&self, tool: Arc<dyn Tool>) -> Result<(), RegistryError> {
+        let mut inner = self.write();
+        let mut staged = inner.tools.clone();
+        stage(&mut staged, tool)?;
+        check_routes(&staged)?;
+        inner.tools = staged;
+        Ok(())
+    }
+
+    /// Register a tool, replacing one of the same name.
+    pub fn upsert_tool(&self, tool: Arc<dyn Tool>) -> Result<(), RegistryError> {
+        let mut inner = self.write();
+        let mut staged = inner.tools.clone();
+        staged.remove(&tool.spec().name);
+        stage(&mut staged, tool)?;
+        check_routes(&staged)?;
+        inner.tools = staged;
+        Ok(())
+    }
+
+    /// Remove a tool by name; true if it was there.
+    pub fn remove_tool(&self, name: &str) -> bool {
+        self.write().tools.remove(name).is_some()
+    }
+
+    /// Look a tool up by name.
+    pub fn get(&self, name: &str) -> Option<RegisteredTool> {
+        self.read().tools.get(name).cloned()
+    }
+
+    /// Every tool, sorted by name.
+    pub fn tools(&self) -> Vec<RegisteredTool> {
+        self.read().tools.values().cloned().collect()
+    }
+
+    /// Every integration, sorted by name.
+    pub fn integrations(&self) -> Vec<Arc<dyn Integration>> {
+        self.read().integrations.values().cloned().collect()
+    }
+
+    /// An integration by name.
+    pub fn integration(&self, name: &str) -> Option<Arc<dyn Integration>> {
+        self.read().integrations.get(name).cloned()
+    }
+
+    /// Tools with a REST route, grouped by (method, path), most specific (most required
+    /// parameters) first. The router mounts one handler per group.
+    pub fn routes(&self) -> BTreeMap<(Method, String), Vec<RegisteredTool>> {
+        let inner = self.read();
+        group_routes(&inner.tools)
+    }
+}
+
+fn stage(tools: &mut BTreeMap<String, RegisteredTool>, tool: Arc<dyn Tool>) -> Result<(), RegistryError> {
+    let spec = tool.spec();
+    if tools.contains_key(&spec.name) {
+        return Err(RegistryError::DuplicateTool(spec.name.clone()));
+    }
+    let validator = jsonschema::validator_for(&spec.parameters)
+        .map_err(|e| RegistryError::InvalidSchema { tool: spec.name.clone(), message: e.to_string() })?;
+    if let Some(route) = &spec.route {
+        let props = spec.parameters.get("properties").and_then(Value::as_object);
+        for param in route.path_params() {
+            if !props.is_some_and(|p| p.contains_key(param)) {
+                return Err(RegistryError::UnknownPathParam {
+                    route: format!("{} {}", route.method.as_str(), route.path),
+                    tool: spec.name.clone(),
+                    param: param.to_owned(),
+                });
+            }
+        }
+    }
+    tools.insert(spec.name.clone(), RegisteredTool { tool: tool.clone(), validator: Arc::new(validator) });
+    Ok(())
+}
+
+fn group_routes(tools: &BTreeMap<String, RegisteredTool>) -> BTreeMap<(Method, String), Vec<RegisteredTool>> {
+    let mut groups: BTreeMap<(Method, String), Vec<RegisteredTool>> = BTreeMap::new();
+    for tool in tools.values() {
+        if let Some(route) = &tool.spec().route {
+            groups.entry((route.method, route.path.clone())).or_default().push(tool.clone());
+        }
+    }
+    for group in groups.values_mut() {
+        group.sort_by_key(|t| std::cmp::Reverse(t.spec().required_params().len()));
+    }
+    groups
+}
+
+/// Every pair of tools on one route must be ordered by strict inclusion of their required
+/// parameters, so "the most specific tool whose required parameters are all present" is unique.
+fn check_routes(tools: &BTreeMap<String, RegisteredTool>) -> Result<(), RegistryError> {
+    for ((method, path), group) in group_routes(tools) {
+        for (i, a) in group.iter().enumerate() {
+            for b in &group[i + 1..] {
+                let ra: BTreeSet<String> = a.spec().required_params().into_iter().collect();
+                let rb: BTreeSet<String> = b.spec().required_params().into_iter().collect();
+                let ordered = (ra.is_superset(&rb) && ra != rb) || (rb.is_superset(&ra) && ra != rb);
+                if !ordered {
+                    return Err(RegistryError::AmbiguousRoute {
+                        route: format!("{} {path}", method.as_str()),
+                        first: a.spec().name.clone(),
+                        second: b.spec().name.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
