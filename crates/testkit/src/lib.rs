@@ -1,1 +1,19 @@
-//! placeholder
+//! # integration-testkit
+//!
+//! Fake upstream servers for tests, benchmarks and offline demos, and the harness that serves them.
+//! Key design decision: a fake is a plain stateful axum [`axum::Router`]; the [`FakeServer`] harness
+//! adds what every fake needs (a loopback port, switchable faults, a record of every request) in one
+//! place, underneath the router, so a fake never implements faults itself.
+
+pub mod harness;
+
+pub use harness::{FakeServer, Fault, Faults, RecordedRequest};
+
+/// The router of the fake named `provider` (`jira`, `github`, `slack`) with its demo seed data,
+/// or `None` when that fake is not built yet.
+#[allow(clippy::match_single_binding, reason = "one arm per fake, added as each fake lands")]
+pub fn fake_router(provider: &str) -> Option<axum::Router> {
+    match provider {
+        _ => None,
+    }
+}

@@ -1,1 +1,49 @@
-fn main() {}
+//! `integrations-fakes`: serve the fake upstreams standalone, so a person can try the whole service
+//! offline and benchmarks have an upstream to hit.
+
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use clap::Parser;
+use integration_testkit::FakeServer;
+
+/// Serve fake Jira, GitHub and Slack APIs on loopback addresses and print their base URLs.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Address of the fake Jira (e.g. 127.0.0.1:9101).
+    #[arg(long, env = "FAKE_JIRA_ADDR")]
+    jira: Option<SocketAddr>,
+    /// Address of the fake GitHub (e.g. 127.0.0.1:9102).
+    #[arg(long, env = "FAKE_GITHUB_ADDR")]
+    github: Option<SocketAddr>,
+    /// Address of the fake Slack (e.g. 127.0.0.1:9103).
+    #[arg(long, env = "FAKE_SLACK_ADDR")]
+    slack: Option<SocketAddr>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let mut servers: Vec<(&str, FakeServer)> = Vec::new();
+    let fakes: [(&str, Option<SocketAddr>); 3] =
+        [("jira", args.jira), ("github", args.github), ("slack", args.slack)];
+    for (name, addr) in fakes {
+        let Some(addr) = addr else { continue };
+        let Some(router) = integration_testkit::fake_router(name) else {
+            eprintln!("{name}: no fake of this provider is built yet, skipped");
+            continue;
+        };
+        let server =
+            FakeServer::start_on(addr, router).await.with_context(|| format!("binding {name} on {addr}"))?;
+        servers.push((name, server));
+    }
+    if servers.is_empty() {
+        anyhow::bail!("nothing to serve: give at least one of --jira, --github, --slack");
+    }
+    for (name, server) in &servers {
+        println!("{name}={}", server.base_url());
+    }
+    tokio::signal::ctrl_c().await.context("waiting for ctrl-c")?;
+    Ok(())
+}
