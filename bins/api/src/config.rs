@@ -1,0 +1,97 @@
+//! Configuration: command-line options, each also read from an environment variable.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use integration_core::ExecutorConfig;
+
+const PROVIDER_VARIABLES: &str = "\
+Provider connections (read at start-up; a connection saved through the API takes precedence):
+  JIRA_BASE_URL, JIRA_USERNAME, JIRA_API_TOKEN, JIRA_PERSONAL_ACCESS_TOKEN
+  GITHUB_TOKEN, GITHUB_API_URL
+  SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL
+
+Logging: RUST_LOG overrides --log-level with a full filter (e.g. integration_core=debug).";
+
+/// The Integrations Service REST API.
+#[derive(Debug, Parser)]
+#[command(name = "integrations-api", version, about, after_help = PROVIDER_VARIABLES)]
+pub struct Cli {
+    /// What to do (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve`, accepted without the subcommand too.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the REST API (the default).
+    Serve(ServeArgs),
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of the server.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "INTEGRATIONS_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log level (trace, debug, info, warn, error).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Deadline of one tool call in seconds, retries included.
+    #[arg(long, env = "INTEGRATION_TIMEOUT", default_value_t = 30)]
+    pub integration_timeout: u64,
+    /// Retries after the first attempt of a failed tool call.
+    #[arg(long, env = "MAX_RETRY_ATTEMPTS", default_value_t = 3)]
+    pub max_retry_attempts: u32,
+    /// Tool calls admitted per minute per connection (burst of the same size).
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
+    pub rate_limit_per_minute: u32,
+    /// Largest accepted request body in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Origins allowed by CORS, comma-separated (`*` for any); empty disables CORS.
+    #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub cors_origins: Vec<String>,
+}
+
+impl ServeArgs {
+    /// The executor defaults from these options.
+    pub fn executor_config(&self) -> ExecutorConfig {
+        ExecutorConfig {
+            timeout: Duration::from_secs(self.integration_timeout.max(1)),
+            max_retry_attempts: self.max_retry_attempts,
+            rate_limit_per_minute: self.rate_limit_per_minute.max(1),
+            ..ExecutorConfig::default()
+        }
+    }
+}
+
+/// Install the global tracing subscriber (text or JSON); `RUST_LOG` wins over `level`.
+pub(crate) fn init_tracing(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+}

@@ -1,0 +1,378 @@
+//! The execution pipeline, driven with test-only tools defined here.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use integration_core::{
+    Connection, ConnectionSettings, Effect, ErrorKind, Executor, ExecutorConfig, Health, InMemoryConnections,
+    Integration, IntegrationError, IntegrationInfo, Method, Registry, RegistryError, Tool, ToolCall,
+    ToolContext, ToolHints, ToolSpec, typed_tool,
+};
+use serde_json::{Value, json};
+
+/// A tool that fails with the queued errors first, then succeeds; it counts its calls.
+struct Scripted {
+    spec: ToolSpec,
+    errors: std::sync::Mutex<Vec<IntegrationError>>,
+    calls: AtomicU32,
+    sleep: Duration,
+}
+
+impl Scripted {
+    fn new(name: &str, hints: ToolHints, errors: Vec<IntegrationError>) -> Arc<Self> {
+        Self::with_sleep(name, hints, errors, Duration::ZERO)
+    }
+
+    fn with_sleep(
+        name: &str,
+        hints: ToolHints,
+        mut errors: Vec<IntegrationError>,
+        sleep: Duration,
+    ) -> Arc<Self> {
+        errors.reverse();
+        let spec = ToolSpec::new(name, "test", "scripted test tool").hints(hints).parameters(json!({
+            "type": "object",
+            "properties": {"n": {"type": "integer", "minimum": 0}, "s": {"type": "string"}},
+            "additionalProperties": false
+        }));
+        Arc::new(Self { spec, errors: std::sync::Mutex::new(errors), calls: AtomicU32::new(0), sleep })
+    }
+
+    fn calls(&self) -> u32 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Tool for Scripted {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    async fn call(&self, ctx: &ToolContext, _params: Value) -> Result<Value, IntegrationError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if !self.sleep.is_zero() {
+            tokio::time::sleep(self.sleep).await;
+        }
+        let next = self.errors.lock().expect("lock").pop();
+        match next {
+            Some(error) => Err(error),
+            None => Ok(json!({"attempt": ctx.attempt})),
+        }
+    }
+}
+
+struct TestIntegration {
+    tools: Vec<Arc<dyn Tool>>,
+}
+
+#[async_trait]
+impl Integration for TestIntegration {
+    fn info(&self) -> IntegrationInfo {
+        IntegrationInfo {
+            name: "test".into(),
+            display_name: "Test".into(),
+            description: "tools defined by the tests".into(),
+            config_schema: json!({"type": "object"}),
+            env_vars: vec![],
+        }
+    }
+
+    fn tools(&self) -> Vec<Arc<dyn Tool>> {
+        self.tools.clone()
+    }
+
+    async fn check(&self, _connection: &Connection) -> Result<Health, IntegrationError> {
+        Ok(Health { identity: None, details: json!({}) })
+    }
+}
+
+fn config() -> ExecutorConfig {
+    ExecutorConfig {
+        timeout: Duration::from_secs(5),
+        max_retry_attempts: 3,
+        rate_limit_per_minute: 100_000,
+        backoff_base: Duration::from_millis(5),
+        backoff_max: Duration::from_millis(40),
+    }
+}
+
+fn executor_with(
+    tools: Vec<Arc<dyn Tool>>,
+    settings: ConnectionSettings,
+    config: ExecutorConfig,
+) -> Executor {
+    let registry = Arc::new(Registry::new());
+    registry.add(Arc::new(TestIntegration { tools })).expect("registers");
+    let connections = Arc::new(InMemoryConnections::new());
+    let mut connection = Connection::new("test", "test", json!({}));
+    connection.settings = settings;
+    connections.insert(connection);
+    Executor::new(registry, connections, config)
+}
+
+fn executor(tool: Arc<Scripted>) -> Executor {
+    executor_with(vec![tool], ConnectionSettings::default(), config())
+}
+
+fn rate_limited(after: Option<Duration>) -> IntegrationError {
+    IntegrationError::new(ErrorKind::RateLimited { retry_after: after }, "test", "slow down")
+}
+
+fn server_error() -> IntegrationError {
+    IntegrationError::new(ErrorKind::Upstream { status: Some(502) }, "test", "bad gateway")
+}
+
+#[tokio::test]
+async fn validation_lists_every_violation_and_never_calls_the_tool() {
+    let tool = Scripted::new("t_read", ToolHints::read_only(), vec![]);
+    let exec = executor(tool.clone());
+    let outcome = exec.execute(ToolCall::new("t_read", json!({"n": -1, "s": 7, "extra": true}))).await;
+    let error = outcome.result.expect_err("invalid");
+    assert_eq!(error.kind(), &ErrorKind::InvalidInput);
+    let violations = error.details().expect("details")["violations"].as_array().expect("array").clone();
+    let pointers: Vec<&str> = violations.iter().filter_map(|v| v["pointer"].as_str()).collect();
+    assert!(pointers.contains(&"/n"), "{violations:?}");
+    assert!(pointers.contains(&"/s"), "{violations:?}");
+    assert_eq!(violations.len(), 3, "two bad values and one unknown property: {violations:?}");
+    assert_eq!(tool.calls(), 0);
+    assert_eq!(outcome.attempts, 0);
+}
+
+#[tokio::test]
+async fn unknown_tool_and_unknown_connection_are_classified() {
+    let tool = Scripted::new("t_read", ToolHints::read_only(), vec![]);
+    let exec = executor(tool.clone());
+    let outcome = exec.execute(ToolCall::new("nope", json!({}))).await;
+    assert_eq!(outcome.result.expect_err("unknown").kind(), &ErrorKind::NotFound);
+    let outcome = exec.execute(ToolCall::new("t_read", json!({})).connection("ghost")).await;
+    assert_eq!(outcome.result.expect_err("no connection").kind(), &ErrorKind::Configuration);
+    assert_eq!(tool.calls(), 0);
+}
+
+#[tokio::test]
+async fn rate_limited_calls_are_retried_even_when_not_idempotent() {
+    let tool = Scripted::new("t_create", ToolHints::write(), vec![rate_limited(None), rate_limited(None)]);
+    let exec = executor(tool.clone());
+    let outcome = exec.execute(ToolCall::new("t_create", json!({}))).await;
+    assert_eq!(outcome.result.expect("succeeds")["attempt"], 3);
+    assert_eq!(tool.calls(), 3);
+    assert_eq!(outcome.attempts, 3);
+}
+
+#[tokio::test]
+async fn connect_failures_are_retried_for_any_tool() {
+    let tool =
+        Scripted::new("t_create", ToolHints::write(), vec![IntegrationError::connect("test", "refused")]);
+    let exec = executor(tool.clone());
+    assert!(exec.execute(ToolCall::new("t_create", json!({}))).await.result.is_ok());
+    assert_eq!(tool.calls(), 2);
+}
+
+#[tokio::test]
+async fn errors_that_may_have_acted_are_retried_only_for_idempotent_tools() {
+    let create = Scripted::new("t_create", ToolHints::write(), vec![server_error()]);
+    let exec = executor(create.clone());
+    let outcome = exec.execute(ToolCall::new("t_create", json!({}))).await;
+    let error = outcome.result.expect_err("not retried");
+    assert_eq!(error.kind(), &ErrorKind::Upstream { status: Some(502) });
+    assert_eq!(error.effect(), Effect::Unknown);
+    assert_eq!(create.calls(), 1, "a create that may have happened is never repeated");
+
+    let update = Scripted::new("t_update", ToolHints::idempotent_write(), vec![server_error()]);
+    let exec = executor(update.clone());
+    assert!(exec.execute(ToolCall::new("t_update", json!({}))).await.result.is_ok());
+    assert_eq!(update.calls(), 2);
+}
+
+#[tokio::test]
+async fn final_errors_get_exactly_one_attempt() {
+    for kind in [
+        ErrorKind::InvalidInput,
+        ErrorKind::Authentication,
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::Permission,
+    ] {
+        let tool = Scripted::new(
+            "t_read",
+            ToolHints::read_only(),
+            vec![IntegrationError::new(kind.clone(), "test", "no")],
+        );
+        let exec = executor(tool.clone());
+        let outcome = exec.execute(ToolCall::new("t_read", json!({}))).await;
+        assert_eq!(outcome.result.expect_err("fails").kind(), &kind);
+        assert_eq!(tool.calls(), 1, "{kind:?}");
+    }
+}
+
+#[tokio::test]
+async fn retries_stop_at_the_configured_maximum() {
+    let tool = Scripted::new("t_read", ToolHints::read_only(), (0..10).map(|_| server_error()).collect());
+    let exec = executor(tool.clone());
+    let outcome = exec.execute(ToolCall::new("t_read", json!({}))).await;
+    assert!(outcome.result.is_err());
+    assert_eq!(tool.calls(), 4, "one attempt plus MAX_RETRY_ATTEMPTS=3 retries");
+
+    let tool = Scripted::new("t_read", ToolHints::read_only(), (0..10).map(|_| server_error()).collect());
+    let settings = ConnectionSettings { max_retry_attempts: Some(1), ..Default::default() };
+    let exec = executor_with(vec![tool.clone()], settings, config());
+    assert!(exec.execute(ToolCall::new("t_read", json!({}))).await.result.is_err());
+    assert_eq!(tool.calls(), 2, "the connection's own setting wins");
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured() {
+    let tool =
+        Scripted::new("t_read", ToolHints::read_only(), vec![rate_limited(Some(Duration::from_millis(300)))]);
+    let exec = executor(tool.clone());
+    let started = Instant::now();
+    assert!(exec.execute(ToolCall::new("t_read", json!({}))).await.result.is_ok());
+    assert!(started.elapsed() >= Duration::from_millis(300), "slept {:?}", started.elapsed());
+    assert_eq!(tool.calls(), 2);
+}
+
+#[tokio::test]
+async fn never_sleeps_past_the_deadline() {
+    let tool =
+        Scripted::new("t_read", ToolHints::read_only(), vec![rate_limited(Some(Duration::from_secs(60)))]);
+    let settings = ConnectionSettings { timeout: Some(Duration::from_secs(2)), ..Default::default() };
+    let exec = executor_with(vec![tool.clone()], settings, config());
+    let started = Instant::now();
+    let outcome = exec.execute(ToolCall::new("t_read", json!({}))).await;
+    let error = outcome.result.expect_err("gives up");
+    assert_eq!(error.retry_after(), Some(Duration::from_secs(60)), "the caller learns when to come back");
+    assert!(started.elapsed() < Duration::from_secs(1), "returned at once, took {:?}", started.elapsed());
+    assert_eq!(tool.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_slow_tool_times_out_at_the_deadline() {
+    let tool = Scripted::with_sleep("t_slow", ToolHints::write(), vec![], Duration::from_secs(10));
+    let settings = ConnectionSettings { timeout: Some(Duration::from_millis(300)), ..Default::default() };
+    let exec = executor_with(vec![tool.clone()], settings, config());
+    let started = Instant::now();
+    let outcome = exec.execute(ToolCall::new("t_slow", json!({}))).await;
+    assert_eq!(outcome.result.expect_err("times out").kind(), &ErrorKind::Timeout);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "took {took:?}");
+    assert_eq!(tool.calls(), 1, "a timed-out create is not repeated");
+}
+
+#[tokio::test]
+async fn rate_limit_holds_under_concurrency() {
+    // 120 per minute: a burst of 120, then one every 500 ms.
+    let tool = Scripted::new("t_read", ToolHints::read_only(), vec![]);
+    let settings = ConnectionSettings {
+        rate_limit_per_minute: Some(120),
+        timeout: Some(Duration::from_millis(1200)),
+        max_retry_attempts: Some(0),
+    };
+    let exec = executor_with(vec![tool.clone()], settings, config());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..160)
+        .map(|_| {
+            let exec = exec.clone();
+            tokio::spawn(async move { exec.execute(ToolCall::new("t_read", json!({}))).await })
+        })
+        .collect();
+    let mut admitted = 0;
+    let mut limited = 0;
+    let mut waited = 0;
+    for task in tasks {
+        let outcome = task.await.expect("task");
+        match outcome.result {
+            Ok(_) => admitted += 1,
+            Err(e) => {
+                assert!(matches!(e.kind(), ErrorKind::RateLimited { retry_after: Some(_) }), "{e:?}");
+                limited += 1;
+            }
+        }
+        if !outcome.rate_limit_wait.is_zero() {
+            waited += 1;
+        }
+    }
+    let elapsed = started.elapsed();
+    let allowed = 120 + (elapsed.as_millis() / 500) as u32 + 1;
+    assert!(admitted >= 120, "the burst is admitted: {admitted}");
+    assert!(admitted <= allowed, "admitted {admitted} in {elapsed:?}, at most {allowed}");
+    assert_eq!(admitted + limited, 160);
+    assert!(waited >= 1, "some calls waited for a permit within their deadline");
+    assert_eq!(tool.calls(), admitted);
+}
+
+#[tokio::test]
+async fn typed_tools_validate_from_their_rust_types() {
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Params {
+        project_name: String,
+        limit: Option<u32>,
+    }
+    let tool =
+        typed_tool(ToolSpec::new("t_typed", "test", "typed"), |_ctx: ToolContext, p: Params| async move {
+            Ok::<_, IntegrationError>(json!({"name": p.project_name, "limit": p.limit}))
+        });
+    let exec = executor_with(vec![tool], ConnectionSettings::default(), config());
+    let ok = exec.execute(ToolCall::new("t_typed", json!({"project_name": "Apollo", "limit": 3}))).await;
+    assert_eq!(ok.result.expect("ok"), json!({"name": "Apollo", "limit": 3}));
+    let bad = exec.execute(ToolCall::new("t_typed", json!({"limit": "x"}))).await;
+    let error = bad.result.expect_err("invalid");
+    assert_eq!(error.kind(), &ErrorKind::InvalidInput);
+    assert_eq!(error.details().expect("details")["violations"].as_array().expect("array").len(), 2);
+}
+
+#[test]
+fn duplicate_names_and_ambiguous_routes_are_refused() {
+    let make = |name: &str, path: &str, required: &[&str]| -> Arc<dyn Tool> {
+        let mut props = serde_json::Map::new();
+        for r in ["a", "b"] {
+            props.insert(r.to_owned(), json!({"type": "string"}));
+        }
+        Scripted::spec_only(
+            name,
+            Method::Get,
+            path,
+            json!({"type": "object", "properties": props, "required": required}),
+        )
+    };
+    let registry = Registry::new();
+    let ok = TestIntegration {
+        tools: vec![
+            make("x_list", "/p", &[]),
+            make("x_find", "/p", &["a"]),
+            make("x_both", "/p", &["a", "b"]),
+        ],
+    };
+    registry.add(Arc::new(ok)).expect("a chain of required sets is unambiguous");
+    let routes = registry.routes();
+    let order: Vec<String> =
+        routes[&(Method::Get, "/p".to_owned())].iter().map(|t| t.spec().name.clone()).collect();
+    assert_eq!(order, ["x_both", "x_find", "x_list"], "most specific first");
+
+    let registry = Registry::new();
+    let bad = TestIntegration { tools: vec![make("y_a", "/q", &["a"]), make("y_b", "/q", &["b"])] };
+    assert!(matches!(registry.add(Arc::new(bad)), Err(RegistryError::AmbiguousRoute { .. })));
+    assert!(registry.tools().is_empty(), "nothing registered on error");
+
+    let registry = Registry::new();
+    let dup = TestIntegration { tools: vec![make("z", "/r", &[]), make("z", "/s", &[])] };
+    assert!(matches!(registry.add(Arc::new(dup)), Err(RegistryError::DuplicateTool(_))));
+
+    let registry = Registry::new();
+    let path = TestIntegration { tools: vec![make("w", "/t/{missing}", &[])] };
+    assert!(matches!(registry.add(Arc::new(path)), Err(RegistryError::UnknownPathParam { .. })));
+}
+
+impl Scripted {
+    fn spec_only(name: &str, method: Method, path: &str, schema: Value) -> Arc<dyn Tool> {
+        let spec = ToolSpec::new(name, "test", "route test").parameters(schema).route(method, path);
+        Arc::new(Self {
+            spec,
+            errors: std::sync::Mutex::new(vec![]),
+            calls: AtomicU32::new(0),
+            sleep: Duration::ZERO,
+        })
+    }
+}

@@ -1,0 +1,234 @@
+//! Tool endpoints: the registry listing, the generic invoke endpoint, and every tool's own REST
+//! route, mounted from its spec (no handler is written per endpoint).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use integration_core::{Method, RegisteredTool, Source, ToolCall, ToolOutcome};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::params;
+
+/// Query keys every tool route understands besides the tool's own parameters.
+const CONNECTION_PARAM: &str = "connection";
+const CACHE_PARAM: &str = "cache";
+/// Header naming the connection a call should use.
+pub const CONNECTION_HEADER: &str = "x-integration-connection";
+
+/// `?format=` of the tool listing.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    format: Option<String>,
+}
+
+/// The registry form of one tool (the specification's `register_tool` dict plus hints).
+pub fn registry_entry(tool: &RegisteredTool) -> Value {
+    let spec = tool.spec();
+    json!({
+        "name": spec.name,
+        "description": spec.description,
+        "service": "integrations",
+        "provider": spec.provider,
+        "endpoint": spec.route.as_ref().map(|r| r.path.clone())
+            .unwrap_or_else(|| format!("/api/tools/{}/invoke", spec.name)),
+        "method": spec.route.as_ref().map(|r| r.method.as_str()).unwrap_or("POST"),
+        "parameters_schema": spec.parameters,
+        "result_schema": spec.result,
+        "hints": spec.hints,
+    })
+}
+
+/// The OpenAI function-calling form of one tool.
+pub fn openai_entry(tool: &RegisteredTool) -> Value {
+    let spec = tool.spec();
+    json!({
+        "type": "function",
+        "function": {
+            "name": spec.name,
+            "description": spec.description,
+            "parameters": spec.parameters,
+        }
+    })
+}
+
+/// `GET /api/tools`
+pub(crate) async fn list_tools(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let tools = state.executor.registry().tools();
+    let body = match query.format.as_deref() {
+        None | Some("registry") => json!({ "tools": tools.iter().map(registry_entry).collect::<Vec<_>>() }),
+        Some("openai") => Value::Array(tools.iter().map(openai_entry).collect()),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown format '{other}': use 'registry' (default) or 'openai'"
+            )));
+        }
+    };
+    Ok(Json(body).into_response())
+}
+
+/// Body of `POST /api/tools/{name}/invoke`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InvokeBody {
+    #[serde(default)]
+    parameters: Option<Value>,
+    #[serde(default)]
+    connection: Option<String>,
+    #[serde(default)]
+    cache: Option<bool>,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+/// `POST /api/tools/{name}/invoke`
+pub(crate) async fn invoke(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let body: InvokeBody = parse_json_body(&headers, &body)?.unwrap_or(InvokeBody {
+        parameters: None,
+        connection: None,
+        cache: None,
+        idempotency_key: None,
+    });
+    let params = match body.parameters {
+        None | Some(Value::Null) => Value::Object(Map::new()),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(ApiError::bad_request("'parameters' must be a JSON object")),
+    };
+    let call = ToolCall {
+        tool: name,
+        connection: body.connection.or_else(|| header_connection(&headers)),
+        params,
+        idempotency_key: body.idempotency_key.or_else(|| header_str(&headers, "idempotency-key")),
+        source: Source::Rest,
+        use_cache: body.cache.unwrap_or(true),
+    };
+    let outcome = state.executor.execute(call).await;
+    let meta = json!({
+        "tool": outcome.tool,
+        "provider": outcome.provider,
+        "connection": outcome.connection,
+        "attempts": outcome.attempts,
+        "duration_ms": outcome.duration.as_millis() as u64,
+    });
+    let result = outcome.result?;
+    Ok(Json(json!({ "result": result, "meta": meta })).into_response())
+}
+
+/// The handler of one `(method, path)` route shared by one or more tools.
+pub(crate) async fn route_call(
+    state: AppState,
+    method: Method,
+    tools: Arc<Vec<RegisteredTool>>,
+    path: BTreeMap<String, String>,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let mut query = params::parse_query(query.as_deref());
+    let body = match parse_json_body::<Value>(&headers, &body)? {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => return Err(ApiError::bad_request("the request body must be a JSON object")),
+    };
+    let fallback = tools.last().ok_or_else(|| ApiError::not_found("no tool on this route"))?;
+    // Options of the call itself, unless a tool takes a parameter of that name.
+    let takes = |tool: &RegisteredTool, key: &str| {
+        tool.spec().parameters.get("properties").and_then(|p| p.get(key)).is_some()
+    };
+    let mut connection = header_connection(&headers);
+    if !takes(fallback, CONNECTION_PARAM) {
+        if let Some(mut values) = query.remove(CONNECTION_PARAM) {
+            connection = values.pop();
+        }
+    }
+    let mut use_cache = true;
+    if !takes(fallback, CACHE_PARAM) {
+        if let Some(values) = query.remove(CACHE_PARAM) {
+            use_cache = !values.iter().any(|v| v == "false" || v == "0");
+        }
+    }
+    // Pick the most specific tool whose required parameters are all present.
+    let mut chosen = None;
+    for tool in tools.iter() {
+        let merged = params::merge(&tool.spec().parameters, body.clone(), &query, &path);
+        let complete =
+            tool.spec().required_params().iter().all(|r| merged.get(r).is_some_and(|v| !v.is_null()));
+        if complete {
+            chosen = Some((tool, merged));
+            break;
+        }
+    }
+    let (tool, merged) = match chosen {
+        Some(found) => found,
+        None => {
+            let merged = params::merge(&fallback.spec().parameters, body, &query, &path);
+            (fallback, merged)
+        }
+    };
+    let spec = tool.spec();
+    let call = ToolCall {
+        tool: spec.name.clone(),
+        connection,
+        params: Value::Object(merged),
+        idempotency_key: header_str(&headers, "idempotency-key"),
+        source: Source::Rest,
+        use_cache,
+    };
+    let outcome: ToolOutcome = state.executor.execute(call).await;
+    let result = outcome.result?;
+    let status = if method == Method::Post && !spec.hints.idempotent && !spec.hints.read_only {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(result)).into_response())
+}
+
+fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned).filter(|s| !s.is_empty())
+}
+
+fn header_connection(headers: &HeaderMap) -> Option<String> {
+    header_str(headers, CONNECTION_HEADER)
+}
+
+/// Parse an optional JSON body: empty is `None`; a non-empty body must say it is JSON.
+pub(crate) fn parse_json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<Option<T>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false);
+    if !is_json {
+        return Err(ApiError::unsupported_media_type("expected a body with content-type application/json"));
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+}
