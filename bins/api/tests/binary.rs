@@ -40,10 +40,10 @@ async fn start(envs: &[(&str, &str)]) -> Running {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if let Ok(r) = client.get(format!("{}/healthz", running.base)).send().await {
-            if r.status().is_success() {
-                return running;
-            }
+        if let Ok(r) = client.get(format!("{}/healthz", running.base)).send().await
+            && r.status().is_success()
+        {
+            return running;
         }
         assert!(Instant::now() < deadline, "integrations-api did not become healthy");
         tokio::time::sleep(Duration::from_millis(50)).await;

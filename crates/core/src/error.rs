@@ -118,9 +118,13 @@ pub enum Effect {
 }
 
 /// The error of a tool call: a kind, the provider, a message free of secrets and optional details.
+/// Boxed inside, so a `Result<T, IntegrationError>` stays one pointer wide on the error side.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{provider}: {message}")]
-pub struct IntegrationError {
+#[error("{}: {}", .0.provider, .0.message)]
+pub struct IntegrationError(Box<ErrorInner>);
+
+#[derive(Debug, Clone)]
+struct ErrorInner {
     kind: ErrorKind,
     provider: String,
     message: String,
@@ -143,7 +147,13 @@ impl IntegrationError {
             | ErrorKind::Configuration
             | ErrorKind::Internal => Effect::None,
         };
-        Self { kind, provider: provider.into(), message: message.into(), details: None, effect }
+        Self(Box::new(ErrorInner {
+            kind,
+            provider: provider.into(),
+            message: message.into(),
+            details: None,
+            effect,
+        }))
     }
 
     /// An `InvalidInput` error.
@@ -183,7 +193,7 @@ impl IntegrationError {
         let mut err = Self::new(kind, provider, message);
         if status == StatusCode::SERVICE_UNAVAILABLE && headers.contains_key(http::header::RETRY_AFTER) {
             // 503 with Retry-After is the upstream's way of saying "not processed, come back".
-            err.effect = Effect::None;
+            err.0.effect = Effect::None;
         }
         err
     }
@@ -191,55 +201,55 @@ impl IntegrationError {
     /// Attach structured details (validation violations, the upstream's error body, ...).
     /// Details are shown to callers: they must not contain secrets.
     pub fn with_details(mut self, details: serde_json::Value) -> Self {
-        self.details = Some(details);
+        self.0.details = Some(details);
         self
     }
 
     /// Override whether the failed request may have acted upstream.
     pub fn with_effect(mut self, effect: Effect) -> Self {
-        self.effect = effect;
+        self.0.effect = effect;
         self
     }
 
     /// Replace the provider name (used when an error is raised below the provider layer).
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
-        self.provider = provider.into();
+        self.0.provider = provider.into();
         self
     }
 
     /// The kind of failure.
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The provider (or `core` for pipeline errors) that raised it.
     pub fn provider(&self) -> &str {
-        &self.provider
+        &self.0.provider
     }
 
     /// The human-readable message; never contains a secret.
     pub fn message(&self) -> &str {
-        &self.message
+        &self.0.message
     }
 
     /// Structured details, if any.
     pub fn details(&self) -> Option<&serde_json::Value> {
-        self.details.as_ref()
+        self.0.details.as_ref()
     }
 
     /// Whether the failed request may have changed state upstream.
     pub fn effect(&self) -> Effect {
-        self.effect
+        self.0.effect
     }
 
     /// Whether trying again may succeed.
     pub fn retryable(&self) -> bool {
-        self.kind.retryable()
+        self.0.kind.retryable()
     }
 
     /// The wait the upstream asked for, for rate-limit errors.
     pub fn retry_after(&self) -> Option<Duration> {
-        match self.kind {
+        match self.0.kind {
             ErrorKind::RateLimited { retry_after } => retry_after,
             _ => None,
         }

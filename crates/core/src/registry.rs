@@ -257,7 +257,7 @@ fn check_routes(tools: &BTreeMap<String, RegisteredTool>) -> Result<(), Registry
             for b in &group[i + 1..] {
                 let ra: BTreeSet<String> = a.spec().required_params().into_iter().collect();
                 let rb: BTreeSet<String> = b.spec().required_params().into_iter().collect();
-                let ordered = (ra.is_superset(&rb) && ra != rb) || (rb.is_superset(&ra) && ra != rb);
+                let ordered = ra != rb && (ra.is_superset(&rb) || rb.is_superset(&ra));
                 if !ordered {
                     return Err(RegistryError::AmbiguousRoute {
                         route: format!("{} {path}", method.as_str()),

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 
 /// An error answered by the REST API. Every handler returns this, so every error has one shape.
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     status: StatusCode,
     kind: String,
     message: String,
@@ -22,14 +25,14 @@ pub struct ApiError {
 impl ApiError {
     /// An error with an explicit status and type name.
     pub fn new(status: StatusCode, kind: &str, message: impl Into<String>) -> Self {
-        Self {
+        Self(Box::new(Inner {
             status,
             kind: kind.to_owned(),
             message: message.into(),
             retryable: false,
             details: None,
             retry_after: None,
-        }
+        }))
     }
 
     /// 400 for a request the server cannot read (malformed JSON, bad query string).
@@ -49,13 +52,13 @@ impl ApiError {
 
     /// Attach details.
     pub fn with_details(mut self, details: Value) -> Self {
-        self.details = Some(details);
+        self.0.details = Some(details);
         self
     }
 
     /// The status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.0.status
     }
 }
 
@@ -64,7 +67,7 @@ impl From<IntegrationError> for ApiError {
         let retry_after = error.retry_after();
         let kind = error.kind();
         let status = kind.http_status();
-        Self {
+        Self(Box::new(Inner {
             status,
             kind: kind.as_str().to_owned(),
             message: error.to_string(),
@@ -74,7 +77,7 @@ impl From<IntegrationError> for ApiError {
                 ErrorKind::RateLimited { .. } => retry_after,
                 _ => None,
             },
-        }
+        }))
     }
 }
 
@@ -106,16 +109,17 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let this = *self.0;
         let mut error = json!({
-            "type": self.kind,
-            "message": self.message,
-            "retryable": self.retryable,
+            "type": this.kind,
+            "message": this.message,
+            "retryable": this.retryable,
         });
-        if let Some(details) = self.details {
+        if let Some(details) = this.details {
             error["details"] = details;
         }
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
-        if let Some(wait) = self.retry_after {
+        let mut response = (this.status, Json(json!({ "error": error }))).into_response();
+        if let Some(wait) = this.retry_after {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             if let Ok(value) = HeaderValue::from_str(&secs.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);

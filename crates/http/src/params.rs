@@ -70,15 +70,15 @@ pub(crate) fn coerce(root: &Value, property: Option<&Value>, raw: Vec<String>) -
 }
 
 fn coerce_scalar(types: &[&str], value: String) -> Value {
-    if types.contains(&"integer") {
-        if let Ok(n) = value.trim().parse::<i64>() {
-            return Value::from(n);
-        }
+    if types.contains(&"integer")
+        && let Ok(n) = value.trim().parse::<i64>()
+    {
+        return Value::from(n);
     }
-    if types.contains(&"number") {
-        if let Some(n) = value.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64) {
-            return Value::Number(n);
-        }
+    if types.contains(&"number")
+        && let Some(n) = value.trim().parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+    {
+        return Value::Number(n);
     }
     if types.contains(&"boolean") {
         match value.trim() {
@@ -87,10 +87,11 @@ fn coerce_scalar(types: &[&str], value: String) -> Value {
             _ => {}
         }
     }
-    if types.contains(&"object") && !types.contains(&"string") {
-        if let Ok(v @ Value::Object(_)) = serde_json::from_str(&value) {
-            return v;
-        }
+    if types.contains(&"object")
+        && !types.contains(&"string")
+        && let Ok(v @ Value::Object(_)) = serde_json::from_str(&value)
+    {
+        return v;
     }
     if types.contains(&"null") && !types.contains(&"string") && value.is_empty() {
         return Value::Null;

@@ -152,16 +152,16 @@ pub(crate) async fn route_call(
         tool.spec().parameters.get("properties").and_then(|p| p.get(key)).is_some()
     };
     let mut connection = header_connection(&headers);
-    if !takes(fallback, CONNECTION_PARAM) {
-        if let Some(mut values) = query.remove(CONNECTION_PARAM) {
-            connection = values.pop();
-        }
+    if !takes(fallback, CONNECTION_PARAM)
+        && let Some(mut values) = query.remove(CONNECTION_PARAM)
+    {
+        connection = values.pop();
     }
     let mut use_cache = true;
-    if !takes(fallback, CACHE_PARAM) {
-        if let Some(values) = query.remove(CACHE_PARAM) {
-            use_cache = !values.iter().any(|v| v == "false" || v == "0");
-        }
+    if !takes(fallback, CACHE_PARAM)
+        && let Some(values) = query.remove(CACHE_PARAM)
+    {
+        use_cache = !values.iter().any(|v| v == "false" || v == "0");
     }
     // Pick the most specific tool whose required parameters are all present.
     let mut chosen = None;
