@@ -1,0 +1,93 @@
+//! The store's error type and its mapping to [`IntegrationError`].
+
+use integration_core::{ErrorKind, IntegrationError};
+
+/// What can go wrong in the store. Messages name connections and settings, never a secret value.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Start-up configuration is missing or invalid (no master key for PostgreSQL, a key that is
+    /// not 32 bytes of base64, an unsupported `DATABASE_URL` scheme, ...).
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// A request body or argument is invalid.
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// The named object does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The credentials of one connection cannot be decrypted: unknown key id, wrong key or a
+    /// corrupted or moved row. Only this connection is affected.
+    #[error("credentials of connection '{connection}' cannot be decrypted: {reason}")]
+    Credentials {
+        /// The connection name.
+        connection: String,
+        /// Why (never contains key material).
+        reason: String,
+    },
+    /// A database error.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Applying the embedded migrations failed.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A Redis error.
+    #[error("redis error: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// A file under the data directory could not be read or written.
+    #[error("i/o error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stored data could not be (de)serialised.
+    #[error("malformed stored data: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.display().to_string(), source }
+    }
+
+    /// The [`ErrorKind`] a front door reports for this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::Config(_) | StoreError::Credentials { .. } => ErrorKind::Configuration,
+            StoreError::InvalidInput(_) => ErrorKind::InvalidInput,
+            StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Database(_)
+            | StoreError::Migrate(_)
+            | StoreError::Redis(_)
+            | StoreError::Io { .. }
+            | StoreError::Corrupt(_) => ErrorKind::Internal,
+        }
+    }
+}
+
+impl From<StoreError> for IntegrationError {
+    fn from(error: StoreError) -> Self {
+        IntegrationError::new(error.kind(), "store", error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_to_integration_kinds() {
+        let check = |e: StoreError, kind: ErrorKind| assert_eq!(IntegrationError::from(e).kind(), &kind);
+        check(StoreError::Config("x".into()), ErrorKind::Configuration);
+        check(
+            StoreError::Credentials { connection: "jira".into(), reason: "r".into() },
+            ErrorKind::Configuration,
+        );
+        check(StoreError::InvalidInput("x".into()), ErrorKind::InvalidInput);
+        check(StoreError::NotFound("connection 'x'".into()), ErrorKind::NotFound);
+        check(StoreError::Corrupt("x".into()), ErrorKind::Internal);
+    }
+}
