@@ -30,6 +30,8 @@ pub const STATUS_WINDOW: Duration = Duration::from_secs(15 * 60);
 #[derive(Clone)]
 struct Cached {
     fetched: Instant,
+    /// The key id of the row the connection was decrypted from (a rotation re-decrypts).
+    key_id: String,
     /// `None`: no row in the store (fall back to the environment).
     connection: Option<Arc<Connection>>,
 }
@@ -237,22 +239,25 @@ impl StoreConnections {
             let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
             match cache.get(name) {
                 Some(entry) if entry.fetched.elapsed() < self.ttl => return Ok(entry.connection.clone()),
-                Some(entry) => entry.connection.clone(),
+                Some(entry) => entry.connection.clone().map(|c| (c, entry.key_id.clone())),
                 None => None,
             }
         };
         let row = self.store.fetch_row(name).await?;
-        let connection = match row {
-            None => None,
+        let (connection, key_id) = match row {
+            None => (None, String::new()),
             Some(row) => match previous {
-                Some(p) if p.revision == row.revision.max(0) as u64 => Some(p),
-                _ => Some(Arc::new(self.store.decrypt_row(&row)?)),
+                // unchanged row: reuse the decrypted connection (and the provider's client cache)
+                Some((p, key_id)) if p.revision == row.revision.max(0) as u64 && key_id == row.key_id => {
+                    (Some(p), key_id)
+                }
+                _ => (Some(Arc::new(self.store.decrypt_row(&row)?)), row.key_id),
             },
         };
-        self.cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_owned(), Cached { fetched: Instant::now(), connection: connection.clone() });
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            name.to_owned(),
+            Cached { fetched: Instant::now(), key_id, connection: connection.clone() },
+        );
         Ok(connection)
     }
 }

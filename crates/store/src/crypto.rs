@@ -209,8 +209,15 @@ pub(crate) fn load_or_create_key_file(path: &Path) -> Result<(MasterKey, bool), 
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let (key, encoded) = MasterKey::generate()?;
-            write_private(path, encoded.expose_secret().as_bytes()).map_err(|e| StoreError::io(path, e))?;
-            Ok((key, true))
+            match write_private(path, encoded.expose_secret().as_bytes()) {
+                Ok(()) => Ok((key, true)),
+                // another process created it first: use theirs
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let text = std::fs::read_to_string(path).map_err(|e| StoreError::io(path, e))?;
+                    Ok((MasterKey::from_base64(&SecretString::from(text))?, false))
+                }
+                Err(e) => Err(StoreError::io(path, e)),
+            }
         }
         Err(e) => Err(StoreError::io(path, e)),
     }
