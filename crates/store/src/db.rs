@@ -96,6 +96,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn get_check(&self, name: &str) -> Result<Option<(bool, String, i64)>>;
 
     async fn insert_audit(&self, row: &AuditRow<'_>) -> Result<()>;
+    async fn purge_audit(&self, before: i64) -> Result<u64>;
     /// (calls, failures) for `connection` since `since` (epoch ms).
     async fn audit_counts(&self, connection: &str, since: i64) -> Result<(i64, i64)>;
 
@@ -302,6 +303,14 @@ macro_rules! sql_backend {
                 .execute(&self.pool)
                 .await?;
                 Ok(())
+            }
+
+            async fn purge_audit(&self, before: i64) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM tool_executions WHERE created_at < $1")
+                    .bind(before)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
             }
 
             async fn audit_counts(&self, connection: &str, since: i64) -> Result<(i64, i64)> {

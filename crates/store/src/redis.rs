@@ -221,6 +221,20 @@ redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
 return {1, 0}
 ";
 
+/// The budget left without taking a permit. Returns the calls admitted right now.
+const GCRA_PEEK: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then tat = now end
+local left = math.floor((now - (tat - burst * interval)) / interval)
+if left < 0 then left = 0 end
+if left > burst then left = burst end
+return left
+";
+
 /// A [`RateLimiter`] on Redis shared by all replicas: GCRA in one Lua script, one key per
 /// connection (`integrations:ratelimit:{connection}`), the quota passed on every call (so a
 /// reconfigured limit applies at once). Falls back to an in-process limiter while Redis is
@@ -229,6 +243,7 @@ pub struct RedisRateLimiter {
     conn: RedisConnection,
     prefix: String,
     script: Script,
+    peek: Script,
     fallback: InMemoryRateLimiter,
 }
 
@@ -250,6 +265,7 @@ impl RedisRateLimiter {
             conn,
             prefix: "integrations:ratelimit:".into(),
             script: Script::new(GCRA),
+            peek: Script::new(GCRA_PEEK),
             fallback: InMemoryRateLimiter::new(),
         }
     }
@@ -258,6 +274,21 @@ impl RedisRateLimiter {
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
+    }
+
+    /// The calls `key` may make right now under `quota` (for `status`), without taking a permit.
+    /// `None` while Redis is unreachable.
+    pub async fn remaining(&self, key: &str, quota: Quota) -> Option<u32> {
+        let bucket = format!("{}{key}", self.prefix);
+        let interval_us = quota.emission_interval().as_micros().max(1) as u64;
+        let burst = quota.burst.max(1);
+        let peek = &self.peek;
+        self.conn
+            .run("rate-limit budgets are unknown until it is back", |mut c| async move {
+                peek.key(bucket).arg(interval_us).arg(burst).invoke_async::<i64>(&mut c).await
+            })
+            .await
+            .map(|left| u32::try_from(left.max(0)).unwrap_or(0))
     }
 
     /// Whether decisions currently come from the in-process fallback.

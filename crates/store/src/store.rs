@@ -592,6 +592,12 @@ impl Store {
         Ok(CallCounts { calls: calls.max(0) as u64, failures: failures.max(0) as u64 })
     }
 
+    /// Delete audit rows older than `older_than`; returns how many.
+    pub async fn purge_audit(&self, older_than: Duration) -> Result<u64, StoreError> {
+        let before = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX / 2);
+        self.inner.db.purge_audit(before).await
+    }
+
     /// Idempotency records (used by the bus worker).
     pub fn idempotency(&self) -> Idempotency {
         Idempotency { store: self.clone() }

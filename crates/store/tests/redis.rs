@@ -93,7 +93,9 @@ async fn three_limiters_share_one_budget() {
 async fn limiter_keys_are_independent_and_quota_changes_apply() {
     let limiter = RedisRateLimiter::from_url(REDIS_URL).expect("url").with_prefix(prefix());
     let quota = Quota { per_minute: 60, burst: 2 };
+    assert_eq!(limiter.remaining("a", quota).await, Some(2));
     assert_eq!(limiter.try_acquire("a", quota).await.ok(), Some(Decision::Allowed));
+    assert_eq!(limiter.remaining("a", quota).await, Some(1));
     assert_eq!(limiter.try_acquire("a", quota).await.ok(), Some(Decision::Allowed));
     match limiter.try_acquire("a", quota).await {
         Ok(Decision::Wait(d)) => {

@@ -371,6 +371,7 @@ async fn audit_counts(db: Arc<TestDb>) {
     assert_eq!((counts.calls, counts.failures), (4, 2));
     let status = StoreConnections::new(store.clone(), vec![]).status("jira-eu").await.expect("status");
     assert_eq!((status.last_15_minutes.calls, status.last_15_minutes.failures), (1, 0));
+    assert_eq!(store.purge_audit(Duration::from_secs(10 * 60)).await.expect("purge"), 1);
 }
 
 async fn changes_reach_other_replicas(db: Arc<TestDb>) {
