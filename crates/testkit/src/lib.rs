@@ -6,6 +6,7 @@
 //! place, underneath the router, so a fake never implements faults itself.
 
 pub mod harness;
+pub mod jira;
 
 pub use harness::{FakeServer, Fault, Faults, RecordedRequest};
 

@@ -1,0 +1,219 @@
+//! The trimmed shapes tools answer with: what an agent needs from Jira's large objects.
+//!
+//! Each `from_value` reads an upstream JSON object leniently (missing or `null` fields become
+//! `None`), so an unusual field on one site never fails a whole call.
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::adf;
+use crate::client::JiraClient;
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
+    v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn owned(v: &Value, pointer: &str) -> Option<String> {
+    str_at(v, pointer).map(str::to_owned)
+}
+
+/// A Jira user.
+#[derive(Debug, Clone, Serialize, JsonSchema, PartialEq)]
+pub struct User {
+    /// The account id (use it to assign issues).
+    pub account_id: Option<String>,
+    /// The name shown in Jira.
+    pub display_name: Option<String>,
+    /// The e-mail address, when the user's privacy settings show it.
+    pub email: Option<String>,
+    /// Whether the account is active.
+    pub active: Option<bool>,
+}
+
+impl User {
+    /// Trim a `User` / `UserDetails` object.
+    pub fn from_value(v: &Value) -> Self {
+        Self {
+            account_id: owned(v, "/accountId").or_else(|| owned(v, "/name")),
+            display_name: owned(v, "/displayName"),
+            email: owned(v, "/emailAddress"),
+            active: v.get("active").and_then(Value::as_bool),
+        }
+    }
+}
+
+/// A Jira project.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Project {
+    /// The project id.
+    pub id: Option<String>,
+    /// The project key (`ENG`).
+    pub key: String,
+    /// The project name.
+    pub name: String,
+    /// `software`, `service_desk` or `business`.
+    pub project_type: Option<String>,
+    /// The description, when expanded.
+    pub description: Option<String>,
+    /// The project lead's display name.
+    pub lead: Option<String>,
+    /// The browser link.
+    pub url: String,
+}
+
+impl Project {
+    /// Trim a `Project` object.
+    pub fn from_value(v: &Value, client: &JiraClient) -> Self {
+        let key = owned(v, "/key").unwrap_or_default();
+        let url = client.browse_url(&key);
+        Self {
+            id: owned(v, "/id"),
+            name: owned(v, "/name").unwrap_or_default(),
+            project_type: owned(v, "/projectTypeKey"),
+            description: owned(v, "/description"),
+            lead: owned(v, "/lead/displayName"),
+            url,
+            key,
+        }
+    }
+}
+
+/// A Jira issue, trimmed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Issue {
+    /// The issue key (`ENG-12`).
+    pub key: String,
+    /// The issue id.
+    pub id: Option<String>,
+    /// The summary (title).
+    pub summary: Option<String>,
+    /// The status name.
+    pub status: Option<String>,
+    /// The status category (`new`, `indeterminate`, `done`).
+    pub status_category: Option<String>,
+    /// The assignee's display name.
+    pub assignee: Option<String>,
+    /// The assignee's account id.
+    pub assignee_account_id: Option<String>,
+    /// The reporter's display name.
+    pub reporter: Option<String>,
+    /// The priority name.
+    pub priority: Option<String>,
+    /// The issue type name.
+    #[serde(rename = "type")]
+    pub issue_type: Option<String>,
+    /// The project key.
+    pub project: Option<String>,
+    /// The parent issue key.
+    pub parent: Option<String>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// Created timestamp.
+    pub created: Option<String>,
+    /// Updated timestamp.
+    pub updated: Option<String>,
+    /// The description as plain text.
+    pub description: Option<String>,
+    /// The browser link.
+    pub url: String,
+}
+
+/// The fields the trimmed issue needs; searches ask Jira for these only.
+pub const ISSUE_FIELDS: &[&str] = &[
+    "summary",
+    "status",
+    "assignee",
+    "reporter",
+    "priority",
+    "issuetype",
+    "project",
+    "parent",
+    "labels",
+    "created",
+    "updated",
+    "description",
+];
+
+impl Issue {
+    /// Trim an `IssueBean`.
+    pub fn from_value(v: &Value, client: &JiraClient) -> Self {
+        let key = owned(v, "/key").unwrap_or_default();
+        let f = v.get("fields").cloned().unwrap_or(Value::Null);
+        let description =
+            f.get("description").filter(|d| !d.is_null()).map(adf::to_text).filter(|d| !d.is_empty());
+        Self {
+            url: client.browse_url(&key),
+            id: owned(v, "/id"),
+            summary: owned(&f, "/summary"),
+            status: owned(&f, "/status/name"),
+            status_category: owned(&f, "/status/statusCategory/key"),
+            assignee: owned(&f, "/assignee/displayName"),
+            assignee_account_id: owned(&f, "/assignee/accountId"),
+            reporter: owned(&f, "/reporter/displayName"),
+            priority: owned(&f, "/priority/name"),
+            issue_type: owned(&f, "/issuetype/name"),
+            project: owned(&f, "/project/key"),
+            parent: owned(&f, "/parent/key"),
+            labels: f
+                .get("labels")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default(),
+            created: owned(&f, "/created"),
+            updated: owned(&f, "/updated"),
+            description,
+            key,
+        }
+    }
+}
+
+/// An issue comment.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Comment {
+    /// The comment id.
+    pub id: Option<String>,
+    /// The author's display name.
+    pub author: Option<String>,
+    /// The body as plain text.
+    pub body: String,
+    /// Created timestamp.
+    pub created: Option<String>,
+}
+
+impl Comment {
+    /// Trim a `Comment`.
+    pub fn from_value(v: &Value) -> Self {
+        Self {
+            id: owned(v, "/id"),
+            author: owned(v, "/author/displayName"),
+            body: v.get("body").map(adf::to_text).unwrap_or_default(),
+            created: owned(v, "/created"),
+        }
+    }
+}
+
+/// A workflow transition available on an issue.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Transition {
+    /// The transition id (pass it to `jira_transition_issue`).
+    pub id: String,
+    /// The transition name (`Start Progress`).
+    pub name: Option<String>,
+    /// The status the issue moves to.
+    pub to_status: Option<String>,
+    /// The category of that status.
+    pub to_status_category: Option<String>,
+}
+
+impl Transition {
+    /// Trim an `IssueTransition`.
+    pub fn from_value(v: &Value) -> Self {
+        Self {
+            id: owned(v, "/id").unwrap_or_default(),
+            name: owned(v, "/name"),
+            to_status: owned(v, "/to/name"),
+            to_status_category: owned(v, "/to/statusCategory/key"),
+        }
+    }
+}
