@@ -1,0 +1,24 @@
+//! Errors of the bus layer.
+
+/// What went wrong talking to the broker or the outcome store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// The broker connection or channel failed.
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    /// The broker refused (nacked) a publication.
+    #[error("broker refused the publication to {exchange} with routing key {routing_key}")]
+    Nacked {
+        /// The exchange.
+        exchange: String,
+        /// The routing key.
+        routing_key: String,
+    },
+    /// The outcome store failed.
+    #[error("outcome store: {0}")]
+    Store(String),
+    /// A payload could not be encoded.
+    #[error("encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+}

@@ -1,0 +1,328 @@
+//! The worker: consume tool commands, run them through the executor, record the outcome, publish
+//! the event with a broker confirm, then acknowledge the command.
+//!
+//! Order of effects for one command: `begin` (record `started`) → execute → `finish` (record the
+//! event) → publish and wait for the confirm → ack. A crash anywhere leads to a redelivery, and
+//! the recorded state decides what happens: a finished command re-publishes its recorded event; a
+//! started one is re-executed only if its tool is idempotent, otherwise it fails as
+//! `unknown_outcome`. So the upstream sees each command once, and each command gets an event.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use integration_core::{Executor, Source, ToolCall};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::envelope::{Event, parse_command};
+use crate::error::BusError;
+use crate::outcome::{Begin, OutcomeStore};
+use crate::publisher::Publisher;
+use crate::topology::Topology;
+
+/// Settings of a worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// `amqp://user:pass@host:port/vhost`.
+    pub amqp_url: String,
+    /// Exchange and queue names.
+    pub topology: Topology,
+    /// Commands executed at once (`WORKER_CONCURRENCY`).
+    pub concurrency: usize,
+    /// Unacknowledged deliveries the broker may push ahead (`WORKER_PREFETCH`).
+    pub prefetch: u16,
+    /// How long SIGTERM waits for in-flight commands.
+    pub shutdown_grace: Duration,
+    /// Largest pause between reconnection attempts.
+    pub max_reconnect_delay: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults for `amqp_url`: concurrency 32, prefetch 64, 30 s grace.
+    pub fn new(amqp_url: impl Into<String>) -> Self {
+        Self {
+            amqp_url: amqp_url.into(),
+            topology: Topology::default(),
+            concurrency: 32,
+            prefetch: 64,
+            shutdown_grace: Duration::from_secs(30),
+            max_reconnect_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Live state of a worker, for health endpoints and tests.
+#[derive(Debug, Default)]
+pub struct WorkerStatus {
+    connected: AtomicBool,
+    processed: AtomicU64,
+    reconnects: AtomicU64,
+}
+
+impl WorkerStatus {
+    /// Whether the worker is consuming.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::SeqCst)
+    }
+
+    /// Commands acknowledged so far.
+    pub fn processed(&self) -> u64 {
+        self.processed.load(Ordering::SeqCst)
+    }
+
+    /// Connections lost and re-established.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::SeqCst)
+    }
+}
+
+/// A bus worker.
+pub struct Worker {
+    executor: Executor,
+    outcomes: Arc<dyn OutcomeStore>,
+    config: WorkerConfig,
+    status: Arc<WorkerStatus>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("topology", &self.config.topology).finish_non_exhaustive()
+    }
+}
+
+enum SessionEnd {
+    Shutdown,
+    Lost(String),
+}
+
+enum Disposition {
+    Ack,
+    DeadLetter,
+}
+
+impl Worker {
+    /// A worker running commands through `executor`, recording outcomes in `outcomes`.
+    pub fn new(executor: Executor, outcomes: Arc<dyn OutcomeStore>, config: WorkerConfig) -> Self {
+        Self { executor, outcomes, config, status: Arc::new(WorkerStatus::default()) }
+    }
+
+    /// The worker's live status.
+    pub fn status(&self) -> Arc<WorkerStatus> {
+        self.status.clone()
+    }
+
+    /// Consume until `shutdown` flips to `true`, reconnecting with jittered backoff whenever the
+    /// connection or a channel is lost. On shutdown: stop consuming, finish in-flight commands
+    /// within the grace period, close cleanly.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
+        let mut failures: u32 = 0;
+        loop {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let started = Instant::now();
+            let end = self.session(&mut shutdown).await;
+            self.status.connected.store(false, Ordering::SeqCst);
+            match end {
+                Ok(SessionEnd::Shutdown) => return Ok(()),
+                Ok(SessionEnd::Lost(reason)) => tracing::warn!(%reason, "broker connection lost"),
+                Err(error) => tracing::warn!(%error, "broker session failed"),
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                failures = 0;
+            }
+            failures = failures.saturating_add(1);
+            self.status.reconnects.fetch_add(1, Ordering::SeqCst);
+            metrics::counter!("bus_reconnects_total").increment(1);
+            let ceiling = Duration::from_millis(100)
+                .saturating_mul(1u32 << failures.min(10))
+                .min(self.config.max_reconnect_delay);
+            let delay = ceiling.mul_f64(0.5 + fastrand::f64() / 2.0);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<SessionEnd, BusError> {
+        let connection = Connection::connect(&self.config.amqp_url, ConnectionProperties::default()).await?;
+        let channel = connection.create_channel().await?;
+        self.config.topology.declare(&channel).await?;
+        channel.basic_qos(self.config.prefetch, BasicQosOptions::default()).await?;
+        let publisher = Publisher::open(&connection).await?;
+        let tag = format!("integrations-worker-{}", std::process::id());
+        let mut consumer = channel
+            .basic_consume(
+                self.config.topology.commands_queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.status.connected.store(true, Ordering::SeqCst);
+        tracing::info!(queue = %self.config.topology.commands_queue, "consuming commands");
+
+        let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
+        let mut tasks = JoinSet::new();
+        let end = loop {
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => break SessionEnd::Lost("worker semaphore closed".into()),
+                },
+                _ = shutdown.changed() => break SessionEnd::Shutdown,
+            };
+            let next = tokio::select! {
+                next = consumer.next() => next,
+                _ = shutdown.changed() => break SessionEnd::Shutdown,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => { drop(permit); continue; }
+            };
+            match next {
+                Some(Ok(delivery)) => {
+                    let handler = Handler {
+                        executor: self.executor.clone(),
+                        outcomes: self.outcomes.clone(),
+                        publisher: publisher.clone(),
+                        events_exchange: self.config.topology.events_exchange.clone(),
+                        status: self.status.clone(),
+                    };
+                    tasks.spawn(async move {
+                        handler.handle(delivery).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(error)) => break SessionEnd::Lost(error.to_string()),
+                None => break SessionEnd::Lost("consumer cancelled by the broker".into()),
+            }
+            while tasks.try_join_next().is_some() {}
+        };
+
+        if matches!(end, SessionEnd::Shutdown) {
+            tracing::info!(in_flight = tasks.len(), "stopping: no new commands, finishing in-flight ones");
+            let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+            let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(
+                    abandoned = tasks.len(),
+                    "grace period over; unfinished commands will be redelivered"
+                );
+                tasks.abort_all();
+            }
+            let _ = publisher.channel().close(200, "shutdown".into()).await;
+            let _ = channel.close(200, "shutdown".into()).await;
+            let _ = connection.close(200, "shutdown".into()).await;
+        } else {
+            // The connection is gone: in-flight work cannot be acked; the broker redelivers it.
+            tasks.abort_all();
+        }
+        Ok(end)
+    }
+}
+
+struct Handler {
+    executor: Executor,
+    outcomes: Arc<dyn OutcomeStore>,
+    publisher: Publisher,
+    events_exchange: String,
+    status: Arc<WorkerStatus>,
+}
+
+impl Handler {
+    async fn handle(self, delivery: Delivery) {
+        let result = self.process(&delivery).await;
+        let settled = match result {
+            Ok(Disposition::Ack) => delivery.acker.ack(BasicAckOptions::default()).await.map(|_| "ack"),
+            Ok(Disposition::DeadLetter) => {
+                delivery.acker.reject(BasicRejectOptions { requeue: false }).await.map(|_| "dead_letter")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "command not settled, returning it to the queue");
+                delivery
+                    .acker
+                    .nack(BasicNackOptions { requeue: true, multiple: false })
+                    .await
+                    .map(|_| "requeue")
+            }
+        };
+        match settled {
+            Ok(disposition) => {
+                self.status.processed.fetch_add(1, Ordering::SeqCst);
+                metrics::counter!("bus_commands_total", "disposition" => disposition).increment(1);
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not settle the delivery; the broker will redeliver it")
+            }
+        }
+    }
+
+    async fn process(&self, delivery: &Delivery) -> Result<Disposition, BusError> {
+        let command = match parse_command(&delivery.data) {
+            Ok(command) => command,
+            Err((ids, reason)) => {
+                tracing::warn!(%reason, "invalid command, dead-lettering it");
+                if let (Some(task_id), Some(step_id)) = (ids.task_id.as_deref(), ids.step_id.as_deref()) {
+                    let tool = ids.tool_name.as_deref().unwrap_or("unknown");
+                    let event = Event::failed(task_id, step_id, tool, "invalid_command", &reason);
+                    self.publisher.publish_event(&self.events_exchange, &event).await?;
+                }
+                return Ok(Disposition::DeadLetter);
+            }
+        };
+        let key = command.key();
+        match self.outcomes.begin(&key).await? {
+            Begin::Done(event) => {
+                metrics::counter!("bus_redelivered_outcomes_total").increment(1);
+                self.publisher.publish_event(&self.events_exchange, &event).await?;
+                return Ok(Disposition::Ack);
+            }
+            Begin::Started => {
+                let idempotent = self
+                    .executor
+                    .registry()
+                    .get(&command.tool_name)
+                    .map(|tool| tool.spec().hints.idempotent)
+                    .unwrap_or(true);
+                if !idempotent {
+                    let event = Event::failed(
+                        &command.task_id,
+                        &command.step_id,
+                        &command.tool_name,
+                        "unknown_outcome",
+                        "a previous attempt may have reached the upstream and its outcome was not recorded; \
+                         check the upstream before sending this command again",
+                    );
+                    self.outcomes.finish(&key, &event).await?;
+                    self.publisher.publish_event(&self.events_exchange, &event).await?;
+                    return Ok(Disposition::Ack);
+                }
+            }
+            Begin::New => {}
+        }
+        let call = ToolCall {
+            tool: command.tool_name.clone(),
+            connection: command.connection.clone(),
+            params: command.parameters.clone(),
+            idempotency_key: Some(key.clone()),
+            source: Source::Bus,
+            use_cache: true,
+        };
+        let outcome = self.executor.execute(call).await;
+        let event = Event::from_outcome(&command, &outcome);
+        self.outcomes.finish(&key, &event).await?;
+        self.publisher.publish_event(&self.events_exchange, &event).await?;
+        Ok(Disposition::Ack)
+    }
+}
