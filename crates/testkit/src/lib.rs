@@ -5,6 +5,7 @@
 //! adds what every fake needs (a loopback port, switchable faults, a record of every request) in one
 //! place, underneath the router, so a fake never implements faults itself.
 
+pub mod github;
 pub mod harness;
 pub mod jira;
 
@@ -15,6 +16,7 @@ pub use harness::{FakeServer, Fault, Faults, RecordedRequest};
 #[allow(clippy::match_single_binding, reason = "one arm per fake, added as each fake lands")]
 pub fn fake_router(provider: &str) -> Option<axum::Router> {
     match provider {
+        "github" => Some(github::router(github::FakeGitHub::demo())),
         _ => None,
     }
 }

@@ -1,0 +1,306 @@
+//! The fake's answers against the schemas of GitHub's OpenAPI description
+//! (`../shared/specs/github-api.github.com.json`), and its token, rate-limit and paging behaviour.
+
+use serde_json::{Value, json};
+
+use super::{FakeGitHub, router};
+use crate::FakeServer;
+
+const SPEC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/specs/github-api.github.com.json");
+
+/// OpenAPI 3.0 → JSON Schema: `nullable: true` becomes `anyOf [schema, null]`, recursively.
+fn convert(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in map {
+                if k == "nullable" || k == "discriminator" || k == "example" || k == "examples" {
+                    continue;
+                }
+                out.insert(k.clone(), convert(v));
+            }
+            if map.get("nullable") == Some(&Value::Bool(true)) {
+                json!({"anyOf": [Value::Object(out), {"type": "null"}]})
+            } else {
+                Value::Object(out)
+            }
+        }
+        Value::Array(items) => Value::Array(items.iter().map(convert).collect()),
+        other => other.clone(),
+    }
+}
+
+struct Spec {
+    doc: Value,
+    components: Value,
+}
+
+impl Spec {
+    fn load() -> Option<Self> {
+        let text = std::fs::read_to_string(SPEC).ok()?;
+        let doc: Value = serde_json::from_str(&text).ok()?;
+        let components = convert(&doc["components"]);
+        Some(Self { doc, components })
+    }
+
+    /// Validate `body` against the response schema of `method path` for `status`.
+    fn check(&self, method: &str, path: &str, status: u16, body: &Value) {
+        let op = &self.doc["paths"][path][method];
+        assert!(op.is_object(), "no operation {method} {path} in the spec");
+        let mut response = op["responses"][status.to_string()].clone();
+        if let Some(r) = response.get("$ref").and_then(Value::as_str) {
+            let name = r.rsplit('/').next().unwrap_or_default();
+            response = self.doc["components"]["responses"][name].clone();
+        }
+        let schema = convert(&response["content"]["application/json"]["schema"]);
+        assert!(schema.is_object(), "no schema for {method} {path} {status}");
+        let mut root = schema.as_object().cloned().unwrap_or_default();
+        root.insert("components".into(), self.components.clone());
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&Value::Object(root))
+            .expect("schema compiles");
+        let errors: Vec<String> =
+            validator.iter_errors(body).take(10).map(|e| format!("{}: {e}", e.instance_path())).collect();
+        assert!(
+            errors.is_empty(),
+            "{method} {path} ({status}) does not match the spec:\n{}",
+            errors.join("\n")
+        );
+    }
+}
+
+async fn fake() -> (FakeGitHub, FakeServer, reqwest::Client) {
+    let gh = FakeGitHub::demo();
+    let server = FakeServer::start(router(gh.clone())).await.expect("server starts");
+    (gh, server, reqwest::Client::new())
+}
+
+async fn call(
+    client: &reqwest::Client,
+    server: &FakeServer,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut req = client
+        .request(method, format!("{}{path}", server.base_url()))
+        .header("authorization", format!("Bearer {}", FakeGitHub::TOKEN));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = resp.json().await.unwrap_or(Value::Null);
+    (status, headers, body)
+}
+
+#[tokio::test]
+async fn answers_match_the_official_schemas() {
+    let Some(spec) = Spec::load() else {
+        eprintln!("skipping: {SPEC} not found");
+        return;
+    };
+    // The check bites: a repository without its required fields is refused.
+    let broken =
+        std::panic::catch_unwind(|| spec.check("get", "/repos/{owner}/{repo}", 200, &json!({"id": 1})));
+    assert!(broken.is_err(), "an incomplete repository must fail validation");
+    let (_gh, server, client) = fake().await;
+    let get = reqwest::Method::GET;
+    let post = reqwest::Method::POST;
+    let cases: Vec<(reqwest::Method, String, &str, Option<Value>, u16)> = vec![
+        (get.clone(), "/user".into(), "/user", None, 200),
+        (get.clone(), "/rate_limit".into(), "/rate_limit", None, 200),
+        (get.clone(), "/search/repositories?q=rust".into(), "/search/repositories", None, 200),
+        (get.clone(), "/repos/octocat/hello-world".into(), "/repos/{owner}/{repo}", None, 200),
+        (get.clone(), "/repos/octocat/nope".into(), "/repos/{owner}/{repo}", None, 404),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/languages".into(),
+            "/repos/{owner}/{repo}/languages",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/commits".into(),
+            "/repos/{owner}/{repo}/commits",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/commits/main".into(),
+            "/repos/{owner}/{repo}/commits/{ref}",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/commits/feature%2Fshout/status".into(),
+            "/repos/{owner}/{repo}/commits/{ref}/status",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/commits/feature%2Fshout/check-runs".into(),
+            "/repos/{owner}/{repo}/commits/{ref}/check-runs",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/compare/main...feature%2Fshout".into(),
+            "/repos/{owner}/{repo}/compare/{basehead}",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/contents/src/main.rs".into(),
+            "/repos/{owner}/{repo}/contents/{path}",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/contents/src".into(),
+            "/repos/{owner}/{repo}/contents/{path}",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/pulls?state=all".into(),
+            "/repos/{owner}/{repo}/pulls",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/pulls/1".into(),
+            "/repos/{owner}/{repo}/pulls/{pull_number}",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/pulls/1/files".into(),
+            "/repos/{owner}/{repo}/pulls/{pull_number}/files",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/pulls/1/commits".into(),
+            "/repos/{owner}/{repo}/pulls/{pull_number}/commits",
+            None,
+            200,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/pulls/1/reviews".into(),
+            "/repos/{owner}/{repo}/pulls/{pull_number}/reviews",
+            None,
+            200,
+        ),
+        (
+            post.clone(),
+            "/repos/octocat/hello-world/issues".into(),
+            "/repos/{owner}/{repo}/issues",
+            Some(
+                json!({"title": "From the test", "labels": ["bug"], "assignees": ["hubot"], "milestone": 1}),
+            ),
+            201,
+        ),
+        (
+            post.clone(),
+            "/repos/octocat/hello-world/issues".into(),
+            "/repos/{owner}/{repo}/issues",
+            Some(json!({})),
+            422,
+        ),
+        (
+            get.clone(),
+            "/repos/octocat/hello-world/issues?state=all".into(),
+            "/repos/{owner}/{repo}/issues",
+            None,
+            200,
+        ),
+        (
+            post.clone(),
+            "/repos/octocat/hello-world/issues/1/comments".into(),
+            "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+            Some(json!({"body": "Thanks!"})),
+            201,
+        ),
+    ];
+    for (method, url, spec_path, body, expected) in cases {
+        let (status, _, answer) = call(&client, &server, method.clone(), &url, body).await;
+        assert_eq!(status, expected, "{method} {url}: {answer}");
+        spec.check(&method.as_str().to_lowercase(), spec_path, status, &answer);
+    }
+}
+
+#[tokio::test]
+async fn bad_tokens_rate_limits_and_paging() {
+    let (gh, server, client) = fake().await;
+    let resp = client
+        .get(format!("{}/user", server.base_url()))
+        .header("authorization", "token wrong")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 401);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["message"], "Bad credentials");
+    assert!(body["documentation_url"].is_string());
+
+    let (status, headers, _) =
+        call(&client, &server, reqwest::Method::GET, "/repos/octocat/hello-world", None).await;
+    assert_eq!(status, 200);
+    let remaining: u64 =
+        headers["x-ratelimit-remaining"].to_str().ok().and_then(|v| v.parse().ok()).expect("header");
+    assert_eq!(headers["x-ratelimit-limit"], "5000");
+    let (_, headers, _) =
+        call(&client, &server, reqwest::Method::GET, "/repos/octocat/hello-world", None).await;
+    assert_eq!(
+        headers["x-ratelimit-remaining"].to_str().ok().and_then(|v| v.parse().ok()),
+        Some(remaining - 1)
+    );
+
+    gh.exhaust_rate_limit("core", 120);
+    let (status, headers, body) =
+        call(&client, &server, reqwest::Method::GET, "/repos/octocat/hello-world", None).await;
+    assert_eq!(status, 403);
+    assert_eq!(headers["x-ratelimit-remaining"], "0");
+    assert!(body["message"].as_str().unwrap_or_default().contains("rate limit"));
+    gh.set_rate_limit("core", 5000, 3600);
+
+    let (status, headers, page1) =
+        call(&client, &server, reqwest::Method::GET, "/repos/octocat/big-history/commits?per_page=100", None)
+            .await;
+    assert_eq!(status, 200);
+    assert_eq!(page1.as_array().map(Vec::len), Some(100));
+    let link = headers["link"].to_str().unwrap_or_default().to_owned();
+    assert!(link.contains("rel=\"next\"") && link.contains("page=2"), "{link}");
+    let (_, headers, page2) = call(
+        &client,
+        &server,
+        reqwest::Method::GET,
+        "/repos/octocat/big-history/commits?per_page=100&page=2",
+        None,
+    )
+    .await;
+    assert_eq!(page2.as_array().map(Vec::len), Some(30));
+    assert!(!headers["link"].to_str().unwrap_or_default().contains("rel=\"next\""));
+}
+
+#[test]
+fn iso_round_trips() {
+    assert_eq!(super::iso(1_296_068_472), "2011-01-26T19:01:12Z");
+    assert_eq!(super::parse_iso("2011-01-26T19:01:12Z"), Some(1_296_068_472));
+    assert_eq!(super::parse_iso("2011-01-26"), Some(1_296_000_000));
+}
