@@ -31,6 +31,56 @@ pub struct Cli {
 pub enum Command {
     /// Serve the REST API (the default).
     Serve(ServeArgs),
+    /// Manage the master key that encrypts credentials at rest.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
+}
+
+/// `master-key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Print a new random master key (base64, 32 bytes).
+    Generate,
+    /// Re-encrypt every stored credential under INTEGRATIONS_MASTER_KEY, reading rows sealed under
+    /// the keys in INTEGRATIONS_MASTER_KEY_PREVIOUS. Safe while the service runs.
+    Rotate(StoreArgs),
+}
+
+/// Where the state lives.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// PostgreSQL URL (`postgres://user:pass@host/db`); unset: an embedded SQLite file in the data dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory of the embedded database and the generated master key.
+    #[arg(long, env = "INTEGRATIONS_DATA_DIR", default_value = "./data")]
+    pub data_dir: std::path::PathBuf,
+    /// Master key (base64 of 32 bytes) encrypting credentials; generated into the data dir when
+    /// unset with the embedded database, required with PostgreSQL.
+    #[arg(long, env = "INTEGRATIONS_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<String>,
+    /// Previous master keys, comma-separated, still accepted for decryption during a rotation.
+    #[arg(long, env = "INTEGRATIONS_MASTER_KEY_PREVIOUS", hide_env_values = true, value_delimiter = ',')]
+    pub master_key_previous: Vec<String>,
+}
+
+impl StoreArgs {
+    /// The store configuration.
+    pub fn store_config(&self) -> integration_store::StoreConfig {
+        use secrecy::SecretString;
+        integration_store::StoreConfig {
+            database_url: self.database_url.clone().filter(|u| !u.trim().is_empty()),
+            data_dir: self.data_dir.clone(),
+            master_key: self.master_key.clone().filter(|k| !k.trim().is_empty()).map(SecretString::from),
+            previous_keys: self
+                .master_key_previous
+                .iter()
+                .map(|k| k.trim())
+                .filter(|k| !k.is_empty())
+                .map(|k| SecretString::from(k.to_owned()))
+                .collect(),
+        }
+    }
 }
 
 /// Log output format.
@@ -69,6 +119,12 @@ pub struct ServeArgs {
     /// Origins allowed by CORS, comma-separated (`*` for any); empty disables CORS.
     #[arg(long, env = "CORS_ORIGINS", value_delimiter = ',', default_value = "")]
     pub cors_origins: Vec<String>,
+    /// Redis URL for the shared cache and rate limiter; unset: in-process cache and limiter.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 impl ServeArgs {

@@ -11,17 +11,66 @@ pub mod providers;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use integration_core::{Executor, InMemoryConnections, Registry};
+use integration_core::{Executor, Registry};
 use integration_http::{AppState, HttpConfig};
+use integration_store::redis::{RedisCache, RedisConnection, RedisRateLimiter};
+use integration_store::{Store, StoreConnections};
 use tokio::net::TcpListener;
 
-pub use config::{Cli, Command, LogFormat, ServeArgs};
+pub use config::{Cli, Command, LogFormat, MasterKeyCommand, ServeArgs, StoreArgs};
 
 /// Run the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::MasterKey(command)) => master_key(command).await,
         None => serve(cli.serve).await,
+    }
+}
+
+async fn master_key(command: MasterKeyCommand) -> anyhow::Result<()> {
+    use secrecy::ExposeSecret;
+    match command {
+        MasterKeyCommand::Generate => {
+            let (_, encoded) = integration_store::MasterKey::generate()?;
+            println!("{}", encoded.expose_secret());
+            Ok(())
+        }
+        MasterKeyCommand::Rotate(args) => {
+            config::init_tracing(LogFormat::Text, "warn");
+            let config = args.store_config();
+            let new_key = config
+                .master_key
+                .as_ref()
+                .context("set INTEGRATIONS_MASTER_KEY to the new key (and INTEGRATIONS_MASTER_KEY_PREVIOUS to the old ones)")?;
+            let new_key = integration_store::MasterKey::from_base64(new_key)?;
+            let old_keys = config
+                .previous_keys
+                .iter()
+                .map(integration_store::MasterKey::from_base64)
+                .collect::<Result<Vec<_>, _>>()?;
+            let store = integration_store::Store::open(config).await.context("opening the store")?;
+            let report = store.rotate_master_key(&old_keys, &new_key).await?;
+            println!(
+                "rotated {} connection(s) to key {}; {} already current; {} failed",
+                report.rotated,
+                report.new_key_id,
+                report.already_current,
+                report.failed.len()
+            );
+            for (name, reason) in &report.failed {
+                println!("  {name}: {reason}");
+            }
+            for (key_id, count) in &report.key_usage {
+                println!("  key {key_id}: {count} row(s)");
+            }
+            store.close().await;
+            if report.failed.is_empty() {
+                Ok(())
+            } else {
+                anyhow::bail!("some connections could not be rotated")
+            }
+        }
     }
 }
 
@@ -31,26 +80,54 @@ pub struct App {
     pub router: axum::Router,
     /// The executor behind it.
     pub executor: Executor,
+    /// The store.
+    pub store: Store,
 }
 
 /// Build the application from its configuration, without binding a port.
 pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
     let registry = Arc::new(Registry::new());
     providers::register_all(&registry).context("registering providers")?;
-    let connections = Arc::new(InMemoryConnections::new());
-    for connection in providers::connections_from_env(&registry) {
+    let environment = providers::connections_from_env(&registry);
+    for connection in &environment {
         tracing::info!(provider = %connection.provider, connection = %connection.name, "connection configured from the environment");
-        connections.insert(connection);
     }
-    let executor = Executor::new(registry, connections, args.executor_config());
+    let store = Store::open(args.store.store_config()).await.context("opening the store")?;
+    let connections = Arc::new(StoreConnections::new(store.clone(), environment));
+    let mut executor = Executor::new(registry, connections.clone(), args.executor_config())
+        .with_observer(Arc::new(store.clone()));
+    if let Some(url) = args.redis_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        let redis = RedisConnection::open(url).context("REDIS_URL")?;
+        executor = executor
+            .with_cache(Arc::new(RedisCache::new(redis.clone())))
+            .with_rate_limiter(Arc::new(RedisRateLimiter::new(redis)));
+        tracing::info!("cache and rate limiter on Redis");
+    }
     integration_http::install_metrics_recorder();
     let http = HttpConfig {
         max_body_bytes: args.max_body_bytes,
         request_timeout: std::time::Duration::from_secs(args.integration_timeout.saturating_add(5)),
         cors_origins: args.cors_origins.clone(),
     };
-    let router = integration_http::router(AppState::new(executor.clone()), &http);
-    Ok(App { router, executor })
+    let state = AppState::new(executor.clone())
+        .with_connections(connections)
+        .with_readiness(Arc::new(StoreReady(store.clone())));
+    let router = integration_http::router(state, &http);
+    Ok(App { router, executor, store })
+}
+
+/// `/readyz` check of the database.
+struct StoreReady(Store);
+
+#[async_trait::async_trait]
+impl integration_http::ReadinessCheck for StoreReady {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
 }
 
 /// Serve the REST API until SIGINT or SIGTERM.
@@ -67,6 +144,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         "integrations-api listening"
     );
     axum::serve(listener, app.router).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    app.store.close().await;
     tracing::info!("integrations-api stopped");
     Ok(())
 }

@@ -4,10 +4,18 @@ use integration_core::{Connection, Registry};
 
 /// Register every provider compiled into this binary.
 pub fn register_all(registry: &Registry) -> anyhow::Result<()> {
-    // One line per provider, each behind its feature:
-    // #[cfg(feature = "jira")] registry.add(std::sync::Arc::new(integration_jira::Jira::new()))?;
+    #[cfg(feature = "jira")]
+    registry.add(integration_jira::provider())?;
     let _ = registry;
     Ok(())
+}
+
+/// The names of the providers compiled in.
+pub fn compiled_in() -> Vec<&'static str> {
+    vec![
+        #[cfg(feature = "jira")]
+        "jira",
+    ]
 }
 
 /// The providers' default connections from environment variables (`JIRA_BASE_URL`, ...).

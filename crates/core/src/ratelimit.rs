@@ -55,6 +55,13 @@ pub trait RateLimiter: Send + Sync + 'static {
     fn describe(&self) -> String {
         "memory".to_owned()
     }
+
+    /// Permits `key` could take right now under `quota`, without taking one; `None` when the
+    /// limiter cannot tell.
+    async fn remaining(&self, key: &str, quota: Quota) -> Option<u32> {
+        let _ = (key, quota);
+        None
+    }
 }
 
 /// An in-process GCRA limiter (governor), one cell per key and quota.

@@ -60,6 +60,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.0.status
     }
+
+    /// The error type (`not_found`, `rate_limited`, ...).
+    pub fn kind(&self) -> &str {
+        &self.0.kind
+    }
 }
 
 impl From<IntegrationError> for ApiError {

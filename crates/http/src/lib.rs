@@ -8,6 +8,7 @@
 //! [`Executor`](integration_core::Executor) as the bus and MCP. Tools sharing a route are told apart
 //! by their required parameters (checked unambiguous at registration).
 
+mod connections;
 mod error;
 mod observability;
 mod params;
@@ -25,6 +26,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, get, on, post};
 use integration_core::{Executor, Method};
+use integration_store::StoreConnections;
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -73,12 +75,20 @@ pub struct AppState {
     pub executor: Executor,
     /// Dependencies checked by `/readyz`.
     pub readiness: Arc<Vec<Arc<dyn ReadinessCheck>>>,
+    /// The connection store behind configure/status/test/delete (absent: those answer 501).
+    pub connections: Option<Arc<StoreConnections>>,
 }
 
 impl AppState {
-    /// State with no readiness checks.
+    /// State with no readiness checks and no connection store.
     pub fn new(executor: Executor) -> Self {
-        Self { executor, readiness: Arc::new(Vec::new()) }
+        Self { executor, readiness: Arc::new(Vec::new()), connections: None }
+    }
+
+    /// Serve connection management from `connections` (it should also be the executor's resolver).
+    pub fn with_connections(mut self, connections: Arc<StoreConnections>) -> Self {
+        self.connections = Some(connections);
+        self
     }
 
     /// Add a readiness check.
@@ -102,6 +112,10 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/api/integrations", get(list_integrations))
+        .route("/api/integrations/{name}", axum::routing::delete(connections::delete))
+        .route("/api/integrations/{name}/configure", post(connections::configure))
+        .route("/api/integrations/{name}/status", get(connections::status))
+        .route("/api/integrations/{name}/test", post(connections::test))
         .route("/api/tools", get(tools::list_tools))
         .route("/api/tools/{name}/invoke", post(tools::invoke));
 
@@ -136,7 +150,11 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(TraceLayer::new_for_http().make_span_with(observability::make_span))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(observability::make_span)
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+        )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
     match cors(&config.cors_origins) {
@@ -219,12 +237,24 @@ async fn list_integrations(State(state): State<AppState>) -> Response {
             .map(|t| t.spec().name.clone())
             .collect();
         let default = state.executor.connections().resolve(&info.name).await;
+        let connections: Vec<serde_json::Value> = match &state.connections {
+            Some(store) => store
+                .list()
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|c| c.provider == info.name)
+                .map(|c| json!({ "name": c.name, "source": c.source, "revision": c.revision }))
+                .collect(),
+            None => Vec::new(),
+        };
         out.push(json!({
             "name": info.name,
             "display_name": info.display_name,
             "description": info.description,
             "configured": default.is_ok(),
             "source": default.as_ref().ok().map(|c| c.source),
+            "connections": connections,
             "tools": tools,
             "config_schema": info.config_schema,
         }));

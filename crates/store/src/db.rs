@@ -75,6 +75,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     async fn migrate(&self) -> Result<()>;
     async fn close(&self);
+    async fn ping(&self) -> Result<()>;
 
     /// Insert or replace; the row's `revision` must be the caller's proposal (epoch micros): the
     /// stored revision becomes `max(old + 1, proposal)`. Returns (revision, created_at).
@@ -175,6 +176,11 @@ macro_rules! sql_backend {
 
             async fn close(&self) {
                 self.pool.close().await;
+            }
+
+            async fn ping(&self) -> Result<()> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
             }
 
             async fn upsert_connection(&self, c: &ConnectionRow) -> Result<(i64, i64)> {

@@ -320,4 +320,8 @@ impl RateLimiter for RedisRateLimiter {
     fn describe(&self) -> String {
         if self.is_fallback() { "redis (fallback: memory)".to_owned() } else { "redis".to_owned() }
     }
+
+    async fn remaining(&self, key: &str, quota: Quota) -> Option<u32> {
+        RedisRateLimiter::remaining(self, key, quota).await
+    }
 }

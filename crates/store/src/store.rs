@@ -384,6 +384,11 @@ impl Store {
         self.inner.keys.current().id()
     }
 
+    /// One round trip to the database (readiness checks).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.db.ping().await
+    }
+
     /// Close the connection pool.
     pub async fn close(&self) {
         self.inner.db.close().await;

@@ -13,9 +13,9 @@ pub use harness::{FakeServer, Fault, Faults, RecordedRequest};
 
 /// The router of the fake named `provider` (`jira`, `github`, `slack`) with its demo seed data,
 /// or `None` when that fake is not built yet.
-#[allow(clippy::match_single_binding, reason = "one arm per fake, added as each fake lands")]
 pub fn fake_router(provider: &str) -> Option<axum::Router> {
     match provider {
+        "jira" => Some(jira::router(jira::FakeJira::demo())),
         "github" => Some(github::router(github::FakeGitHub::demo())),
         _ => None,
     }
