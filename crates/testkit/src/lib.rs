@@ -8,6 +8,7 @@
 pub mod github;
 pub mod harness;
 pub mod jira;
+pub mod slack;
 
 pub use harness::{FakeServer, Fault, Faults, RecordedRequest};
 
@@ -16,6 +17,7 @@ pub use harness::{FakeServer, Fault, Faults, RecordedRequest};
 pub fn fake_router(provider: &str) -> Option<axum::Router> {
     match provider {
         "jira" => Some(jira::router(jira::FakeJira::demo())),
+        "slack" => Some(slack::demo_router()),
         "github" => Some(github::router(github::FakeGitHub::demo())),
         _ => None,
     }

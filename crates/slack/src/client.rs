@@ -1,0 +1,365 @@
+//! The Slack Web API client: slack-morphism's hyper transport with our TLS set-up, pacing and error
+//! classification.
+//!
+//! Why this shape: slack-morphism provides the transport (hyper, `Authorization: Bearer`, JSON
+//! bodies for writes, query strings for reads), the `ok: false` envelope handling and the token
+//! type. Its typed request/response models are used where they are complete for our needs
+//! (`auth.test`); the other methods go through its generic `http_get` / `http_post` with our own
+//! serde request structs and raw JSON answers, because (a) Block Kit `blocks` must reach Slack as
+//! the caller wrote them (round-tripping through the typed `SlackBlock` enum drops or rejects block
+//! types and fields it does not know), and (b) tools return Slack's objects unchanged on request.
+//!
+//! TLS: the connector is built with an explicit rustls **aws-lc-rs** provider and the platform
+//! verifier, so no process-wide crypto provider is needed and the `ring` provider is never
+//! compiled in by this crate (slack-morphism's `hyper` feature would add it).
+//!
+//! Every method is one HTTP request: no retries and no time-outs here (the core executor wraps
+//! whole tool calls in those). The client only *paces* (see [`crate::pacing`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use integration_core::IntegrationError;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use serde_json::Value;
+use slack_morphism::hyper_tokio::{SlackClientHyperConnector, SlackClientHyperHttpsConnector};
+use slack_morphism::{SlackApiToken, SlackApiTokenValue};
+
+use crate::PROVIDER;
+use crate::config::SlackConfig;
+use crate::error;
+use crate::pacing::Pacer;
+
+/// Largest page Slack serves for `conversations.list` and `users.list`.
+pub const MAX_PAGE: u32 = 1000;
+
+/// Client behaviour that is not part of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct SlackClientOptions {
+    /// Pace calls by Slack's per-method tiers and messages by channel (default on).
+    pub pacing: bool,
+    /// Least time between two `chat.postMessage` calls to one channel (default 1 s).
+    pub message_interval: Duration,
+}
+
+impl Default for SlackClientOptions {
+    fn default() -> Self {
+        Self { pacing: true, message_interval: Duration::from_secs(1) }
+    }
+}
+
+/// One page of a cursor-paginated list.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Page {
+    /// The items of this page (`channels` or `members`).
+    pub items: Vec<Value>,
+    /// Slack's `response_metadata.next_cursor`; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `chat.postMessage` / `chat.postEphemeral` / `chat.update` body.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MessageRequest {
+    /// A conversation id (`C…`, `D…`) — names are resolved before.
+    pub channel: String,
+    /// The text, or the notification fallback when `blocks` are given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Block Kit blocks, passed through unchanged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<Value>,
+    /// Reply in this thread.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_ts: Option<String>,
+    /// Unfurl text links.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfurl_links: Option<bool>,
+    /// `chat.update`: the message to change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<String>,
+    /// `chat.postEphemeral`: the user who sees the message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// A Slack Web API client bound to one workspace token. Cheap to clone; the clones share the
+/// connection pool and the pacing state.
+#[derive(Clone)]
+pub struct SlackClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: slack_morphism::SlackClient<SlackClientHyperHttpsConnector>,
+    token: SlackApiToken,
+    api_url: String,
+    pacer: Pacer,
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for SlackClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlackClient").field("api_url", &self.inner.api_url).finish_non_exhaustive()
+    }
+}
+
+impl SlackClient {
+    /// A client for `config`.
+    pub fn new(config: SlackConfig) -> Result<Self, IntegrationError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_platform_verifier(provider)
+            .map_err(|e| IntegrationError::configuration(PROVIDER, format!("cannot set up TLS: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .build();
+        let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(&config.api_url);
+        let token = SlackApiToken::new(SlackApiTokenValue(config.bot_token.expose_secret().to_owned()));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client: slack_morphism::SlackClient::new(connector),
+                token,
+                api_url: config.api_url,
+                pacer: Pacer::new(config.options.pacing, config.options.message_interval),
+                generation: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The Web API base URL.
+    pub fn api_url(&self) -> &str {
+        &self.inner.api_url
+    }
+
+    /// A counter bumped by every call that changes channels or memberships; cache keys of
+    /// channel lists include it so a change is seen at once by this process.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Call a read method with query parameters (`None` values are left out). Any Web API method
+    /// can be reached this way; the answer is Slack's JSON object.
+    pub async fn get(
+        &self,
+        method: &'static str,
+        params: Vec<(&'static str, Option<String>)>,
+    ) -> Result<Value, IntegrationError> {
+        self.inner.pacer.method(method).await;
+        let session = self.inner.client.open_session(&self.inner.token);
+        session
+            .http_session_api
+            .http_get(method, &params, None)
+            .await
+            .map_err(|e| error::from_client_error(method, e))
+    }
+
+    /// Call a write method with a JSON body. Any Web API method can be reached this way.
+    pub async fn post<RQ: Serialize + Send + Sync>(
+        &self,
+        method: &'static str,
+        body: &RQ,
+    ) -> Result<Value, IntegrationError> {
+        self.inner.pacer.method(method).await;
+        self.post_unpaced(method, body).await
+    }
+
+    async fn post_unpaced<RQ: Serialize + Send + Sync>(
+        &self,
+        method: &'static str,
+        body: &RQ,
+    ) -> Result<Value, IntegrationError> {
+        let session = self.inner.client.open_session(&self.inner.token);
+        session
+            .http_session_api
+            .http_post(method, body, None)
+            .await
+            .map_err(|e| error::from_client_error(method, e))
+    }
+
+    /// `auth.test`: who the token authenticates as (slack-morphism's typed call).
+    pub async fn auth_test(&self) -> Result<Value, IntegrationError> {
+        self.inner.pacer.method("auth.test").await;
+        let session = self.inner.client.open_session(&self.inner.token);
+        let me = session.auth_test().await.map_err(|e| error::from_client_error("auth.test", e))?;
+        Ok(serde_json::json!({
+            "user_id": me.user_id.0,
+            "user": me.user,
+            "team_id": me.team_id.0,
+            "team": me.team,
+            "bot_id": me.bot_id.map(|b| b.0),
+            "url": me.url.0.to_string(),
+        }))
+    }
+
+    /// `chat.postMessage`. Messages to one channel leave in call order, at most one per
+    /// message interval: a caller over the budget waits its turn.
+    pub async fn post_message(&self, request: &MessageRequest) -> Result<Value, IntegrationError> {
+        let mut turn = self.inner.pacer.channel(&request.channel).await;
+        turn.sent_now();
+        let result = self.post_unpaced("chat.postMessage", request).await;
+        if let Some(wait) = result.as_ref().err().and_then(IntegrationError::retry_after) {
+            turn.pause(wait, self.inner.pacer.message_interval());
+        }
+        drop(turn);
+        result
+    }
+
+    /// `chat.update`.
+    pub async fn update_message(&self, request: &MessageRequest) -> Result<Value, IntegrationError> {
+        self.post("chat.update", request).await
+    }
+
+    /// `chat.postEphemeral`.
+    pub async fn post_ephemeral(&self, request: &MessageRequest) -> Result<Value, IntegrationError> {
+        self.post("chat.postEphemeral", request).await
+    }
+
+    /// `reactions.add`.
+    pub async fn add_reaction(
+        &self,
+        channel: &str,
+        timestamp: &str,
+        name: &str,
+    ) -> Result<Value, IntegrationError> {
+        let body = serde_json::json!({ "channel": channel, "timestamp": timestamp, "name": name });
+        self.post("reactions.add", &body).await
+    }
+
+    /// `conversations.list`: one page.
+    pub async fn list_conversations(
+        &self,
+        types: Option<&str>,
+        exclude_archived: bool,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page, IntegrationError> {
+        let params = vec![
+            ("types", types.map(str::to_owned)),
+            ("exclude_archived", Some(exclude_archived.to_string())),
+            ("limit", Some(limit.clamp(1, MAX_PAGE).to_string())),
+            ("cursor", cursor.filter(|c| !c.is_empty()).map(str::to_owned)),
+        ];
+        let answer = self.get("conversations.list", params).await?;
+        Ok(page(answer, "channels"))
+    }
+
+    /// `conversations.create`.
+    pub async fn create_conversation(&self, name: &str, is_private: bool) -> Result<Value, IntegrationError> {
+        let body = serde_json::json!({ "name": name, "is_private": is_private });
+        let answer = self.post("conversations.create", &body).await;
+        self.changed();
+        answer
+    }
+
+    /// `conversations.archive`.
+    pub async fn archive_conversation(&self, channel: &str) -> Result<Value, IntegrationError> {
+        let answer = self.post("conversations.archive", &serde_json::json!({ "channel": channel })).await;
+        self.changed();
+        answer
+    }
+
+    /// `conversations.invite` (`users` joined with commas).
+    pub async fn invite(&self, channel: &str, users: &[String]) -> Result<Value, IntegrationError> {
+        let body = serde_json::json!({ "channel": channel, "users": users.join(",") });
+        let answer = self.post("conversations.invite", &body).await;
+        self.changed();
+        answer
+    }
+
+    /// `conversations.setTopic`.
+    pub async fn set_topic(&self, channel: &str, topic: &str) -> Result<Value, IntegrationError> {
+        let body = serde_json::json!({ "channel": channel, "topic": topic });
+        let answer = self.post("conversations.setTopic", &body).await;
+        self.changed();
+        answer
+    }
+
+    /// `conversations.open`: the direct-message conversation with `users` (one user: an IM).
+    pub async fn open_conversation(&self, users: &[String]) -> Result<Value, IntegrationError> {
+        let body = serde_json::json!({ "users": users.join(","), "return_im": true });
+        self.post("conversations.open", &body).await
+    }
+
+    /// `conversations.history`: one page, newest first.
+    pub async fn history(
+        &self,
+        channel: &str,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Value, IntegrationError> {
+        let params = vec![
+            ("channel", Some(channel.to_owned())),
+            ("limit", Some(limit.clamp(1, MAX_PAGE).to_string())),
+            ("cursor", cursor.filter(|c| !c.is_empty()).map(str::to_owned)),
+        ];
+        self.get("conversations.history", params).await
+    }
+
+    /// `users.list`: one page.
+    pub async fn list_users(&self, limit: u32, cursor: Option<&str>) -> Result<Page, IntegrationError> {
+        let params = vec![
+            ("limit", Some(limit.clamp(1, MAX_PAGE).to_string())),
+            ("cursor", cursor.filter(|c| !c.is_empty()).map(str::to_owned)),
+        ];
+        let answer = self.get("users.list", params).await?;
+        Ok(page(answer, "members"))
+    }
+
+    /// `users.info`.
+    pub async fn user_info(&self, user: &str) -> Result<Value, IntegrationError> {
+        let answer = self.get("users.info", vec![("user", Some(user.to_owned()))]).await?;
+        Ok(answer.get("user").cloned().unwrap_or(Value::Null))
+    }
+
+    /// `users.lookupByEmail`.
+    pub async fn lookup_user_by_email(&self, email: &str) -> Result<Value, IntegrationError> {
+        let answer = self.get("users.lookupByEmail", vec![("email", Some(email.to_owned()))]).await?;
+        Ok(answer.get("user").cloned().unwrap_or(Value::Null))
+    }
+}
+
+fn page(mut answer: Value, field: &str) -> Page {
+    let items = match answer.get_mut(field).map(Value::take) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    };
+    let next_cursor = answer
+        .pointer("/response_metadata/next_cursor")
+        .and_then(Value::as_str)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned);
+    Page { items, next_cursor }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_read_the_next_cursor() {
+        let p = page(
+            serde_json::json!({"ok": true, "channels": [{"id": "C1"}], "response_metadata": {"next_cursor": "abc"}}),
+            "channels",
+        );
+        assert_eq!(p.items.len(), 1);
+        assert_eq!(p.next_cursor.as_deref(), Some("abc"));
+        let last = page(
+            serde_json::json!({"ok": true, "channels": [], "response_metadata": {"next_cursor": ""}}),
+            "channels",
+        );
+        assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn debug_hides_the_token() {
+        let client = SlackConfig::new("xoxb-very-secret").build().expect("client");
+        assert!(!format!("{client:?}").contains("very-secret"));
+    }
+}
