@@ -4,17 +4,17 @@ use std::time::{Duration, Instant};
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
 }
 
 /// A name unique to this process and call, for databases, schemas, queues and keys.
 pub fn unique(prefix: &str) -> String {
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     format!("{prefix}_{}_{n}_{nanos}", std::process::id())
 }
 
@@ -33,4 +33,105 @@ pub async fn wait_healthy(url: &str, timeout: Duration) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// PostgreSQL of the machine (trust auth), database `test`.
+pub const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// Redis of the machine.
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379/";
+
+/// A fresh PostgreSQL schema, dropped when this value is dropped.
+pub struct PgSchema {
+    name: String,
+}
+
+impl PgSchema {
+    /// Create a schema with a unique name.
+    pub async fn create() -> anyhow::Result<Self> {
+        let name = unique("e2e");
+        let pool = sqlx::PgPool::connect(PG_URL).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {name}"))).execute(&pool).await?;
+        pool.close().await;
+        Ok(Self { name })
+    }
+
+    /// A `DATABASE_URL` whose connections use this schema.
+    pub fn url(&self) -> String {
+        format!("{PG_URL}?options[search_path]={}", self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop on a fresh thread with its own runtime: Drop may run inside an async test.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(pool) = sqlx::PgPool::connect(PG_URL).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
+                        .execute(&pool)
+                        .await;
+                    pool.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// An api served in-process on 127.0.0.1 (the binary's own `build`, so the same wiring).
+pub struct Api {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The application (router, executor, store).
+    pub app: integrations_api::App,
+    task: tokio::task::JoinHandle<()>,
+    _data: Option<tempfile::TempDir>,
+}
+
+impl Api {
+    /// Build and serve the api with these command-line options (`--data-dir` is added, a fresh
+    /// temporary directory, unless given).
+    pub async fn start(options: &[&str]) -> anyhow::Result<Self> {
+        use clap::Parser as _;
+        let data = tempfile::tempdir()?;
+        let mut argv: Vec<String> = vec!["integrations-api".into()];
+        argv.extend(options.iter().map(|s| s.to_string()));
+        if !options.contains(&"--data-dir") {
+            argv.push("--data-dir".into());
+            argv.push(data.path().display().to_string());
+        }
+        argv.extend(["--log-level".to_owned(), "warn".to_owned()]);
+        let cli = integrations_api::Cli::try_parse_from(argv)?;
+        let app = integrations_api::build(&cli.serve).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let router = app.router.clone();
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self { base, app, task, _data: Some(data) })
+    }
+
+    /// `base` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A JSON answer: status and body.
+pub async fn json_of(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, body)
 }
