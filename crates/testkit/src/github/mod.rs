@@ -226,7 +226,7 @@ impl FakeRepo {
                 stack.extend(c.parents.iter().cloned());
             }
         }
-        out.sort_by(|a, b| b.seq.cmp(&a.seq));
+        out.sort_by_key(|c| std::cmp::Reverse(c.seq));
         out
     }
 
@@ -542,7 +542,7 @@ impl FakeGitHub {
         self.lock().installation_tokens.len()
     }
 
-    /// Add an empty repository with a `main` branch and an initial commit.
+    /// Add an empty repository (no commits; the first commit creates its branch).
     pub fn add_repo(&self, seed: RepoSeed) -> &Self {
         {
             let mut s = self.lock();

@@ -415,7 +415,7 @@ async fn list_commits(
     let items = with_repo(&gh, &owner, &repo, |s, r| {
         let start = q.get("sha").cloned().unwrap_or_else(|| r.default_branch.clone());
         let Some(sha) = r.resolve(&start) else {
-            return Err(error(StatusCode::NOT_FOUND, "No commit found for SHA: ".to_owned().as_str()));
+            return Err(format!("No commit found for SHA: {start}"));
         };
         let since = q.get("since").and_then(|t| parse_iso(t));
         let until = q.get("until").and_then(|t| parse_iso(t));
@@ -436,7 +436,7 @@ async fn list_commits(
     });
     match items {
         None => not_found(),
-        Some(Err(e)) => e,
+        Some(Err(message)) => error(StatusCode::NOT_FOUND, &message),
         Some(Ok(items)) => paged(&headers, &path, raw.as_deref(), &q, items),
     }
 }

@@ -1,0 +1,131 @@
+//! Upstream failures → [`IntegrationError`]: the one place that classifies GitHub's answers.
+//!
+//! | answer | kind |
+//! |---|---|
+//! | 401 | `Authentication` |
+//! | 403 / 429 with `x-ratelimit-remaining: 0` | `RateLimited`, `retry_after` = reset − now (+1 s for the clock's granularity) |
+//! | 403 / 429 with `retry-after` (secondary limit) | `RateLimited`, `retry_after` from the header |
+//! | 403 "secondary rate limit" without headers | `RateLimited`, `retry_after` 60 s (GitHub's advice) |
+//! | other statuses | [`IntegrationError::from_status`] |
+//! | connect failures | `Network`, nothing sent (safe to retry) |
+//! | broken connections, bad bodies | `Network` / `Upstream`, may have acted |
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use integration_core::reexports::http::{HeaderMap, StatusCode};
+use integration_core::{ErrorKind, IntegrationError};
+use serde_json::{Value, json};
+
+use crate::PROVIDER;
+
+/// Classify a non-2xx answer of GitHub.
+pub(crate) fn from_response(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> IntegrationError {
+    let parsed: Option<Value> = serde_json::from_slice(body).ok();
+    let message = parsed
+        .as_ref()
+        .and_then(|v| v.get("message"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
+    classify(status, headers, &message, parsed.and_then(|v| v.get("errors").cloned()))
+}
+
+fn classify(
+    status: StatusCode,
+    headers: &HeaderMap,
+    message: &str,
+    errors: Option<Value>,
+) -> IntegrationError {
+    let text = format!("github answered {}: {message}", status.as_u16());
+    let mut err = IntegrationError::from_status(PROVIDER, status, headers, text.clone());
+    let spent = header_u64(headers, "x-ratelimit-remaining") == Some(0);
+    let limited_status = status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS;
+    if limited_status && spent && !headers.contains_key("retry-after") {
+        // The reset header has one-second granularity: wait for the whole second to pass.
+        let retry_after =
+            header_u64(headers, "x-ratelimit-reset").map(|reset| until(reset) + Duration::from_secs(1));
+        err = IntegrationError::new(ErrorKind::RateLimited { retry_after }, PROVIDER, text);
+    } else if limited_status
+        && message.to_ascii_lowercase().contains("secondary rate limit")
+        && err.retry_after().is_none()
+    {
+        err = IntegrationError::new(
+            ErrorKind::RateLimited { retry_after: Some(Duration::from_secs(60)) },
+            PROVIDER,
+            text,
+        );
+    }
+    if let Some(errors) = errors {
+        err = err.with_details(json!({ "errors": errors }));
+    }
+    err
+}
+
+/// The time from now until the epoch second `reset` (zero when past).
+pub(crate) fn until(reset: u64) -> Duration {
+    let at = UNIX_EPOCH + Duration::from_secs(reset);
+    at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+}
+
+pub(crate) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// Classify an error octocrab raised (transport, JWT, the installation-token exchange).
+pub(crate) fn from_octocrab(error: octocrab::Error) -> IntegrationError {
+    match error {
+        octocrab::Error::GitHub { source, .. } => {
+            let headers = source.headers.clone().unwrap_or_default();
+            classify(source.status_code, &headers, &source.message, source.errors.clone().map(Value::Array))
+        }
+        octocrab::Error::JWT { source, .. } => IntegrationError::configuration(
+            PROVIDER,
+            format!("the GitHub App private key cannot sign a token: {source}"),
+        ),
+        octocrab::Error::Installation { .. } | octocrab::Error::InstallationTokenInvalidAuth { .. } => {
+            IntegrationError::configuration(PROVIDER, "the GitHub App installation is not configured")
+        }
+        octocrab::Error::Serde { source, .. } => unexpected_body(&source),
+        octocrab::Error::Json { source, .. } => unexpected_body(source.inner()),
+        other => transport(&other),
+    }
+}
+
+fn unexpected_body(error: &serde_json::Error) -> IntegrationError {
+    IntegrationError::new(
+        ErrorKind::Upstream { status: None },
+        PROVIDER,
+        format!("github answered an unexpected body: {error}"),
+    )
+}
+
+/// Transport failures: a connect failure sent nothing; anything else may have reached GitHub.
+fn transport(error: &(dyn std::error::Error + 'static)) -> IntegrationError {
+    let mut chain = Vec::new();
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    let mut connect = false;
+    while let Some(e) = current {
+        let text = e.to_string();
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            connect |= matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+            );
+        }
+        // hyper-util's legacy client says "client error (Connect)" for failures before sending.
+        connect |= text.contains("(Connect)") || text.contains("dns error");
+        chain.push(text);
+        current = e.source();
+    }
+    chain.dedup();
+    let message = format!("cannot reach github: {}", chain.join(": "));
+    if connect {
+        IntegrationError::connect(PROVIDER, message)
+    } else {
+        IntegrationError::new(ErrorKind::Network, PROVIDER, message)
+    }
+}

@@ -1,0 +1,199 @@
+//! Trimmed views of GitHub objects: what an agent needs, not the 100 URL templates of a
+//! repository. Every tool also offers `raw: true` for the upstream object as GitHub sent it.
+
+use serde_json::{Value, json};
+
+fn s(v: &Value, key: &str) -> Value {
+    v.get(key).cloned().unwrap_or(Value::Null)
+}
+
+fn login(v: &Value) -> Value {
+    v.get("login").cloned().unwrap_or(Value::Null)
+}
+
+/// Cut `text` to at most `max` bytes at a character boundary; says whether it was cut.
+pub fn truncate(text: &str, max: usize) -> (String, bool) {
+    if text.len() <= max {
+        return (text.to_owned(), false);
+    }
+    let mut end = max;
+    while end > 0 && !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    (text[..end].to_owned(), true)
+}
+
+/// A repository (`full-repository`, `repo-search-result-item`, `minimal-repository`).
+pub fn repository(v: &Value) -> Value {
+    json!({
+        "full_name": s(v, "full_name"),
+        "owner": login(&v["owner"]),
+        "name": s(v, "name"),
+        "description": s(v, "description"),
+        "html_url": s(v, "html_url"),
+        "private": s(v, "private"),
+        "fork": s(v, "fork"),
+        "archived": s(v, "archived"),
+        "language": s(v, "language"),
+        "topics": v.get("topics").cloned().unwrap_or_else(|| json!([])),
+        "stars": s(v, "stargazers_count"),
+        "forks": s(v, "forks_count"),
+        "open_issues": s(v, "open_issues_count"),
+        "default_branch": s(v, "default_branch"),
+        "license": v.get("license").and_then(|l| l.get("spdx_id")).cloned().unwrap_or(Value::Null),
+        "homepage": s(v, "homepage"),
+        "created_at": s(v, "created_at"),
+        "pushed_at": s(v, "pushed_at"),
+        "updated_at": s(v, "updated_at"),
+    })
+}
+
+/// A commit (`commit`) without files.
+pub fn commit(v: &Value) -> Value {
+    let c = &v["commit"];
+    let sha = v["sha"].as_str().unwrap_or_default();
+    let message = c["message"].as_str().unwrap_or_default();
+    json!({
+        "sha": sha,
+        "short_sha": sha.get(..7).unwrap_or(sha),
+        "title": message.lines().next().unwrap_or_default(),
+        "message": truncate(message, 2000).0,
+        "author": {
+            "name": s(&c["author"], "name"),
+            "email": s(&c["author"], "email"),
+            "login": login(&v["author"]),
+            "date": s(&c["author"], "date"),
+        },
+        "committer": { "name": s(&c["committer"], "name"), "date": s(&c["committer"], "date") },
+        "parents": v["parents"].as_array().map(|p| p.iter().map(|p| s(p, "sha")).collect::<Vec<_>>()).unwrap_or_default(),
+        "html_url": s(v, "html_url"),
+    })
+}
+
+/// A changed file (`diff-entry`) with its patch cut to `max_patch` bytes.
+pub fn file(v: &Value, max_patch: usize) -> Value {
+    let mut out = json!({
+        "filename": s(v, "filename"),
+        "status": s(v, "status"),
+        "additions": s(v, "additions"),
+        "deletions": s(v, "deletions"),
+        "changes": s(v, "changes"),
+    });
+    if let Some(prev) = v.get("previous_filename") {
+        out["previous_filename"] = prev.clone();
+    }
+    match v.get("patch").and_then(Value::as_str) {
+        Some(patch) => {
+            let (patch, cut) = truncate(patch, max_patch);
+            out["patch"] = json!(patch);
+            out["patch_truncated"] = json!(cut);
+        }
+        // GitHub omits the patch of binary and very large files.
+        None => out["patch"] = Value::Null,
+    }
+    out
+}
+
+fn labels(v: &Value) -> Vec<Value> {
+    v["labels"]
+        .as_array()
+        .map(|l| l.iter().map(|l| l.get("name").cloned().unwrap_or_else(|| l.clone())).collect())
+        .unwrap_or_default()
+}
+
+/// A pull request (`pull-request-simple` or `pull-request`).
+pub fn pull_request(v: &Value) -> Value {
+    json!({
+        "number": s(v, "number"),
+        "title": s(v, "title"),
+        "state": s(v, "state"),
+        "draft": s(v, "draft"),
+        "merged_at": s(v, "merged_at"),
+        "user": login(&v["user"]),
+        "head": s(&v["head"], "ref"),
+        "head_sha": s(&v["head"], "sha"),
+        "base": s(&v["base"], "ref"),
+        "labels": labels(v),
+        "requested_reviewers": v["requested_reviewers"].as_array().map(|r| r.iter().map(login).collect::<Vec<_>>()).unwrap_or_default(),
+        "html_url": s(v, "html_url"),
+        "created_at": s(v, "created_at"),
+        "updated_at": s(v, "updated_at"),
+    })
+}
+
+/// An issue (`issue`).
+pub fn issue(v: &Value) -> Value {
+    json!({
+        "number": s(v, "number"),
+        "title": s(v, "title"),
+        "state": s(v, "state"),
+        "user": login(&v["user"]),
+        "labels": labels(v),
+        "assignees": v["assignees"].as_array().map(|a| a.iter().map(login).collect::<Vec<_>>()).unwrap_or_default(),
+        "milestone": v.get("milestone").and_then(|m| m.get("title")).cloned().unwrap_or(Value::Null),
+        "comments": s(v, "comments"),
+        "body": v["body"].as_str().map(|b| truncate(b, 2000).0),
+        "is_pull_request": v.get("pull_request").is_some(),
+        "html_url": s(v, "html_url"),
+        "created_at": s(v, "created_at"),
+        "updated_at": s(v, "updated_at"),
+        "closed_at": s(v, "closed_at"),
+    })
+}
+
+/// The language of a file, guessed from its name (for code analysis).
+pub fn language_of(path: &str) -> &'static str {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    if name == "Dockerfile" {
+        return "Dockerfile";
+    }
+    if name == "Makefile" {
+        return "Makefile";
+    }
+    let ext = match name.rsplit_once('.') {
+        Some((_, ext)) => ext.to_ascii_lowercase(),
+        None => return "Other",
+    };
+    match ext.as_str() {
+        "rs" => "Rust",
+        "go" => "Go",
+        "py" => "Python",
+        "js" | "mjs" | "cjs" | "jsx" => "JavaScript",
+        "ts" | "tsx" => "TypeScript",
+        "java" => "Java",
+        "kt" | "kts" => "Kotlin",
+        "rb" => "Ruby",
+        "c" | "h" => "C",
+        "cc" | "cpp" | "cxx" | "hpp" => "C++",
+        "cs" => "C#",
+        "swift" => "Swift",
+        "php" => "PHP",
+        "scala" => "Scala",
+        "sh" | "bash" => "Shell",
+        "md" | "markdown" | "rst" | "txt" => "Documentation",
+        "json" | "yaml" | "yml" | "toml" | "ini" | "cfg" => "Configuration",
+        "html" | "htm" => "HTML",
+        "css" | "scss" | "sass" => "CSS",
+        "sql" => "SQL",
+        "png" | "jpg" | "jpeg" | "gif" | "svg" | "ico" => "Image",
+        _ => "Other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncates_at_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), ("h".to_owned(), true));
+        assert_eq!(truncate("abc", 3), ("abc".to_owned(), false));
+    }
+
+    #[test]
+    fn languages() {
+        assert_eq!(language_of("src/lib.rs"), "Rust");
+        assert_eq!(language_of("deploy/Dockerfile"), "Dockerfile");
+        assert_eq!(language_of("LICENSE"), "Other");
+    }
+}

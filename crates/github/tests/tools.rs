@@ -1,0 +1,420 @@
+//! Every GitHub tool end to end: Registry + InMemoryConnections + Executor against the fake.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::{setup, token_connection};
+use integration_core::{ErrorKind, Method};
+use integration_testkit::Fault;
+use integration_testkit::github::FakeGitHub;
+use serde_json::{Value, json};
+
+const OWNER: &str = "octocat";
+const REPO: &str = "hello-world";
+
+fn repo(extra: Value) -> Value {
+    let mut v = json!({"owner": OWNER, "repo": REPO});
+    if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+        o.extend(e);
+    }
+    v
+}
+
+#[tokio::test]
+async fn tools_and_routes_are_registered() {
+    let env = setup().await;
+    let routes: Vec<(String, Method, String)> = env
+        .executor
+        .registry()
+        .tools()
+        .iter()
+        .filter(|t| t.spec().provider == "github")
+        .map(|t| {
+            let r = t.spec().route.clone().expect("every tool has a route");
+            (t.spec().name.clone(), r.method, r.path)
+        })
+        .collect();
+    let expected = [
+        ("github_repo_search", Method::Get, "/api/integrations/github/repos"),
+        ("github_get_repository", Method::Get, "/api/integrations/github/repos/{owner}/{repo}"),
+        ("github_list_commits", Method::Get, "/api/integrations/github/commits"),
+        ("github_list_pull_requests", Method::Get, "/api/integrations/github/pullrequests"),
+        ("github_create_issue", Method::Post, "/api/integrations/github/issues"),
+        ("github_list_issues", Method::Get, "/api/integrations/github/issues"),
+        ("github_comment", Method::Post, "/api/integrations/github/comments"),
+    ];
+    for (name, method, path) in expected {
+        assert!(
+            routes.iter().any(|(n, m, p)| n == name && *m == method && p == path),
+            "{name} {path} missing from {routes:?}"
+        );
+    }
+    assert_eq!(routes.len(), 12);
+    for t in env.executor.registry().tools() {
+        let hints = t.spec().hints;
+        let write = matches!(t.spec().name.as_str(), "github_create_issue" | "github_comment");
+        assert_eq!(hints.read_only, !write, "{}", t.spec().name);
+        assert_eq!(hints.idempotent, !write, "{}", t.spec().name);
+    }
+}
+
+#[tokio::test]
+async fn repo_search_sorts_and_pages() {
+    let env = setup().await;
+    let r =
+        env.ok("github_repo_search", json!({"query": "language:rust", "sort": "stars", "limit": 2})).await;
+    assert_eq!(r["total_count"], 3);
+    let names: Vec<&str> =
+        r["repositories"].as_array().expect("list").iter().filter_map(|r| r["full_name"].as_str()).collect();
+    assert_eq!(names, ["rust-lang/rust", "tokio-rs/tokio"]);
+    assert_eq!(r["repositories"][0]["language"], "Rust");
+    assert!(r["repositories"][0].get("archive_url").is_none(), "trimmed by default");
+    let cursor = r["next_cursor"].as_str().expect("more results").to_owned();
+    let r = env
+        .ok("github_repo_search", json!({"query": "language:rust", "sort": "stars", "cursor": cursor}))
+        .await;
+    assert_eq!(r["repositories"][0]["full_name"], "octocat/hello-world");
+    assert!(r["next_cursor"].is_null());
+
+    let raw = env.ok("github_repo_search", json!({"query": "tokio", "raw": true})).await;
+    assert!(raw["repositories"][0]["archive_url"].is_string());
+
+    let err = env.call("github_repo_search", json!({"query": "  "})).await.expect_err("empty query");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn get_repository_with_languages() {
+    let env = setup().await;
+    let r = env.ok("github_get_repository", repo(json!({}))).await;
+    assert_eq!(r["full_name"], "octocat/hello-world");
+    assert_eq!(r["default_branch"], "main");
+    assert_eq!(r["stars"], 1500);
+    assert_eq!(r["languages"][0]["language"], "Rust");
+    assert!(r["languages"][0]["percent"].as_f64().expect("percent") > 90.0);
+
+    let missing =
+        env.call("github_get_repository", json!({"owner": OWNER, "repo": "nope"})).await.expect_err("404");
+    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+    assert!(missing.message().contains("Not Found"), "{}", missing.message());
+
+    let bad = env
+        .call("github_get_repository", json!({"owner": "../x", "repo": REPO}))
+        .await
+        .expect_err("bad name");
+    assert_eq!(bad.kind(), &ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn bad_token_is_an_authentication_error() {
+    let env = setup().await;
+    env.connections.insert(token_connection("github", env.server.base_url(), "ghp_wrong"));
+    let outcome = env.outcome("github_get_repository", repo(json!({})), None).await;
+    let err = outcome.result.expect_err("401");
+    assert_eq!(err.kind(), &ErrorKind::Authentication);
+    assert!(err.message().contains("Bad credentials"));
+    assert!(!err.message().contains("ghp_wrong"));
+    assert_eq!(outcome.attempts, 1, "authentication errors are not retried");
+}
+
+#[tokio::test]
+async fn unreachable_api_is_a_network_error() {
+    let env = setup().await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    env.connections.insert(token_connection("github", &format!("http://{closed}"), "t"));
+    let outcome = env.outcome("github_get_repository", repo(json!({})), None).await;
+    let err = outcome.result.expect_err("refused");
+    assert_eq!(err.kind(), &ErrorKind::Network, "{err}");
+    assert_eq!(err.effect(), integration_core::Effect::None, "a refused connection sent nothing");
+}
+
+#[tokio::test]
+async fn list_commits_pages_past_100() {
+    let env = setup().await;
+    let first =
+        env.ok("github_list_commits", json!({"owner": OWNER, "repo": "big-history", "limit": 120})).await;
+    assert_eq!(first["count"], 120);
+    assert_eq!(env.server.calls_to("/repos/octocat/big-history/commits"), 2, "two pages of 100");
+    let cursor = first["next_cursor"].as_str().expect("more").to_owned();
+    let rest = env
+        .ok(
+            "github_list_commits",
+            json!({"owner": OWNER, "repo": "big-history", "limit": 100, "cursor": cursor}),
+        )
+        .await;
+    assert_eq!(rest["count"], 10);
+    assert!(rest["next_cursor"].is_null());
+    let shas: BTreeSet<&str> = first["commits"]
+        .as_array()
+        .into_iter()
+        .chain(rest["commits"].as_array())
+        .flatten()
+        .filter_map(|c| c["sha"].as_str())
+        .collect();
+    assert_eq!(shas.len(), 130, "no commit twice, none missing");
+    assert_eq!(first["commits"][0]["title"], "Change 129", "newest first");
+
+    let by_path = env
+        .ok(
+            "github_list_commits",
+            json!({"owner": OWNER, "repo": "big-history", "path": "docs", "limit": 1000}),
+        )
+        .await;
+    assert_eq!(by_path["count"], 32);
+    let by_author =
+        env.ok("github_list_commits", json!({"owner": OWNER, "repo": REPO, "author": "hubot"})).await;
+    assert_eq!(by_author["count"], 1);
+    let branch = env.ok("github_list_commits", repo(json!({"sha": "feature/shout"}))).await;
+    assert_eq!(branch["count"], 5);
+    assert_eq!(branch["commits"][0]["author"]["login"], "monalisa");
+
+    let err = env
+        .call("github_list_commits", json!({"owner": OWNER, "repo": REPO, "cursor": "bm9wZQ"}))
+        .await
+        .expect_err("bad cursor");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn get_commit_with_trimmed_patches() {
+    let env = setup().await;
+    let list = env.ok("github_list_commits", repo(json!({"limit": 3}))).await;
+    let sha = list["commits"][1]["sha"].as_str().expect("sha").to_owned();
+    let c = env.ok("github_get_commit", repo(json!({"sha": sha, "max_patch_bytes": 20}))).await;
+    assert_eq!(c["title"], "Add greeting module");
+    assert_eq!(c["author"]["login"], "hubot");
+    assert_eq!(c["changed_files"], 2);
+    assert!(c["stats"]["additions"].as_u64().expect("stats") > 0);
+    let f = &c["files"][0];
+    assert!(f["patch"].as_str().expect("patch").len() <= 20);
+    assert_eq!(f["patch_truncated"], true);
+
+    let full = env.ok("github_get_commit", repo(json!({"sha": &sha[..10]}))).await;
+    assert_eq!(full["files"][0]["patch_truncated"], false);
+    let raw = env.ok("github_get_commit", repo(json!({"sha": sha, "raw": true}))).await;
+    assert!(raw["commit"]["tree"]["sha"].is_string());
+}
+
+#[tokio::test]
+async fn compare_branches() {
+    let env = setup().await;
+    let c = env.ok("github_compare", repo(json!({"base": "main", "head": "feature/shout"}))).await;
+    assert_eq!(c["status"], "ahead");
+    assert_eq!(c["ahead_by"], 2);
+    assert_eq!(c["behind_by"], 0);
+    assert_eq!(c["commits"].as_array().map(Vec::len), Some(2));
+    let files: BTreeSet<&str> =
+        c["files"].as_array().expect("files").iter().filter_map(|f| f["filename"].as_str()).collect();
+    assert_eq!(files, BTreeSet::from(["README.md", "docs/usage.md", "src/greet.rs", "tests/greet.rs"]));
+    assert!(c["additions"].as_u64().expect("additions") >= 5);
+    let back = env.ok("github_compare", repo(json!({"base": "feature/shout", "head": "main"}))).await;
+    assert_eq!(back["status"], "behind");
+    assert_eq!(back["behind_by"], 2);
+    let err =
+        env.call("github_compare", repo(json!({"base": "main", "head": "nope"}))).await.expect_err("404");
+    assert_eq!(err.kind(), &ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn get_file_text_binary_limits_and_directories() {
+    let env = setup().await;
+    let f = env.ok("github_get_file", repo(json!({"path": "src/main.rs"}))).await;
+    assert_eq!(f["binary"], false);
+    assert!(f["content"].as_str().expect("text").contains("greet::greet"));
+    assert_eq!(f["language"], "Rust");
+    let old = env.ok("github_get_file", repo(json!({"path": "README.md", "ref": "main"}))).await;
+    let new = env.ok("github_get_file", repo(json!({"path": "README.md", "ref": "feature/shout"}))).await;
+    assert_ne!(old["content"], new["content"]);
+    assert!(new["content"].as_str().expect("text").contains("shouts"));
+
+    let cut = env.ok("github_get_file", repo(json!({"path": "README.md", "max_bytes": 7}))).await;
+    assert_eq!(cut["content"], "# Hello");
+    assert_eq!(cut["truncated"], true);
+
+    let png = env.ok("github_get_file", repo(json!({"path": "assets/logo.png"}))).await;
+    assert_eq!(png["binary"], true);
+    assert!(png["content"].is_null());
+
+    let dir = env.ok("github_get_file", repo(json!({"path": "src"}))).await;
+    assert_eq!(dir["type"], "dir");
+    assert_eq!(dir["entries"].as_array().map(Vec::len), Some(2));
+
+    let missing = env.call("github_get_file", repo(json!({"path": "nope.txt"}))).await.expect_err("404");
+    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+    let escape = env.call("github_get_file", repo(json!({"path": "../x"}))).await.expect_err("bad path");
+    assert_eq!(escape.kind(), &ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn code_analysis_of_a_pull_request_and_a_range() {
+    let env = setup().await;
+    let a = env.ok("github_code_analysis", repo(json!({"pull_number": 1}))).await;
+    assert_eq!(a["subject"]["head"], "feature/shout");
+    assert_eq!(a["totals"]["commits"], 2);
+    assert_eq!(a["totals"]["files_changed"], 4);
+    let dirs: Vec<&str> =
+        a["by_directory"].as_array().expect("dirs").iter().filter_map(|d| d["directory"].as_str()).collect();
+    assert!(dirs.contains(&"src") && dirs.contains(&"docs") && dirs.contains(&"/"), "{dirs:?}");
+    let langs: Vec<&str> =
+        a["by_language"].as_array().expect("langs").iter().filter_map(|d| d["language"].as_str()).collect();
+    assert!(langs.contains(&"Rust") && langs.contains(&"Documentation"), "{langs:?}");
+    assert_eq!(a["authors"][0]["author"], "monalisa");
+    assert_eq!(a["authors"][0]["commits"], 2);
+    assert!(
+        a["largest_changes"][0]["churn"].as_u64().expect("churn")
+            >= a["largest_changes"][1]["churn"].as_u64().expect("churn")
+    );
+
+    let list =
+        env.ok("github_list_commits", json!({"owner": OWNER, "repo": "big-history", "limit": 130})).await;
+    let oldest = list["commits"][129]["sha"].as_str().expect("sha").to_owned();
+    let a = env
+        .ok(
+            "github_code_analysis",
+            json!({"owner": OWNER, "repo": "big-history", "base": oldest, "head": "main", "max_commits": 20, "top": 3}),
+        )
+        .await;
+    assert_eq!(a["totals"]["commits"], 129);
+    assert_eq!(a["commits_analyzed"], 20);
+    assert_eq!(a["most_touched_files"].as_array().map(Vec::len), Some(3));
+    assert!(a["most_touched_files"][0]["commits"].as_u64().expect("n") >= 1);
+    assert_eq!(a["authors"].as_array().map(Vec::len), Some(3));
+    assert!(a["note"].is_string());
+
+    let err = env.call("github_code_analysis", repo(json!({"base": "main"}))).await.expect_err("no head");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn pull_requests_list_and_detail() {
+    let env = setup().await;
+    let list = env.ok("github_list_pull_requests", repo(json!({"state": "all"}))).await;
+    assert_eq!(list["count"], 1);
+    assert_eq!(list["pull_requests"][0]["head"], "feature/shout");
+    assert_eq!(list["pull_requests"][0]["user"], "monalisa");
+    let none = env.ok("github_list_pull_requests", repo(json!({"base": "develop"}))).await;
+    assert_eq!(none["count"], 0);
+
+    let pr = env.ok("github_get_pull_request", repo(json!({"pull_number": 1}))).await;
+    assert_eq!(pr["review_decision"], "approved");
+    assert_eq!(pr["mergeable"], true);
+    assert_eq!(pr["mergeable_state"], "clean");
+    assert_eq!(pr["checks"]["state"], "pending", "the coverage check still runs");
+    assert_eq!(pr["checks"]["status_state"], "success");
+    assert_eq!(pr["checks"]["check_runs"].as_array().map(Vec::len), Some(2));
+    assert_eq!(pr["changed_files"], 4);
+    assert_eq!(pr["files"].as_array().map(Vec::len), Some(4));
+    assert_eq!(pr["requested_reviewers"], json!(["octocat"]));
+
+    env.gh.add_review("octocat/hello-world", 1, "octocat", "CHANGES_REQUESTED", "Wait");
+    env.gh.add_check("octocat/hello-world", "feature/shout", "lint", "completed", Some("failure"));
+    let pr = env.ok("github_get_pull_request", repo(json!({"pull_number": 1}))).await;
+    assert_eq!(pr["review_decision"], "changes_requested");
+    assert_eq!(pr["checks"]["state"], "failure");
+
+    let missing =
+        env.call("github_get_pull_request", repo(json!({"pull_number": 99}))).await.expect_err("404");
+    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn create_list_and_comment_on_issues() {
+    let env = setup().await;
+    let created = env
+        .ok(
+            "github_create_issue",
+            repo(json!({
+                "title": "Crash on empty name",
+                "body": "Steps: call greet(\"\")",
+                "labels": ["bug", "p1"],
+                "assignees": ["hubot"],
+                "milestone": 1,
+            })),
+        )
+        .await;
+    let number = created["number"].as_u64().expect("number");
+    assert_eq!(created["state"], "open");
+    assert_eq!(created["milestone"], "v1.0");
+    assert_eq!(created["user"], "octocat");
+    assert_eq!(
+        env.gh.issue_fields("octocat/hello-world", number),
+        Some((vec!["bug".into(), "p1".into()], vec!["hubot".into()], Some(1)))
+    );
+
+    let listed = env.ok("github_list_issues", repo(json!({"labels": ["bug"]}))).await;
+    let titles: Vec<&str> =
+        listed["issues"].as_array().expect("issues").iter().filter_map(|i| i["title"].as_str()).collect();
+    assert_eq!(
+        titles,
+        ["Crash on empty name", "Greeting is too quiet"],
+        "created issues are listed, newest first"
+    );
+    let all = env.ok("github_list_issues", repo(json!({"state": "all"}))).await;
+    assert_eq!(all["count"], 4);
+
+    let bad =
+        env.call("github_create_issue", repo(json!({"title": "x", "milestone": 42}))).await.expect_err("422");
+    assert_eq!(bad.kind(), &ErrorKind::InvalidInput);
+    assert!(bad.details().is_some_and(|d| d["errors"][0]["field"] == "milestone"), "{:?}", bad.details());
+    let outcome = env.outcome("github_create_issue", repo(json!({"body": "no title"})), None).await;
+    assert_eq!(outcome.result.expect_err("schema").kind(), &ErrorKind::InvalidInput);
+    assert_eq!(outcome.attempts, 0, "refused by the schema before any request");
+
+    let c = env.ok("github_comment", repo(json!({"issue_number": number, "body": "Reproduced."}))).await;
+    assert_eq!(c["issue_number"], number);
+    assert!(c["html_url"].as_str().expect("url").contains(&format!("issues/{number}#issuecomment-")));
+    env.ok("github_comment", repo(json!({"issue_number": 1, "body": "On the pull request"}))).await;
+    assert_eq!(env.gh.comments("octocat/hello-world", number), vec!["Reproduced."]);
+    assert_eq!(env.gh.comments("octocat/hello-world", 1), vec!["On the pull request"]);
+    let missing =
+        env.call("github_comment", repo(json!({"issue_number": 999, "body": "x"}))).await.expect_err("404");
+    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn list_issues_pages_past_100() {
+    let env = setup().await;
+    let all =
+        env.ok("github_list_issues", json!({"owner": OWNER, "repo": "big-history", "limit": 150})).await;
+    assert_eq!(all["count"], 120);
+    assert!(all["next_cursor"].is_null());
+    let page =
+        env.ok("github_list_issues", json!({"owner": OWNER, "repo": "big-history", "limit": 101})).await;
+    assert_eq!(page["count"], 101);
+    let cursor = page["next_cursor"].as_str().expect("cursor").to_owned();
+    let rest = env
+        .ok(
+            "github_list_issues",
+            json!({"owner": OWNER, "repo": "big-history", "limit": 101, "cursor": cursor}),
+        )
+        .await;
+    assert_eq!(rest["count"], 19);
+    assert_eq!(rest["issues"][18]["title"], "Issue number 0");
+    let bugs = env
+        .ok(
+            "github_list_issues",
+            json!({"owner": OWNER, "repo": "big-history", "labels": ["bug"], "limit": 1000}),
+        )
+        .await;
+    assert_eq!(bugs["count"], 60);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_by_the_executor() {
+    let env = setup().await;
+    env.server.faults().push(Fault::status(502).times(2).on_path("/repos/octocat/hello-world"));
+    let outcome = env.outcome("github_get_repository", repo(json!({})), None).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!(outcome.attempts, 3);
+
+    // A write that may have reached GitHub is not repeated.
+    env.server.faults().push(Fault::status(500).on_path("/repos/octocat/hello-world/issues"));
+    let outcome = env.outcome("github_create_issue", repo(json!({"title": "once"})), None).await;
+    assert!(matches!(outcome.result.expect_err("500").kind(), ErrorKind::Upstream { status: Some(500) }));
+    assert_eq!(outcome.attempts, 1);
+    assert!(!env.gh.issue_titles(FakeGitHub::REPO).contains(&"once".to_owned()));
+}
