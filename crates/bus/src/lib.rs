@@ -9,11 +9,17 @@
 //! acknowledged, and the event is acknowledged by the broker (publisher confirms) before that;
 //! a redelivery re-publishes the recorded outcome instead of calling the upstream again. Every
 //! event carries a stable `event_id`, so a consumer can drop the rare duplicate publication.
+//!
+//! [`StoreOutcomes`] keeps those records in `integration-store` (PostgreSQL or SQLite), shared by
+//! every worker; [`OutboxRelay`] publishes the events other front doors wrote into the store's
+//! outbox. The crate names no provider: the binaries register them.
 
 pub mod envelope;
 mod error;
 pub mod outcome;
 mod publisher;
+mod records;
+mod relay;
 mod topology;
 mod worker;
 
@@ -21,5 +27,7 @@ pub use envelope::{Command, Event, Status, event_id, idempotency_key, parse_comm
 pub use error::BusError;
 pub use outcome::{Begin, MemoryOutcomes, OutcomeStore};
 pub use publisher::Publisher;
+pub use records::StoreOutcomes;
+pub use relay::{OutboxRelay, RelayConfig, RelayStatus, RelayWaker};
 pub use topology::Topology;
 pub use worker::{Worker, WorkerConfig, WorkerStatus};

@@ -143,10 +143,7 @@ impl Worker {
             failures = failures.saturating_add(1);
             self.status.reconnects.fetch_add(1, Ordering::SeqCst);
             metrics::counter!("bus_reconnects_total").increment(1);
-            let ceiling = Duration::from_millis(100)
-                .saturating_mul(1u32 << failures.min(10))
-                .min(self.config.max_reconnect_delay);
-            let delay = ceiling.mul_f64(0.5 + fastrand::f64() / 2.0);
+            let delay = crate::relay::backoff(failures, self.config.max_reconnect_delay);
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = shutdown.changed() => {}
@@ -224,9 +221,18 @@ impl Worker {
             let _ = publisher.channel().close(200, "shutdown".into()).await;
             let _ = channel.close(200, "shutdown".into()).await;
             let _ = connection.close(200, "shutdown".into()).await;
-        } else {
-            // The connection is gone: in-flight work cannot be acked; the broker redelivers it.
-            tasks.abort_all();
+        } else if !tasks.is_empty() {
+            // The connection is gone: in-flight work cannot be acked and the broker redelivers it.
+            // Let it run to its recorded outcome first (its publish fails fast), so the redelivery
+            // finds `Done` and re-publishes instead of finding `started` (`unknown_outcome`).
+            let drained = tokio::time::timeout(self.config.shutdown_grace, async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+            if drained.is_err() {
+                tracing::warn!(abandoned = tasks.len(), "in-flight commands outlived the grace period");
+                tasks.abort_all();
+            }
         }
         Ok(end)
     }

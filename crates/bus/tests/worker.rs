@@ -340,7 +340,7 @@ async fn a_poison_command_is_dead_lettered_after_the_delivery_limit() {
     }
     // RabbitMQ counts returns: with x-delivery-limit 3, the 4th return dead-letters it.
     let settled = status.processed();
-    assert!(settled >= 3 && settled <= 4, "delivered {settled} times before dead-lettering");
+    assert!((3..=4).contains(&settled), "delivered {settled} times before dead-lettering");
     assert_eq!(calls.load(Ordering::SeqCst), 0);
     stop.send(true).expect("stop");
     handle.await.expect("join").expect("clean stop");

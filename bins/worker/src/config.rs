@@ -1,0 +1,183 @@
+//! Configuration: command-line options, each also read from an environment variable.
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use integration_bus::{Topology, WorkerConfig};
+use integration_core::ExecutorConfig;
+use integration_store::StoreConfig;
+
+const PROVIDER_VARIABLES: &str = "\
+Provider connections (read at start-up; a connection saved through the API takes precedence):
+  JIRA_BASE_URL, JIRA_USERNAME, JIRA_API_TOKEN, JIRA_PERSONAL_ACCESS_TOKEN
+
+Store: INTEGRATIONS_MASTER_KEY_PREVIOUS (comma-separated older keys, during a key rotation).
+Logging: RUST_LOG overrides --log-level with a full filter (e.g. integration_bus=debug).";
+
+/// A value that may carry a password (URLs, keys): never shown by `Debug`.
+#[derive(Clone)]
+pub struct Sensitive(pub String);
+
+impl FromStr for Sensitive {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The Integrations Service bus worker: consumes tool commands from RabbitMQ, runs them through
+/// the executor and publishes one result event per command.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "integrations-worker", version, about, after_help = PROVIDER_VARIABLES)]
+pub struct Cli {
+    /// RabbitMQ URL (`amqp://user:password@host:port/vhost`).
+    #[arg(
+        long,
+        env = "AMQP_URL",
+        hide_env_values = true,
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
+    pub amqp_url: Sensitive,
+    /// Commands executed at once.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 32)]
+    pub concurrency: usize,
+    /// Unacknowledged commands the broker may push ahead (AMQP prefetch).
+    #[arg(long, env = "WORKER_PREFETCH", default_value_t = 64)]
+    pub prefetch: u16,
+    /// On SIGTERM/SIGINT, how long in-flight commands may take to finish, in seconds.
+    #[arg(long, env = "WORKER_SHUTDOWN_GRACE_SECONDS", default_value_t = 30)]
+    pub shutdown_grace_seconds: u64,
+    /// Address of the health (`/healthz`, `/readyz`) and Prometheus (`/metrics`) endpoints.
+    #[arg(long, env = "WORKER_METRICS_BIND", default_value = "127.0.0.1:9090")]
+    pub metrics_bind: SocketAddr,
+    /// Also publish the store's outbox (events written by the api) from this worker.
+    #[arg(long, env = "WORKER_OUTBOX_RELAY", default_value_t = false)]
+    pub outbox_relay: bool,
+
+    /// `postgres://...` or `sqlite:...`; unset: the SQLite file `integrations.db` in the data dir.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<Sensitive>,
+    /// Directory of the embedded SQLite database and the generated credentials key.
+    #[arg(long, env = "INTEGRATIONS_DATA_DIR", default_value = "./data")]
+    pub data_dir: String,
+    /// Credentials key (base64 of 32 bytes); required with PostgreSQL.
+    #[arg(long, env = "INTEGRATIONS_MASTER_KEY", hide_env_values = true)]
+    pub master_key: Option<Sensitive>,
+    /// Redis URL: shared rate limits and cache across replicas; in-process ones when unset.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<Sensitive>,
+
+    /// Deadline of one tool call in seconds, retries included.
+    #[arg(long, env = "INTEGRATION_TIMEOUT", default_value_t = 30)]
+    pub integration_timeout: u64,
+    /// Retries after the first attempt of a failed tool call.
+    #[arg(long, env = "MAX_RETRY_ATTEMPTS", default_value_t = 3)]
+    pub max_retry_attempts: u32,
+    /// Tool calls admitted per minute per connection (burst of the same size).
+    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
+    pub rate_limit_per_minute: u32,
+
+    /// Deliveries of one command before it is dead-lettered (quorum queue `x-delivery-limit`).
+    #[arg(long, env = "BUS_DELIVERY_LIMIT", default_value_t = 5)]
+    pub delivery_limit: u32,
+    /// Topic exchange of commands.
+    #[arg(long, env = "BUS_COMMANDS_EXCHANGE", default_value = "commands.exchange")]
+    pub commands_exchange: String,
+    /// Topic exchange of events.
+    #[arg(long, env = "BUS_EVENTS_EXCHANGE", default_value = "events.exchange")]
+    pub events_exchange: String,
+    /// Quorum queue of commands.
+    #[arg(long, env = "BUS_COMMANDS_QUEUE", default_value = "integrations.commands")]
+    pub commands_queue: String,
+    /// Binding of the commands queue on the commands exchange.
+    #[arg(long, env = "BUS_COMMANDS_BINDING", default_value = "integrations.*")]
+    pub commands_binding: String,
+    /// Dead-letter exchange of the commands queue.
+    #[arg(long, env = "BUS_DEAD_LETTER_EXCHANGE", default_value = "integrations.dlx")]
+    pub dead_letter_exchange: String,
+    /// Dead-letter queue.
+    #[arg(long, env = "BUS_DEAD_LETTER_QUEUE", default_value = "integrations.commands.dead")]
+    pub dead_letter_queue: String,
+
+    /// Log format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log level (trace, debug, info, warn, error).
+    #[arg(long, env = "LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+impl Cli {
+    /// The executor defaults from these options.
+    pub fn executor_config(&self) -> ExecutorConfig {
+        ExecutorConfig {
+            timeout: Duration::from_secs(self.integration_timeout.max(1)),
+            max_retry_attempts: self.max_retry_attempts,
+            rate_limit_per_minute: self.rate_limit_per_minute.max(1),
+            ..ExecutorConfig::default()
+        }
+    }
+
+    /// Exchange and queue names.
+    pub fn topology(&self) -> Topology {
+        Topology {
+            commands_exchange: self.commands_exchange.clone(),
+            events_exchange: self.events_exchange.clone(),
+            commands_queue: self.commands_queue.clone(),
+            commands_binding: self.commands_binding.clone(),
+            dead_letter_exchange: self.dead_letter_exchange.clone(),
+            dead_letter_queue: self.dead_letter_queue.clone(),
+            delivery_limit: self.delivery_limit.max(1),
+        }
+    }
+
+    /// The worker settings.
+    pub fn worker_config(&self) -> WorkerConfig {
+        let mut config = WorkerConfig::new(self.amqp_url.0.clone());
+        config.topology = self.topology();
+        config.concurrency = self.concurrency.max(1);
+        config.prefetch = self.prefetch.max(1);
+        config.shutdown_grace = Duration::from_secs(self.shutdown_grace_seconds);
+        config
+    }
+
+    /// The store settings (`INTEGRATIONS_MASTER_KEY_PREVIOUS` is read from the environment).
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig::from_lookup(&|name| match name {
+            "DATABASE_URL" => self.database_url.as_ref().map(|s| s.0.clone()),
+            "INTEGRATIONS_DATA_DIR" => Some(self.data_dir.clone()),
+            "INTEGRATIONS_MASTER_KEY" => self.master_key.as_ref().map(|s| s.0.clone()),
+            other => std::env::var(other).ok(),
+        })
+    }
+}
+
+/// Install the global tracing subscriber (text or JSON); `RUST_LOG` wins over `level`.
+pub(crate) fn init_tracing(format: LogFormat, level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    };
+}
