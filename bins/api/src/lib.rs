@@ -7,6 +7,8 @@
 
 mod config;
 pub mod providers;
+#[cfg(feature = "slack")]
+mod slack_events;
 
 use std::sync::Arc;
 
@@ -112,7 +114,8 @@ pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
     let state = AppState::new(executor.clone())
         .with_connections(connections)
         .with_readiness(Arc::new(StoreReady(store.clone())));
-    let router = integration_http::router(state, &http);
+    let inbound = providers::inbound_routes(&state, &store);
+    let router = integration_http::router_with(state, &http, inbound);
     Ok(App { router, executor, store })
 }
 

@@ -6,6 +6,10 @@ use integration_core::{Connection, Registry};
 pub fn register_all(registry: &Registry) -> anyhow::Result<()> {
     #[cfg(feature = "jira")]
     registry.add(integration_jira::provider())?;
+    #[cfg(feature = "github")]
+    registry.add(integration_github::provider())?;
+    #[cfg(feature = "slack")]
+    registry.add(integration_slack::provider())?;
     let _ = registry;
     Ok(())
 }
@@ -15,7 +19,23 @@ pub fn compiled_in() -> Vec<&'static str> {
     vec![
         #[cfg(feature = "jira")]
         "jira",
+        #[cfg(feature = "github")]
+        "github",
+        #[cfg(feature = "slack")]
+        "slack",
     ]
+}
+
+/// Routes of the providers' inbound endpoints (signed by the upstream instead of an API key).
+pub(crate) fn inbound_routes(
+    state: &integration_http::AppState,
+    store: &integration_store::Store,
+) -> axum::Router<integration_http::AppState> {
+    let routes = axum::Router::new();
+    #[cfg(feature = "slack")]
+    let routes = routes.merge(crate::slack_events::routes(state.clone(), store.clone()));
+    let _ = (state, store);
+    routes
 }
 
 /// The providers' default connections from environment variables (`JIRA_BASE_URL`, ...).
