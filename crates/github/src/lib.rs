@@ -14,7 +14,7 @@
 //! renewed installation tokens. Its retry layer is compiled out: the core executor retries.
 //!
 //! The crate depends on `integration-core` and its client library only (no axum, sqlx, lapin or
-//! redis), so another Rust service can embed it: see `examples/embed.rs`.
+//! redis), so another Rust service can embed it: see `examples/github_embed.rs`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

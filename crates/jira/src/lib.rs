@@ -11,7 +11,7 @@
 //! parameter, never mixed with the filters.
 //!
 //! The crate depends on `integration-core` and its HTTP client only (no axum, sqlx, lapin or
-//! redis), so another Rust service can embed it: see `examples/embed.rs`. It never retries,
+//! redis), so another Rust service can embed it: see `examples/jira_embed.rs`. It never retries,
 //! rate-limits or times out on its own; the core [`Executor`](integration_core::Executor) does.
 //!
 //! ```no_run

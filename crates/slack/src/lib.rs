@@ -15,7 +15,7 @@
 //! install a process-wide crypto provider, and this crate never compiles in `ring`.
 //!
 //! The crate depends on `integration-core` and its Slack client only (no axum, sqlx, lapin or
-//! redis), so another Rust service can embed it: see `examples/embed.rs`.
+//! redis), so another Rust service can embed it: see `examples/slack_embed.rs`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -2,7 +2,7 @@
 //! no HTTP server, database or broker.
 //!
 //! ```text
-//! GITHUB_API_URL=http://127.0.0.1:8081 GITHUB_TOKEN=ghp_... cargo run -p integration-github --example embed
+//! GITHUB_API_URL=http://127.0.0.1:8081 GITHUB_TOKEN=ghp_... cargo run -p integration-github --example github_embed
 //! ```
 //!
 //! With `integrations-fakes` serving the fake GitHub, use its demo token

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! SLACK_BOT_TOKEN=xoxb-... [SLACK_API_URL=http://127.0.0.1:9103/api/] \
-//!     cargo run -p integration-slack --example embed -- '#general' 'Deployed v1.2'
+//!     cargo run -p integration-slack --example slack_embed -- '#general' 'Deployed v1.2'
 //! ```
 //!
 //! To try it offline, serve the fake (`cargo run -p integration-testkit --bin integrations-fakes --

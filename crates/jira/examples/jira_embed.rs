@@ -5,7 +5,7 @@
 //! ```sh
 //! # against the offline fake: cargo run -p integration-testkit --bin integrations-fakes -- --jira 127.0.0.1:9101
 //! JIRA_BASE_URL=http://127.0.0.1:9101 JIRA_USERNAME=bot@example.com JIRA_API_TOKEN=fake-api-token \
-//!   cargo run -p integration-jira --example embed -- Engineering
+//!   cargo run -p integration-jira --example jira_embed -- Engineering
 //! ```
 
 use std::sync::Arc;
