@@ -578,6 +578,12 @@ async fn two_store_backed_workers_share_the_queue() {
     bus.send_many((0..N).map(|i| create("share", &format!("s{i}")))).await;
     bus.collector.wait_for(N, Duration::from_secs(60)).await;
     assert_eq!(jira.created(), N);
+    // A command is acked (and counted) right after its event is confirmed: wait for the last acks.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_a.processed() + status_b.processed() < N as u64 {
+        assert!(Instant::now() < deadline, "acks missing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (pa, pb) = (status_a.processed(), status_b.processed());
     assert_eq!(pa + pb, N as u64);
     assert!(pa > 0 && pb > 0, "both workers took commands: {pa} / {pb}");
@@ -620,7 +626,12 @@ async fn outcomes_written_with_an_outbox_message_are_relayed() {
         waker.wake();
     }
     bus.collector.wait_for(20, Duration::from_secs(20)).await;
-    assert!(db.store.outbox().fetch_unpublished(10).await.expect("fetch").is_empty());
+    // Messages are marked right after their confirm, so possibly after they were consumed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !db.store.outbox().fetch_unpublished(10).await.expect("fetch").is_empty() {
+        assert!(Instant::now() < deadline, "outbox not marked published");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop.send(true).expect("stop");
     handle.await.expect("join").expect("relay stops");
     bus.cleanup().await;

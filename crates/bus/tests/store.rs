@@ -199,6 +199,7 @@ async fn the_relay_publishes_what_was_written_while_the_broker_was_down() {
     config.topology = Some(topology.clone());
     config.max_reconnect_delay = Duration::from_millis(300);
     config.batch_size = 16;
+    config.poll_interval = Duration::from_secs(5);
     let relay = OutboxRelay::new(&store, config);
     let (waker, status) = (relay.waker(), relay.status());
     let (stop, stopped) = watch::channel(false);
@@ -234,14 +235,17 @@ async fn the_relay_publishes_what_was_written_while_the_broker_was_down() {
         assert!(tokio::time::Instant::now() < deadline, "outbox not drained");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(status.published() >= 80);
+    while status.published() < 80 {
+        assert!(tokio::time::Instant::now() < deadline, "published: {}", status.published());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
-    // Low latency: a wake publishes at once, well before the 1 s poll.
+    // Low latency: a wake publishes at once, well before the 5 s poll.
     let started = tokio::time::Instant::now();
     store.outbox().insert(&event_message(&topology, 80)).await.expect("insert");
     waker.wake();
     observer.distinct(&mut seen, 81).await;
-    assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(2), "took {:?}", started.elapsed());
 
     stop.send(true).expect("stop");
     tokio::time::timeout(Duration::from_secs(5), handle).await.expect("stops").expect("join").expect("ok");

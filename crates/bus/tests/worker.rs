@@ -380,6 +380,12 @@ async fn two_workers_share_the_queue() {
     let steps: std::collections::HashSet<String> = events.iter().map(|(_, e)| e.step_id.clone()).collect();
     assert_eq!(steps.len(), 400, "one event per command");
     assert_eq!(calls.load(Ordering::SeqCst), 400);
+    // A command is acked (and counted) right after its event is confirmed: wait for the last acks.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while status_a.processed() + status_b.processed() < 400 {
+        assert!(tokio::time::Instant::now() < deadline, "acks missing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let (pa, pb) = (status_a.processed(), status_b.processed());
     assert_eq!(pa + pb, 400);
     assert!(pa > 0 && pb > 0, "both workers took commands: {pa} / {pb}");
