@@ -39,6 +39,12 @@ pub enum ErrorKind {
         /// The HTTP status the upstream answered, when there was one.
         status: Option<u16>,
     },
+    /// The connection's circuit breaker is open after repeated upstream failures: the call failed
+    /// at once without reaching the upstream; `retry_after` says when a probe will be let through.
+    CircuitOpen {
+        /// When the circuit lets a probe through.
+        retry_after: Option<Duration>,
+    },
     /// The connection is missing or misconfigured (no credentials, bad base URL, undecryptable secret).
     Configuration,
     /// A bug or an unexpected state inside the service.
@@ -58,6 +64,7 @@ impl ErrorKind {
             ErrorKind::Network => "network",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Upstream { .. } => "upstream",
+            ErrorKind::CircuitOpen { .. } => "circuit_open",
             ErrorKind::Configuration => "configuration",
             ErrorKind::Internal => "internal",
         }
@@ -67,7 +74,10 @@ impl ErrorKind {
     /// kind forces a decision here.
     pub fn retryable(&self) -> bool {
         match self {
-            ErrorKind::RateLimited { .. } | ErrorKind::Network | ErrorKind::Timeout => true,
+            ErrorKind::RateLimited { .. }
+            | ErrorKind::Network
+            | ErrorKind::Timeout
+            | ErrorKind::CircuitOpen { .. } => true,
             ErrorKind::Upstream { status } => match status {
                 Some(s) => *s >= 500 || *s == 408 || *s == 425,
                 None => true,
@@ -93,6 +103,7 @@ impl ErrorKind {
             ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Network | ErrorKind::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Configuration => StatusCode::FAILED_DEPENDENCY,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -144,6 +155,7 @@ impl IntegrationError {
             | ErrorKind::InvalidInput
             | ErrorKind::Conflict
             | ErrorKind::RateLimited { .. }
+            | ErrorKind::CircuitOpen { .. }
             | ErrorKind::Configuration
             | ErrorKind::Internal => Effect::None,
         };
@@ -250,7 +262,7 @@ impl IntegrationError {
     /// The wait the upstream asked for, for rate-limit errors.
     pub fn retry_after(&self) -> Option<Duration> {
         match self.0.kind {
-            ErrorKind::RateLimited { retry_after } => retry_after,
+            ErrorKind::RateLimited { retry_after } | ErrorKind::CircuitOpen { retry_after } => retry_after,
             _ => None,
         }
     }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
 
+use crate::breaker::{Admission, BreakerConfig, Breakers};
 use crate::cache::{Cache, InMemoryCache};
 use crate::connection::{Connection, ConnectionResolver};
 use crate::error::{Effect, ErrorKind, IntegrationError};
@@ -125,6 +126,8 @@ pub struct ExecutorConfig {
     pub backoff_base: Duration,
     /// Largest backoff delay before jitter.
     pub backoff_max: Duration,
+    /// The circuit breaker per connection.
+    pub breaker: BreakerConfig,
 }
 
 impl Default for ExecutorConfig {
@@ -135,6 +138,7 @@ impl Default for ExecutorConfig {
             rate_limit_per_minute: 100,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
+            breaker: BreakerConfig::default(),
         }
     }
 }
@@ -147,6 +151,7 @@ pub struct Executor {
     limiter: Arc<dyn RateLimiter>,
     cache: Arc<dyn Cache>,
     observer: Option<Arc<dyn ExecutionObserver>>,
+    breakers: Arc<Breakers>,
     config: ExecutorConfig,
 }
 
@@ -169,6 +174,7 @@ impl Executor {
             limiter: Arc::new(InMemoryRateLimiter::new()),
             cache: Arc::new(InMemoryCache::default()),
             observer: None,
+            breakers: Arc::new(Breakers::new(config.breaker)),
             config,
         }
     }
@@ -309,11 +315,30 @@ impl Executor {
             let tool = tool.clone();
             let waited = &waited;
             async move {
-                let wait = self.acquire_permit(&tool, &ctx.connection.name, quota, deadline).await?;
+                let connection = ctx.connection.name.clone();
+                if let Admission::Rejected(wait) = self.breakers.admit(&connection) {
+                    metrics::counter!("integration_circuit_rejections_total", "connection" => connection.clone())
+                        .increment(1);
+                    return Err(IntegrationError::new(
+                        ErrorKind::CircuitOpen { retry_after: Some(wait) },
+                        tool.spec().provider.clone(),
+                        format!(
+                            "the upstream of connection '{connection}' is failing; calls are refused for {} ms before a probe",
+                            wait.as_millis()
+                        ),
+                    ));
+                }
+                let wait = self.acquire_permit(&tool, &connection, quota, deadline).await?;
                 if !wait.is_zero() {
                     *waited.lock().unwrap_or_else(|e| e.into_inner()) += wait;
                 }
-                call_with_deadline(&tool, &ctx, call.params.clone(), deadline).await
+                let result = call_with_deadline(&tool, &ctx, call.params.clone(), deadline).await;
+                if self.breakers.record(&connection, result.as_ref().map(|_| ())) {
+                    metrics::counter!("integration_circuit_opened_total", "connection" => connection.clone())
+                        .increment(1);
+                    tracing::warn!(connection = %connection, "circuit opened after repeated upstream failures");
+                }
+                result
             }
         };
 
@@ -450,6 +475,10 @@ impl Executor {
 /// A retryable error is retried when the upstream certainly did nothing, or when the tool is
 /// idempotent (repeating it is harmless).
 fn should_retry(error: &IntegrationError, idempotent: bool) -> bool {
+    // An open circuit fails fast: waiting out its cool-down here would defeat it.
+    if matches!(error.kind(), ErrorKind::CircuitOpen { .. }) {
+        return false;
+    }
     error.retryable() && (idempotent || error.effect() == Effect::None)
 }
 

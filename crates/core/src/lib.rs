@@ -10,6 +10,7 @@
 //! never retry, rate-limit or time out on their own; the executor does it the same way for all.
 //! This crate does no I/O besides what the pipeline needs (timers), and knows no provider.
 
+pub mod breaker;
 pub mod cache;
 pub mod connection;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod ratelimit;
 pub mod registry;
 pub mod tool;
 
+pub use breaker::{Admission, BreakerConfig, Breakers};
 pub use cache::{Cache, InMemoryCache};
 pub use connection::{
     Connection, ConnectionResolver, ConnectionSettings, ConnectionSource, InMemoryConnections,

@@ -96,6 +96,7 @@ fn config() -> ExecutorConfig {
         rate_limit_per_minute: 100_000,
         backoff_base: Duration::from_millis(5),
         backoff_max: Duration::from_millis(40),
+        ..ExecutorConfig::default()
     }
 }
 
@@ -375,4 +376,36 @@ impl Scripted {
             sleep: Duration::ZERO,
         })
     }
+}
+
+#[tokio::test]
+async fn an_open_circuit_fails_fast_without_reaching_the_upstream_then_probes() {
+    let failures: Vec<IntegrationError> =
+        (0..8).map(|_| IntegrationError::connect("test", "refused")).collect();
+    let tool = Scripted::new("t_read", ToolHints::read_only(), failures);
+    let config = ExecutorConfig {
+        max_retry_attempts: 0,
+        breaker: integration_core::BreakerConfig { threshold: 3, cool_down: Duration::from_millis(300) },
+        ..config()
+    };
+    let exec = executor_with(vec![tool.clone()], ConnectionSettings::default(), config);
+    for _ in 0..3 {
+        let outcome = exec.execute(ToolCall::new("t_read", json!({}))).await;
+        assert_eq!(outcome.result.expect_err("down").kind(), &ErrorKind::Network);
+    }
+    assert_eq!(tool.calls(), 3);
+    for _ in 0..20 {
+        let outcome = exec.execute(ToolCall::new("t_read", json!({}))).await;
+        let error = outcome.result.expect_err("open");
+        assert!(matches!(error.kind(), ErrorKind::CircuitOpen { retry_after: Some(_) }), "{error:?}");
+        assert!(error.retryable());
+    }
+    assert_eq!(tool.calls(), 3, "an open circuit does not reach the upstream");
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let probe = exec.execute(ToolCall::new("t_read", json!({}))).await;
+    assert_eq!(probe.result.expect_err("still down").kind(), &ErrorKind::Network);
+    assert_eq!(tool.calls(), 4, "one probe went through after the cool-down");
+    let outcome = exec.execute(ToolCall::new("t_read", json!({}))).await;
+    assert!(matches!(outcome.result.expect_err("reopened").kind(), ErrorKind::CircuitOpen { .. }));
+    assert_eq!(tool.calls(), 4);
 }

@@ -79,7 +79,7 @@ impl From<IntegrationError> for ApiError {
             retryable: error.retryable(),
             details: error.details().cloned(),
             retry_after: match kind {
-                ErrorKind::RateLimited { .. } => retry_after,
+                ErrorKind::RateLimited { .. } | ErrorKind::CircuitOpen { .. } => retry_after,
                 _ => None,
             },
         }))

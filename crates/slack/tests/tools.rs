@@ -37,6 +37,7 @@ async fn env_with(fake: FakeSlack, token: &str, options: SlackOptions) -> Env {
         rate_limit_per_minute: 10_000,
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
+        ..ExecutorConfig::default()
     };
     let executor = Executor::new(registry, connections, config);
     Env { fake, server, executor, slack }

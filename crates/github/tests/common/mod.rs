@@ -31,6 +31,7 @@ pub fn config(timeout: Duration) -> ExecutorConfig {
         rate_limit_per_minute: 10_000,
         backoff_base: Duration::from_millis(20),
         backoff_max: Duration::from_millis(200),
+        ..ExecutorConfig::default()
     }
 }
 
