@@ -122,6 +122,16 @@ pub struct ServeArgs {
     /// Redis URL for the shared cache and rate limiter; unset: in-process cache and limiter.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Exceptions to the SSRF guard of custom HTTP tools: host names (`api.internal`, `*.corp`) and
+    /// addresses or CIDR ranges (`127.0.0.1`, `10.0.0.0/8`), comma-separated.
+    #[arg(long, env = "CUSTOM_HTTP_ALLOWLIST", default_value = "")]
+    pub custom_http_allowlist: String,
+    /// Days webhook deliveries are kept.
+    #[arg(long, env = "WEBHOOK_RETENTION_DAYS", default_value_t = 7)]
+    pub webhook_retention_days: u64,
+    /// Deliveries kept per webhook endpoint (the newest).
+    #[arg(long, env = "WEBHOOK_RETENTION_MAX_PER_ENDPOINT", default_value_t = 10_000)]
+    pub webhook_retention_max_per_endpoint: u64,
     /// Where the state lives.
     #[command(flatten)]
     pub store: StoreArgs,

@@ -9,6 +9,7 @@ mod config;
 pub mod providers;
 #[cfg(feature = "slack")]
 mod slack_events;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -114,7 +115,8 @@ pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
     let state = AppState::new(executor.clone())
         .with_connections(connections)
         .with_readiness(Arc::new(StoreReady(store.clone())));
-    let inbound = providers::inbound_routes(&state, &store);
+    let inbound = providers::inbound_routes(&state, &store)
+        .merge(webhooks::routes(args, &store, &executor).await.context("webhook routes")?);
     let router = integration_http::router_with(state, &http, inbound);
     Ok(App { router, executor, store })
 }

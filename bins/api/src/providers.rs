@@ -10,6 +10,8 @@ pub fn register_all(registry: &Registry) -> anyhow::Result<()> {
     registry.add(integration_github::provider())?;
     #[cfg(feature = "slack")]
     registry.add(integration_slack::provider())?;
+    #[cfg(feature = "webhook")]
+    registry.add(integration_webhook::provider())?;
     let _ = registry;
     Ok(())
 }
@@ -23,6 +25,8 @@ pub fn compiled_in() -> Vec<&'static str> {
         "github",
         #[cfg(feature = "slack")]
         "slack",
+        #[cfg(feature = "webhook")]
+        "webhook",
     ]
 }
 

@@ -125,6 +125,9 @@ pub(crate) trait Backend: Send + Sync + 'static {
 
     /// Key ids in use with their row counts.
     async fn key_usage(&self) -> Result<Vec<(String, i64)>>;
+
+    /// The webhook tables (`webhooks.rs`).
+    fn webhooks(&self) -> &dyn crate::webhooks::WebhookBackend;
 }
 
 macro_rules! connection_select {
@@ -167,6 +170,10 @@ macro_rules! sql_backend {
         impl Backend for $ty {
             fn name(&self) -> &'static str {
                 $name
+            }
+
+            fn webhooks(&self) -> &dyn crate::webhooks::WebhookBackend {
+                self
             }
 
             async fn migrate(&self) -> Result<()> {

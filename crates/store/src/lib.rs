@@ -28,6 +28,7 @@ mod db;
 pub mod error;
 pub mod redis;
 pub mod store;
+pub mod webhooks;
 
 pub use connections::{ConnectionStatus, ConnectionSummary, STATUS_WINDOW, StoreConnections};
 pub use crypto::{Keyring, MasterKey};
@@ -36,4 +37,8 @@ pub use store::{
     AuditRecord, Begin, CallCounts, CheckRecord, Idempotency, NewOutboxMessage, Outbox, OutboxMessage,
     OutcomeState, RotationReport, SETTINGS_FIELDS, Store, StoreConfig, StoredConnection, StoredOutcome,
     StoredSettings, connection_from_body, validate_name,
+};
+pub use webhooks::{
+    DEFAULT_DELIVERIES_PER_ENDPOINT, DEFAULT_DELIVERY_MAX_AGE, DeliveryFilter, DeliveryInsert,
+    NewWebhookDelivery, StoredCustomTool, StoredWebhookEndpoint, WebhookDeliveryRow, WebhookStore,
 };

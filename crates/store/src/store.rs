@@ -374,6 +374,16 @@ impl Store {
         }
     }
 
+    /// The database implementation (for the storage modules of this crate).
+    pub(crate) fn backend_impl(&self) -> &dyn Backend {
+        &*self.inner.db
+    }
+
+    /// The keyring (for the storage modules of this crate).
+    pub(crate) fn keyring(&self) -> &Keyring {
+        &self.inner.keys
+    }
+
     /// `postgres` or `sqlite`.
     pub fn backend(&self) -> &'static str {
         self.inner.db.name()

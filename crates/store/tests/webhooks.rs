@@ -1,0 +1,168 @@
+//! Webhook endpoints, deliveries and custom tools, on SQLite and on PostgreSQL.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestDb;
+use integration_store::{DeliveryFilter, DeliveryInsert, NewWebhookDelivery};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+
+on_both_backends!(endpoints_with_sealed_secrets, deliveries_dedup_page_and_purge, custom_tools_round_trip);
+
+fn secrets(value: &str) -> BTreeMap<String, SecretString> {
+    BTreeMap::from([("secret".to_owned(), SecretString::from(value.to_owned()))])
+}
+
+fn delivery(endpoint: &str, status: &str, dedup: Option<&str>, at: i64) -> NewWebhookDelivery {
+    NewWebhookDelivery {
+        endpoint: endpoint.into(),
+        received_at: at,
+        verification: "passed".into(),
+        headers: json!({"content-type": "application/json"}),
+        body: br#"{"a":1}"#.to_vec(),
+        body_preview: r#"{"a":1}"#.into(),
+        content_type: Some("application/json".into()),
+        output: Some(json!({"a": 1})),
+        error: None,
+        status: status.into(),
+        publish_status: "skipped".into(),
+        dedup_key: dedup.map(str::to_owned),
+        replay_of: None,
+    }
+}
+
+async fn endpoints_with_sealed_secrets(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let hooks = store.webhooks();
+    let def = json!({"verification": {"scheme": "github"}, "transform": ".action"});
+    assert!(hooks.save_endpoint("gh", &def, &secrets("hook-SECRET-1")).await.expect("save"));
+    let got = hooks.get_endpoint("gh").await.expect("get").expect("exists");
+    assert_eq!(got.definition, def);
+    assert_eq!(got.secrets["secret"].expose_secret(), "hook-SECRET-1");
+    let first_revision = got.revision;
+    assert!(!hooks.save_endpoint("gh", &def, &secrets("hook-SECRET-2")).await.expect("save again"));
+    let got = hooks.get_endpoint("gh").await.expect("get").expect("exists");
+    assert!(got.revision > first_revision);
+    assert_eq!(got.secrets["secret"].expose_secret(), "hook-SECRET-2");
+    assert!(hooks.save_endpoint("bad/name", &def, &BTreeMap::new()).await.is_err());
+    assert!(hooks.get_endpoint("nope").await.expect("get").is_none());
+    assert!(hooks.delete_endpoint("gh").await.expect("delete"));
+    assert!(!hooks.delete_endpoint("gh").await.expect("delete twice"));
+}
+
+async fn deliveries_dedup_page_and_purge(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let hooks = store.webhooks();
+    let now = chrono::Utc::now().timestamp_millis();
+    let first =
+        match hooks.insert_delivery(&delivery("a", "processed", Some("d-1"), now)).await.expect("insert") {
+            DeliveryInsert::Inserted(id) => id,
+            other => panic!("{other:?}"),
+        };
+    assert_eq!(
+        hooks.insert_delivery(&delivery("a", "failed", Some("d-1"), now)).await.expect("dup"),
+        DeliveryInsert::Duplicate { id: first, status: "processed".into() }
+    );
+    // the same key on another endpoint and deliveries without keys are distinct
+    assert!(matches!(
+        hooks.insert_delivery(&delivery("b", "processed", Some("d-1"), now)).await,
+        Ok(DeliveryInsert::Inserted(_))
+    ));
+    for i in 0..5 {
+        let status = if i % 2 == 0 { "failed" } else { "processed" };
+        assert!(matches!(
+            hooks.insert_delivery(&delivery("a", status, None, now + i)).await,
+            Ok(DeliveryInsert::Inserted(_))
+        ));
+    }
+    hooks.set_publish_status(first, "queued").await.expect("publish status");
+    let got = hooks.get_delivery("a", first).await.expect("get").expect("exists");
+    assert_eq!(got.body.as_deref(), Some(br#"{"a":1}"#.as_slice()));
+    assert_eq!(got.publish_status, "queued");
+    assert_eq!(got.output, Some(json!({"a": 1})));
+    assert!(hooks.get_delivery("b", first).await.expect("get").is_none());
+
+    let page =
+        hooks.list_deliveries("a", &DeliveryFilter { limit: 4, ..Default::default() }).await.expect("list");
+    assert_eq!(page.len(), 4);
+    assert!(page.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+    assert!(page.iter().all(|d| d.body.is_none()));
+    let rest = hooks
+        .list_deliveries(
+            "a",
+            &DeliveryFilter { limit: 4, before_id: page.last().map(|d| d.id), ..Default::default() },
+        )
+        .await
+        .expect("list");
+    assert_eq!(rest.len(), 2);
+    let failed = hooks
+        .list_deliveries(
+            "a",
+            &DeliveryFilter { limit: 50, status: Some("failed".into()), ..Default::default() },
+        )
+        .await
+        .expect("list");
+    assert_eq!(failed.len(), 3);
+    let late = hooks
+        .list_deliveries(
+            "a",
+            &DeliveryFilter { limit: 50, since: Some(now + 3), until: Some(now + 5), ..Default::default() },
+        )
+        .await
+        .expect("list");
+    assert_eq!(late.len(), 2);
+
+    // retention: by count per endpoint, then by age
+    assert_eq!(hooks.purge_deliveries(Duration::from_secs(3600), 3).await.expect("purge"), 3);
+    assert_eq!(
+        hooks
+            .list_deliveries("a", &DeliveryFilter { limit: 50, ..Default::default() })
+            .await
+            .expect("list")
+            .len(),
+        3
+    );
+    assert_eq!(
+        hooks
+            .list_deliveries("b", &DeliveryFilter { limit: 50, ..Default::default() })
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    hooks.insert_delivery(&delivery("b", "processed", None, now - 8 * 24 * 3600 * 1000)).await.expect("old");
+    assert_eq!(hooks.purge_deliveries(Duration::from_secs(7 * 24 * 3600), 10_000).await.expect("purge"), 1);
+    assert!(hooks.delete_endpoint("a").await.is_ok());
+    assert!(
+        hooks
+            .list_deliveries("a", &DeliveryFilter { limit: 50, ..Default::default() })
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+async fn custom_tools_round_trip(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let hooks = store.webhooks();
+    let def = json!({"name": "status_page", "url": "https://status.example.com/{c}"});
+    let creds = BTreeMap::from([("auth".to_owned(), SecretString::from("tool-TOKEN-7".to_owned()))]);
+    assert!(hooks.save_custom_tool("status_page", &def, &creds).await.expect("save"));
+    assert!(!hooks.save_custom_tool("status_page", &def, &creds).await.expect("update"));
+    let got = hooks.get_custom_tool("status_page").await.expect("get").expect("exists");
+    assert_eq!(got.definition, def);
+    assert_eq!(got.secrets["auth"].expose_secret(), "tool-TOKEN-7");
+    let all = hooks.list_custom_tools().await.expect("list");
+    assert_eq!(all.len(), 1);
+    assert!(all[0].1.is_ok());
+    // a store opened with another key cannot open the credentials, and says so for that tool only
+    let other = db.open_with(&common::random_key(), &[]).await.expect("open");
+    let listed = other.webhooks().list_custom_tools().await.expect("list");
+    assert!(listed[0].1.is_err());
+    assert!(hooks.delete_custom_tool("status_page").await.expect("delete"));
+    assert!(hooks.get_custom_tool("status_page").await.expect("get").is_none());
+}

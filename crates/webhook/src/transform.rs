@@ -1,0 +1,332 @@
+//! jq transformations with the jaq crates: compiled once (errors point at the line and column in
+//! the filter), run with a time bound and an output size bound.
+//!
+//! A run happens on a dedicated thread, so a slow filter never blocks the async runtime. jaq has no
+//! preemption point, so a filter that exceeds its time bound is abandoned: the caller gets a
+//! timeout at once and the thread stops at its next output (or when the filter ends). At most
+//! [`MAX_CONCURRENT_RUNS`] runs exist at once, abandoned ones included, so runaway filters cannot
+//! take every core. Functions reaching outside the value (`env`, `$ENV`, `input`, `halt`, `debug`,
+//! `stderr`) are not available.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jaq_core::load::{Arena, File, Loader};
+use jaq_core::{Ctx, Native, Vars, data};
+use jaq_json::Val;
+use serde_json::Value;
+
+/// Runs (including abandoned ones still spinning) allowed at once in this process.
+pub const MAX_CONCURRENT_RUNS: usize = 8;
+
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
+type JaqFilter = jaq_core::compile::Filter<Native<data::JustLut<Val>>>;
+
+/// Bounds of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall time of one run.
+    pub time: Duration,
+    /// Largest output, as compact JSON, in bytes.
+    pub max_output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { time: Duration::from_secs(2), max_output_bytes: 1024 * 1024 }
+    }
+}
+
+/// Why a filter did not compile or run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransformError {
+    /// The filter does not parse or names something undefined.
+    #[error("invalid jq filter at line {line}, column {column}: {message}")]
+    Compile {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column (in characters).
+        column: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The filter raised an error on this input.
+    #[error("jq filter failed: {0}")]
+    Runtime(String),
+    /// The run took longer than its bound.
+    #[error("jq filter did not finish within {0:?}")]
+    Timeout(Duration),
+    /// The output is larger than its bound.
+    #[error("jq filter output exceeds {0} bytes")]
+    TooLarge(usize),
+    /// Too many runs at once (runaway filters still finishing).
+    #[error("too many jq transformations running; try again later")]
+    Busy,
+}
+
+/// A compiled jq filter. Cheap to clone.
+#[derive(Clone)]
+pub struct Transform {
+    source: Arc<str>,
+    filter: Arc<JaqFilter>,
+}
+
+impl std::fmt::Debug for Transform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Transform").field(&self.source).finish()
+    }
+}
+
+const DENIED: [&str; 6] = ["env", "halt", "input", "inputs", "debug_empty", "stderr_empty"];
+
+fn position(code: &str, part: &str) -> (usize, usize) {
+    let offset = jaq_core::load::span(code, part).start.min(code.len());
+    let before = &code[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+fn compile_error(code: &str, part: &str, message: String) -> TransformError {
+    let (line, column) = position(code, part);
+    TransformError::Compile { line, column, message }
+}
+
+impl Transform {
+    /// Compile `code`. Errors carry the line and column of the first problem.
+    pub fn compile(code: &str) -> Result<Self, TransformError> {
+        let defs = jaq_core::defs().chain(jaq_std::defs()).chain(jaq_json::defs());
+        let funs =
+            jaq_core::funs().chain(jaq_std::funs()).chain(jaq_json::funs()).map(|(name, args, native)| {
+                if DENIED.contains(&name) {
+                    let denied: Native<data::JustLut<Val>> = Native::new(|_| {
+                        Box::new(std::iter::once(Err(jaq_core::Exn::from(jaq_core::Error::str(
+                            "this function is not available in webhook transformations",
+                        )))))
+                    });
+                    (name, args, denied)
+                } else {
+                    (name, args, native)
+                }
+            });
+        let loader = Loader::new(defs);
+        let arena = Arena::default();
+        let modules = loader.load(&arena, File { code, path: () }).map_err(|errors| {
+            let Some((_, error)) = errors.into_iter().next() else {
+                return TransformError::Compile { line: 1, column: 1, message: "invalid filter".into() };
+            };
+            match error {
+                jaq_core::load::Error::Io(items) => match items.into_iter().next() {
+                    Some((part, msg)) => compile_error(code, part, msg),
+                    None => TransformError::Compile { line: 1, column: 1, message: "i/o error".into() },
+                },
+                jaq_core::load::Error::Lex(items) => match items.into_iter().next() {
+                    Some((expect, part)) => {
+                        let what = match expect {
+                            jaq_core::load::lex::Expect::Delim(d) => match d {
+                                "(" | "[" | "{" | "\"" => expect.as_str(),
+                                _ => "closing delimiter",
+                            },
+                            other => other.as_str(),
+                        };
+                        compile_error(code, part, format!("expected {what}"))
+                    }
+                    None => TransformError::Compile { line: 1, column: 1, message: "lex error".into() },
+                },
+                jaq_core::load::Error::Parse(items) => match items.into_iter().next() {
+                    Some((expect, part)) => {
+                        let found = if part.is_empty() {
+                            "end of input".to_owned()
+                        } else {
+                            format!("'{}'", first_token(part))
+                        };
+                        compile_error(code, part, format!("expected {}, found {found}", expect.as_str()))
+                    }
+                    None => TransformError::Compile { line: 1, column: 1, message: "parse error".into() },
+                },
+            }
+        })?;
+        let filter = jaq_core::Compiler::default().with_funs(funs).compile(modules).map_err(|errors| {
+            let first = errors.into_iter().next().and_then(|(_, errs)| errs.into_iter().next());
+            match first {
+                Some((part, undefined)) => {
+                    compile_error(code, part, format!("undefined {} '{part}'", undefined.as_str()))
+                }
+                None => TransformError::Compile { line: 1, column: 1, message: "compile error".into() },
+            }
+        })?;
+        Ok(Self { source: Arc::from(code), filter: Arc::new(filter) })
+    }
+
+    /// The filter as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Run the filter on `input`. One output gives that value, none gives `null`, several give
+    /// an array of them.
+    pub async fn run(&self, input: &Value, limits: Limits) -> Result<Value, TransformError> {
+        if RUNNING.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT_RUNS {
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+            return Err(TransformError::Busy);
+        }
+        let input_text = input.to_string();
+        let filter = self.filter.clone();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let flag = cancelled.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let spawned =
+            std::thread::Builder::new().name("jq-transform".into()).stack_size(64 << 20).spawn(move || {
+                let result = run_blocking(&filter, &input_text, limits.max_output_bytes, &flag);
+                RUNNING.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send(result);
+            });
+        if spawned.is_err() {
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+            return Err(TransformError::Busy);
+        }
+        match tokio::time::timeout(limits.time, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(TransformError::Runtime("the transformation thread stopped".into())),
+            Err(_) => {
+                cancelled.store(true, Ordering::SeqCst);
+                Err(TransformError::Timeout(limits.time))
+            }
+        }
+    }
+}
+
+fn first_token(part: &str) -> String {
+    part.split_whitespace().next().unwrap_or_default().chars().take(20).collect()
+}
+
+fn run_blocking(
+    filter: &JaqFilter,
+    input: &str,
+    max_output_bytes: usize,
+    cancelled: &AtomicBool,
+) -> Result<Value, TransformError> {
+    let input = jaq_json::read::parse_single(input.as_bytes())
+        .map_err(|e| TransformError::Runtime(format!("input is not JSON: {e}")))?;
+    let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
+    let mut outputs = Vec::new();
+    let mut size = 0usize;
+    for item in filter.id.run((ctx, input)).map(jaq_core::unwrap_valr) {
+        if cancelled.load(Ordering::SeqCst) {
+            return Err(TransformError::Timeout(Duration::ZERO));
+        }
+        let val = item.map_err(|e| {
+            let text = e.to_string();
+            let text = serde_json::from_str::<String>(&text).unwrap_or(text);
+            TransformError::Runtime(truncate(&text, 500))
+        })?;
+        let text = val.to_string();
+        size += text.len();
+        if size > max_output_bytes {
+            return Err(TransformError::TooLarge(max_output_bytes));
+        }
+        let value: Value = serde_json::from_str(&text)
+            .map_err(|_| TransformError::Runtime("the filter produced a value that is not JSON".into()))?;
+        outputs.push(value);
+    }
+    Ok(match outputs.len() {
+        0 => Value::Null,
+        1 => outputs.pop().unwrap_or(Value::Null),
+        _ => Value::Array(outputs),
+    })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    async fn run(code: &str, input: Value) -> Result<Value, TransformError> {
+        Transform::compile(code)?.run(&input, Limits::default()).await
+    }
+
+    #[tokio::test]
+    async fn transforms_values() {
+        assert_eq!(run(".action", json!({"action": "opened"})).await, Ok(json!("opened")));
+        assert_eq!(
+            run(
+                "{repo: .repository.name, n: (.commits | length)}",
+                json!({"repository": {"name": "r"}, "commits": [1, 2]})
+            )
+            .await,
+            Ok(json!({"repo": "r", "n": 2}))
+        );
+        assert_eq!(run(".[]", json!([1, 2])).await, Ok(json!([1, 2])));
+        assert_eq!(run("empty", json!(1)).await, Ok(Value::Null));
+        assert_eq!(run("map(. * 2) | add", json!([1, 2, 3])).await, Ok(json!(12)));
+        assert_eq!(run(".a | ascii_upcase", json!({"a": "x"})).await, Ok(json!("X")));
+    }
+
+    #[test]
+    fn compile_errors_point_at_the_position() {
+        let check = |code: &str, line: usize, column: usize| match Transform::compile(code) {
+            Err(TransformError::Compile { line: l, column: c, message }) => {
+                assert_eq!((l, c), (line, column), "{code}: {message}");
+            }
+            other => panic!("{code}: expected a compile error, got {other:?}"),
+        };
+        check(".a | ", 1, 6);
+        check(".a | foo", 1, 6);
+        check("{a: .b,\n  c: $nope}", 2, 6);
+        check(".[", 1, 3);
+        check(".a ) ", 1, 4);
+        let err = Transform::compile(".a | nosuchfn(1)").expect_err("undefined").to_string();
+        assert!(err.contains("nosuchfn") && err.contains("line 1, column 6"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn environment_and_io_are_unavailable() {
+        let out = run("env", json!(null)).await;
+        assert!(matches!(out, Err(TransformError::Runtime(_))), "{out:?}");
+        assert!(Transform::compile("$ENV").is_err());
+        assert!(run("input", json!(null)).await.is_err());
+        assert!(run("halt", json!(null)).await.is_err());
+        assert_eq!(
+            run("debug", json!(1)).await,
+            Err(TransformError::Runtime("this function is not available in webhook transformations".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn runtime_errors_and_bounds() {
+        assert!(matches!(run(".a.b", json!({"a": 1})).await, Err(TransformError::Runtime(_))));
+        assert!(
+            matches!(run("error(\"boom\")", json!(1)).await, Err(TransformError::Runtime(m)) if m.contains("boom"))
+        );
+        // output bound: a stream without end stops at the size bound
+        let t = Transform::compile("repeat(\"xxxxxxxxxx\")").expect("compiles");
+        let limits = Limits { time: Duration::from_secs(5), max_output_bytes: 10_000 };
+        assert_eq!(t.run(&json!(null), limits).await, Err(TransformError::TooLarge(10_000)));
+        // one big value
+        let t = Transform::compile("[range(100000)]").expect("compiles");
+        assert_eq!(t.run(&json!(null), limits).await, Err(TransformError::TooLarge(10_000)));
+        // time bound: a loop without output
+        let t = Transform::compile("last(range(1e9))").expect("compiles");
+        let limits = Limits { time: Duration::from_millis(200), max_output_bytes: 10_000 };
+        let started = std::time::Instant::now();
+        assert_eq!(
+            t.run(&json!(null), limits).await,
+            Err(TransformError::Timeout(Duration::from_millis(200)))
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
