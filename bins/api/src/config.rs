@@ -122,6 +122,11 @@ pub struct ServeArgs {
     /// Redis URL for the shared cache and rate limiter; unset: in-process cache and limiter.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// RabbitMQ URL: when set, the api publishes the events it produces (Slack events, inbound
+    /// webhooks) from the store's outbox to `events.exchange`; unset, they wait in the outbox for a
+    /// relay (`integrations-worker` with `WORKER_OUTBOX_RELAY=true`).
+    #[arg(long, env = "AMQP_URL", hide_env_values = true)]
+    pub amqp_url: Option<String>,
     /// Exceptions to the SSRF guard of custom HTTP tools: host names (`api.internal`, `*.corp`) and
     /// addresses or CIDR ranges (`127.0.0.1`, `10.0.0.0/8`), comma-separated.
     #[arg(long, env = "CUSTOM_HTTP_ALLOWLIST", default_value = "")]

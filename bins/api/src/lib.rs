@@ -148,7 +148,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         startup_ms = started.elapsed().as_millis() as u64,
         "integrations-api listening"
     );
+    let (stop_relay, relay_stopped) = tokio::sync::watch::channel(false);
+    let relay = args.amqp_url.as_deref().filter(|u| !u.trim().is_empty()).map(|url| {
+        let relay = integration_bus::OutboxRelay::new(&app.store, integration_bus::RelayConfig::new(url));
+        tracing::info!("publishing the outbox to RabbitMQ");
+        tokio::spawn(relay.run(relay_stopped))
+    });
     axum::serve(listener, app.router).with_graceful_shutdown(shutdown_signal()).await.context("serving")?;
+    let _ = stop_relay.send(true);
+    if let Some(relay) = relay {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), relay).await;
+    }
     app.store.close().await;
     tracing::info!("integrations-api stopped");
     Ok(())
