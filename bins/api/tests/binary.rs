@@ -1,12 +1,13 @@
 //! The real `integrations-api` binary: start it on a free port, talk to it over HTTP, stop it with
 //! SIGTERM and check it exits cleanly.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 struct Running {
     child: Child,
     base: String,
+    log: std::path::PathBuf,
 }
 
 impl Drop for Running {
@@ -23,6 +24,8 @@ fn free_port() -> u16 {
 async fn start(envs: &[(&str, &str)]) -> Running {
     let port = free_port();
     let data = std::env::temp_dir().join(format!("integrations-api-test-{port}"));
+    let log = std::env::temp_dir().join(format!("integrations-api-test-{port}.log"));
+    let log_file = std::fs::File::create(&log).expect("log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_integrations-api"));
     command
         .env_clear()
@@ -30,13 +33,13 @@ async fn start(envs: &[(&str, &str)]) -> Running {
         .env("INTEGRATIONS_DATA_DIR", &data)
         .env("LOG_FORMAT", "json")
         .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stdout(log_file.try_clone().expect("clone"))
+        .stderr(log_file);
     for (k, v) in envs {
         command.env(k, v);
     }
     let child = command.spawn().expect("spawn integrations-api");
-    let running = Running { child, base: format!("http://127.0.0.1:{port}") };
+    let running = Running { child, base: format!("http://127.0.0.1:{port}"), log };
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -111,5 +114,130 @@ async fn help_lists_every_variable() {
         "SLACK_BOT_TOKEN",
     ] {
         assert!(text.contains(var), "--help does not mention {var}");
+    }
+}
+
+fn api_command(envs: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_integrations-api"));
+    command.env_clear().args(args).current_dir(std::env::temp_dir());
+    for (k, v) in envs {
+        command.env(k, v);
+    }
+    command.output().expect("run integrations-api")
+}
+
+fn stop(mut api: Running) -> String {
+    let pid = api.child.id().to_string();
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = api.child.wait();
+    std::fs::read_to_string(&api.log).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn master_key_rotation_and_no_secret_in_any_log_line() {
+    const CANARY: &str = "canary-token-5e1f0a9d";
+    let data = tempfile_dir("rotate");
+    let data_str = data.to_str().expect("utf-8 path");
+    let generate = api_command(&[], &["master-key", "generate"]);
+    assert!(generate.status.success());
+    let key1 = String::from_utf8(generate.stdout).expect("utf-8").trim().to_owned();
+    let key2 = String::from_utf8(api_command(&[], &["master-key", "generate"]).stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert_ne!(key1, key2);
+    assert_eq!(key1.len(), 44, "base64 of 32 bytes");
+
+    // configure a connection under key 1, at trace level, and make a call that fails upstream
+    let api = start(&[
+        ("INTEGRATIONS_DATA_DIR", data_str),
+        ("INTEGRATIONS_MASTER_KEY", &key1),
+        ("LOG_LEVEL", "trace"),
+    ])
+    .await;
+    let client = reqwest::Client::new();
+    let configure = client
+        .post(format!("{}/api/integrations/jira/configure", api.base))
+        .json(&serde_json::json!({"base_url": "http://127.0.0.1:9", "username": "bot@example.com", "api_token": CANARY}))
+        .send()
+        .await
+        .expect("configure");
+    assert_eq!(configure.status(), 200);
+    let body = configure.text().await.expect("body");
+    assert!(!body.contains(CANARY));
+    let call =
+        client.get(format!("{}/api/integrations/jira/projects/ENG", api.base)).send().await.expect("call");
+    let call_body = call.text().await.expect("body");
+    assert!(!call_body.contains(CANARY), "{call_body}");
+    let status =
+        client.get(format!("{}/api/integrations/jira/status", api.base)).send().await.expect("status");
+    assert!(!status.text().await.expect("body").contains(CANARY));
+    let log = stop(api);
+    assert!(log.contains("TRACE") || log.contains("\"level\":\"TRACE\""), "trace logging was on");
+    assert!(!log.contains(CANARY), "the token appears in a log line");
+    use base64_check::encoded_forms;
+    for form in encoded_forms("bot@example.com", CANARY) {
+        assert!(!log.contains(&form), "an encoded form of the token appears in a log line");
+    }
+
+    // rotate to key 2 while key 1 is still accepted
+    let rotate = api_command(
+        &[
+            ("INTEGRATIONS_DATA_DIR", data_str),
+            ("INTEGRATIONS_MASTER_KEY", &key2),
+            ("INTEGRATIONS_MASTER_KEY_PREVIOUS", &key1),
+        ],
+        &["master-key", "rotate"],
+    );
+    let out = String::from_utf8_lossy(&rotate.stdout).to_string();
+    assert!(rotate.status.success(), "{out} {}", String::from_utf8_lossy(&rotate.stderr));
+    assert!(out.contains("rotated 1"), "{out}");
+
+    // key 2 alone opens every row
+    let api = start(&[("INTEGRATIONS_DATA_DIR", data_str), ("INTEGRATIONS_MASTER_KEY", &key2)]).await;
+    let status: serde_json::Value = client
+        .get(format!("{}/api/integrations/jira/status", api.base))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert!(status["credentials_error"].is_null(), "{status}");
+    stop(api);
+
+    // key 1 alone no longer does: a clear error for that connection, the service keeps serving
+    let api = start(&[("INTEGRATIONS_DATA_DIR", data_str), ("INTEGRATIONS_MASTER_KEY", &key1)]).await;
+    let status: serde_json::Value = client
+        .get(format!("{}/api/integrations/jira/status", api.base))
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert!(status["credentials_error"].is_string(), "{status}");
+    let call =
+        client.get(format!("{}/api/integrations/jira/projects/ENG", api.base)).send().await.expect("call");
+    assert_eq!(call.status(), 424, "a configuration error, not a 500");
+    let tools = client.get(format!("{}/api/tools", api.base)).send().await.expect("tools");
+    assert_eq!(tools.status(), 200);
+    stop(api);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("integrations-api-{name}-{}-{}", std::process::id(), free_port()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+mod base64_check {
+    /// The forms a Basic credential could take in a log: `user:token` and its base64.
+    pub(super) fn encoded_forms(user: &str, token: &str) -> Vec<String> {
+        use base64::Engine as _;
+        let pair = format!("{user}:{token}");
+        vec![base64::engine::general_purpose::STANDARD.encode(&pair), pair]
     }
 }
