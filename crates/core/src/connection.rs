@@ -34,6 +34,19 @@ pub struct ConnectionSettings {
     pub max_retry_attempts: Option<u32>,
 }
 
+impl ConnectionSettings {
+    /// The settings carried in a flat config object (`rate_limit_per_minute`, `timeout_seconds`,
+    /// `max_retry_attempts`); absent or out-of-range values stay unset.
+    pub fn from_config(config: &Value) -> Self {
+        let num = |k: &str| config.get(k).and_then(Value::as_u64);
+        Self {
+            rate_limit_per_minute: num("rate_limit_per_minute").and_then(|v| u32::try_from(v).ok()),
+            timeout: num("timeout_seconds").filter(|s| *s > 0).map(Duration::from_secs),
+            max_retry_attempts: num("max_retry_attempts").and_then(|v| u32::try_from(v).ok()),
+        }
+    }
+}
+
 /// A configured connection to one upstream account.
 ///
 /// `Debug` shows the names of the secrets, never their values.

@@ -8,9 +8,7 @@
 //! | Jira Cloud | `username` (the account's e-mail) + `api_token` | `Authorization: Basic base64(email:token)` |
 //! | Jira Data Center / Server | `personal_access_token` | `Authorization: Bearer <token>` |
 
-use std::time::Duration;
-
-use integration_core::{Connection, ConnectionSettings, ConnectionSource, IntegrationError};
+use integration_core::{Connection, ConnectionSource, IntegrationError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -240,17 +238,6 @@ pub fn connection_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Conne
         connection = connection.with_secret("api_token", token);
     }
     Some(connection)
-}
-
-/// Executor settings carried in a config object (`rate_limit_per_minute`, `timeout_seconds`,
-/// `max_retry_attempts`), for front doors that build connections from a configure body.
-pub fn settings_from_config(config: &Value) -> ConnectionSettings {
-    let num = |k: &str| config.get(k).and_then(Value::as_u64);
-    ConnectionSettings {
-        rate_limit_per_minute: num("rate_limit_per_minute").and_then(|v| u32::try_from(v).ok()),
-        timeout: num("timeout_seconds").map(Duration::from_secs),
-        max_retry_attempts: num("max_retry_attempts").and_then(|v| u32::try_from(v).ok()),
-    }
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@
 //! | `signing_secret` | secret | `SLACK_SIGNING_SECRET` | verifies inbound Events API / interactivity requests |
 //! | `api_url` | config | `SLACK_API_URL` | Web API base, default `https://slack.com/api/` |
 
-use std::time::Duration;
-
-use integration_core::{Connection, ConnectionSettings, ConnectionSource, IntegrationError};
+use integration_core::{Connection, ConnectionSource, IntegrationError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -232,17 +230,6 @@ pub fn connection_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Conne
     Some(connection)
 }
 
-/// Executor settings carried in a config object (`rate_limit_per_minute`, `timeout_seconds`,
-/// `max_retry_attempts`), for front doors that build connections from a configure body.
-pub fn settings_from_config(config: &Value) -> ConnectionSettings {
-    let num = |k: &str| config.get(k).and_then(Value::as_u64);
-    ConnectionSettings {
-        rate_limit_per_minute: num("rate_limit_per_minute").and_then(|v| u32::try_from(v).ok()),
-        timeout: num("timeout_seconds").map(Duration::from_secs),
-        max_retry_attempts: num("max_retry_attempts").and_then(|v| u32::try_from(v).ok()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,8 +295,10 @@ mod tests {
         let mut secrets = info.secret_fields();
         secrets.sort();
         assert_eq!(secrets, vec!["bot_token", "signing_secret"]);
-        let s = settings_from_config(&json!({"rate_limit_per_minute": 50, "timeout_seconds": 5}));
+        let s = integration_core::ConnectionSettings::from_config(
+            &json!({"rate_limit_per_minute": 50, "timeout_seconds": 5}),
+        );
         assert_eq!(s.rate_limit_per_minute, Some(50));
-        assert_eq!(s.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(s.timeout, Some(std::time::Duration::from_secs(5)));
     }
 }
