@@ -544,7 +544,12 @@ impl Store {
                 row = self.inner.db.get_connection(&current.name).await?;
             }
         }
-        report.key_usage = self.inner.db.key_usage().await?;
+        self.webhooks().rotate(&ring, new_key, &mut report).await?;
+        let mut usage: BTreeMap<String, i64> = BTreeMap::new();
+        for (key_id, n) in self.inner.db.key_usage().await?.into_iter().chain(self.webhooks().key_usage().await?) {
+            *usage.entry(key_id).or_default() += n;
+        }
+        report.key_usage = usage.into_iter().collect();
         tracing::info!(
             new_key_id = %report.new_key_id,
             rotated = report.rotated,

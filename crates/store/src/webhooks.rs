@@ -187,6 +187,14 @@ pub(crate) trait WebhookBackend: Send + Sync {
     async fn ct_get(&self, name: &str) -> Result<Option<SealedRow>>;
     async fn ct_list(&self) -> Result<Vec<SealedRow>>;
     async fn ct_delete(&self, name: &str) -> Result<bool>;
+    /// Every endpoint's sealed row (key rotation).
+    async fn wh_list_sealed(&self) -> Result<Vec<SealedRow>>;
+    /// Replace an endpoint's sealed secrets if they are still under `old_key_id`.
+    async fn wh_reseal(&self, name: &str, old_key_id: &str, new_key_id: &str, blob: &[u8]) -> Result<bool>;
+    /// Replace a custom tool's sealed credentials if they are still under `old_key_id`.
+    async fn ct_reseal(&self, name: &str, old_key_id: &str, new_key_id: &str, blob: &[u8]) -> Result<bool>;
+    /// Row counts per key id over both tables.
+    async fn sealed_key_usage(&self) -> Result<Vec<(String, i64)>>;
 }
 
 macro_rules! delivery_columns {
@@ -434,6 +442,61 @@ macro_rules! webhook_backend {
                     .collect()
             }
 
+            async fn wh_list_sealed(&self) -> Result<Vec<SealedRow>> {
+                let rows = sqlx::query(
+                    "SELECT name, definition, secrets, key_id, revision FROM webhook_endpoints ORDER BY name",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            r.try_get("name")?,
+                            r.try_get("definition")?,
+                            r.try_get("secrets")?,
+                            r.try_get("key_id")?,
+                            r.try_get("revision")?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn wh_reseal(&self, name: &str, old_key_id: &str, new_key_id: &str, blob: &[u8]) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE webhook_endpoints SET secrets = $1, key_id = $2 WHERE name = $3 AND key_id = $4",
+                )
+                .bind(blob)
+                .bind(new_key_id)
+                .bind(name)
+                .bind(old_key_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn ct_reseal(&self, name: &str, old_key_id: &str, new_key_id: &str, blob: &[u8]) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE custom_tools SET credentials = $1, key_id = $2 WHERE name = $3 AND key_id = $4",
+                )
+                .bind(blob)
+                .bind(new_key_id)
+                .bind(name)
+                .bind(old_key_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn sealed_key_usage(&self) -> Result<Vec<(String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT key_id, COUNT(*) AS n FROM (SELECT key_id FROM webhook_endpoints \
+                     UNION ALL SELECT key_id FROM custom_tools) AS sealed GROUP BY key_id ORDER BY key_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok((r.try_get("key_id")?, r.try_get("n")?))).collect()
+            }
+
             async fn ct_delete(&self, name: &str) -> Result<bool> {
                 let done = sqlx::query("DELETE FROM custom_tools WHERE name = $1").bind(name).execute(&self.pool).await?;
                 Ok(done.rows_affected() > 0)
@@ -495,6 +558,50 @@ impl WebhookStore {
         blob: &[u8],
     ) -> std::result::Result<BTreeMap<String, SecretString>, StoreError> {
         self.store.keyring().open(provider, name, key_id, blob)
+    }
+
+    /// Re-seal every endpoint secret and custom tool credential under `new_key`, opening them with
+    /// `ring` (part of [`Store::rotate_master_key`]). Rows that changed key meanwhile are left alone.
+    pub(crate) async fn rotate(
+        &self,
+        ring: &crate::crypto::Keyring,
+        new_key: &crate::crypto::MasterKey,
+        report: &mut crate::store::RotationReport,
+    ) -> std::result::Result<(), StoreError> {
+        let tables: [(&str, Vec<SealedRow>); 2] =
+            [(ENDPOINT_AAD, self.db().wh_list_sealed().await?), (TOOL_AAD, self.db().ct_list().await?)];
+        for (aad, rows) in tables {
+            for (name, _definition, blob, key_id, _) in rows {
+                let label = format!("{aad}:{name}");
+                if key_id == new_key.id() {
+                    report.already_current += 1;
+                    continue;
+                }
+                let secrets = match ring.open(aad, &name, &key_id, &blob) {
+                    Ok(secrets) => secrets,
+                    Err(e) => {
+                        tracing::warn!(row = %label, error = %e, "cannot rotate sealed row");
+                        report.failed.push((label, e.to_string()));
+                        continue;
+                    }
+                };
+                let sealed = crate::crypto::seal_with(new_key, aad, &name, &secrets)?;
+                let done = if aad == ENDPOINT_AAD {
+                    self.db().wh_reseal(&name, &key_id, new_key.id(), &sealed).await?
+                } else {
+                    self.db().ct_reseal(&name, &key_id, new_key.id(), &sealed).await?
+                };
+                if done {
+                    report.rotated += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Row counts per key id of the sealed webhook and custom tool rows.
+    pub(crate) async fn key_usage(&self) -> std::result::Result<Vec<(String, i64)>, StoreError> {
+        self.db().sealed_key_usage().await
     }
 
     /// Save an endpoint: its definition (without secrets) and its sealed secrets. True if created.

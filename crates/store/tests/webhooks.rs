@@ -11,7 +11,12 @@ use integration_store::{DeliveryFilter, DeliveryInsert, NewWebhookDelivery};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
-on_both_backends!(endpoints_with_sealed_secrets, deliveries_dedup_page_and_purge, custom_tools_round_trip);
+on_both_backends!(
+    endpoints_with_sealed_secrets,
+    deliveries_dedup_page_and_purge,
+    custom_tools_round_trip,
+    rotation_reseals_webhook_secrets_and_tool_credentials
+);
 
 fn secrets(value: &str) -> BTreeMap<String, SecretString> {
     BTreeMap::from([("secret".to_owned(), SecretString::from(value.to_owned()))])
@@ -165,4 +170,30 @@ async fn custom_tools_round_trip(db: Arc<TestDb>) {
     assert!(listed[0].1.is_err());
     assert!(hooks.delete_custom_tool("status_page").await.expect("delete"));
     assert!(hooks.get_custom_tool("status_page").await.expect("get").is_none());
+}
+
+async fn rotation_reseals_webhook_secrets_and_tool_credentials(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let hooks = store.webhooks();
+    let def = json!({"verification": {"scheme": "github"}});
+    hooks.save_endpoint("gh", &def, &secrets("hook-ROTATE-1")).await.expect("save endpoint");
+    let creds = BTreeMap::from([("auth".to_owned(), SecretString::from("tool-ROTATE-2".to_owned()))]);
+    hooks.save_custom_tool("status", &json!({"name": "status"}), &creds).await.expect("save tool");
+
+    let new_key = common::random_key();
+    let key = |b64: &str| {
+        integration_store::MasterKey::from_base64(&SecretString::from(b64.to_owned())).expect("key")
+    };
+    let report = store.rotate_master_key(&[key(&db.key)], &key(&new_key)).await.expect("rotate");
+    assert_eq!(report.rotated, 2, "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert_eq!(report.key_usage.len(), 1, "nothing left on the old key: {report:?}");
+
+    let only_new = db.open_with(&new_key, &[]).await.expect("open with the new key");
+    let endpoint = only_new.webhooks().get_endpoint("gh").await.expect("decrypts").expect("exists");
+    assert_eq!(endpoint.secrets["secret"].expose_secret(), "hook-ROTATE-1");
+    let tool = only_new.webhooks().get_custom_tool("status").await.expect("decrypts").expect("exists");
+    assert_eq!(tool.secrets["auth"].expose_secret(), "tool-ROTATE-2");
+    let only_old = db.open_with(&db.key, &[]).await.expect("open with the old key");
+    assert!(only_old.webhooks().get_endpoint("gh").await.is_err(), "the old key opens nothing");
 }
