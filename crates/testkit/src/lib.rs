@@ -8,9 +8,11 @@
 pub mod github;
 pub mod harness;
 pub mod jira;
+pub mod proxy;
 pub mod slack;
 
 pub use harness::{FakeServer, Fault, Faults, RecordedRequest};
+pub use proxy::FaultProxy;
 
 /// The router of the fake named `provider` (`jira`, `github`, `slack`) with its demo seed data,
 /// or `None` when that fake is not built yet.
