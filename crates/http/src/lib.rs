@@ -11,6 +11,7 @@
 mod connections;
 mod error;
 mod observability;
+mod openapi;
 mod params;
 mod tools;
 
@@ -36,6 +37,7 @@ use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
 pub use observability::{install_metrics_recorder, metrics_handle};
+pub use openapi::{DOCS_PATH, OPENAPI_PATH, openapi_document};
 pub use tools::{CONNECTION_HEADER, openai_entry, registry_entry};
 
 /// Settings of the HTTP layer.
@@ -133,6 +135,7 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
     }
 
     let app = app
+        .merge(openapi::routes(state.executor.registry()))
         .merge(extra)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
