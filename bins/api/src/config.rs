@@ -28,6 +28,7 @@ pub struct Cli {
 
 /// Subcommands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start-up; boxing buys nothing")]
 pub enum Command {
     /// Serve the REST API (the default).
     Serve(ServeArgs),
@@ -113,6 +114,9 @@ pub struct ServeArgs {
     /// Tool calls admitted per minute per connection (burst of the same size).
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
     pub rate_limit_per_minute: u32,
+    /// Tool calls slower than this many milliseconds are logged at warn level (0: never).
+    #[arg(long, env = "SLOW_CALL_MS", default_value_t = 5000)]
+    pub slow_call_ms: u64,
     /// Largest accepted request body in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -149,6 +153,7 @@ impl ServeArgs {
             timeout: Duration::from_secs(self.integration_timeout.max(1)),
             max_retry_attempts: self.max_retry_attempts,
             rate_limit_per_minute: self.rate_limit_per_minute.max(1),
+            slow_call: Duration::from_millis(self.slow_call_ms),
             ..ExecutorConfig::default()
         }
     }

@@ -93,6 +93,9 @@ pub struct Cli {
     /// Tool calls admitted per minute per connection (burst of the same size).
     #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
     pub rate_limit_per_minute: u32,
+    /// Tool calls slower than this many milliseconds are logged at warn level (0: never).
+    #[arg(long, env = "SLOW_CALL_MS", default_value_t = 5000)]
+    pub slow_call_ms: u64,
 
     /// Deliveries of one command before it is dead-lettered (quorum queue `x-delivery-limit`).
     #[arg(long, env = "BUS_DELIVERY_LIMIT", default_value_t = 5)]
@@ -131,6 +134,7 @@ impl Cli {
             timeout: Duration::from_secs(self.integration_timeout.max(1)),
             max_retry_attempts: self.max_retry_attempts,
             rate_limit_per_minute: self.rate_limit_per_minute.max(1),
+            slow_call: Duration::from_millis(self.slow_call_ms),
             ..ExecutorConfig::default()
         }
     }

@@ -126,6 +126,8 @@ pub struct ExecutorConfig {
     pub backoff_base: Duration,
     /// Largest backoff delay before jitter.
     pub backoff_max: Duration,
+    /// Calls slower than this are logged at warn level (`SLOW_CALL_MS`, default 5 s; zero: never).
+    pub slow_call: Duration,
     /// The circuit breaker per connection.
     pub breaker: BreakerConfig,
 }
@@ -138,6 +140,7 @@ impl Default for ExecutorConfig {
             rate_limit_per_minute: 100,
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(10),
+            slow_call: Duration::from_secs(5),
             breaker: BreakerConfig::default(),
         }
     }
@@ -451,6 +454,16 @@ impl Executor {
             "tool" => outcome.tool.clone(),
         )
         .record(outcome.duration.as_secs_f64());
+        if !self.config.slow_call.is_zero() && outcome.duration >= self.config.slow_call {
+            tracing::warn!(
+                parent: span,
+                duration_ms = outcome.duration.as_millis() as u64,
+                threshold_ms = self.config.slow_call.as_millis() as u64,
+                attempts = outcome.attempts,
+                rate_limit_wait_ms = outcome.rate_limit_wait.as_millis() as u64,
+                "slow tool call"
+            );
+        }
         match &outcome.result {
             Ok(_) => {
                 tracing::debug!(parent: span, duration_ms = outcome.duration.as_millis() as u64, "tool call succeeded")

@@ -16,6 +16,7 @@ pub mod connection;
 pub mod error;
 pub mod executor;
 pub mod integration;
+pub mod observe;
 pub mod ratelimit;
 pub mod registry;
 pub mod tool;
@@ -28,6 +29,7 @@ pub use connection::{
 pub use error::{Effect, ErrorKind, IntegrationError, classify_status};
 pub use executor::{ExecutionObserver, Executor, ExecutorConfig, Source, ToolCall, ToolOutcome};
 pub use integration::{Health, Integration, IntegrationInfo};
+pub use observe::{observe_upstream, observe_upstream_budget};
 pub use ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
 pub use registry::{RegisteredTool, Registry, RegistryError};
 pub use tool::{Method, Route, Tool, ToolContext, ToolHints, ToolSpec, TypedTool, schema_of, typed_tool};

@@ -235,12 +235,20 @@ impl GitHubClient {
         if path != "/rate_limit" {
             self.check_budget(resource)?;
         }
+        let started = std::time::Instant::now();
+        let method = if post { "POST" } else { "GET" };
+        let observe = |status: Option<u16>| {
+            integration_core::observe_upstream(PROVIDER, method, path, status, started.elapsed())
+        };
         let response = if post { self.octo._post(path, body).await } else { self.octo._get(path).await }
+            .inspect_err(|_| observe(None))
             .map_err(error::from_octocrab)?;
         let status = response.status();
         let headers = response.headers().clone();
         self.record_budget(&headers, resource);
-        let text = self.octo.body_to_string(response).await.map_err(error::from_octocrab)?;
+        let text = self.octo.body_to_string(response).await.map_err(error::from_octocrab);
+        observe(text.as_ref().ok().map(|_| status.as_u16()));
+        let text = text?;
         if !status.is_success() {
             tracing::debug!(provider = PROVIDER, status = status.as_u16(), "github answered an error");
             return Err(error::from_response(status, &headers, text.as_bytes()));
@@ -291,6 +299,7 @@ impl GitHubClient {
             .unwrap_or(fallback_resource)
             .to_owned();
         let used = error::header_u64(headers, "x-ratelimit-used").unwrap_or(limit.saturating_sub(remaining));
+        integration_core::observe_upstream_budget(PROVIDER, &resource, remaining);
         self.budgets
             .lock()
             .unwrap_or_else(|e| e.into_inner())

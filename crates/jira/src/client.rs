@@ -141,10 +141,19 @@ impl JiraClient {
 
     /// Send a request; a non-2xx answer becomes a classified error. Returns the status and body.
     async fn send(&self, request: RequestBuilder) -> Result<(StatusCode, Vec<u8>), IntegrationError> {
-        let response = request.send().await.map_err(|e| error::from_reqwest(&e))?;
+        let request = request.build().map_err(|e| error::from_reqwest(&e))?;
+        let (method, path) = (request.method().clone(), request.url().path().to_owned());
+        let started = std::time::Instant::now();
+        let observe = |status: Option<u16>| {
+            integration_core::observe_upstream(PROVIDER, method.as_str(), &path, status, started.elapsed())
+        };
+        let response = self.http.execute(request).await.inspect_err(|_| observe(None));
+        let response = response.map_err(|e| error::from_reqwest(&e))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(|e| error::from_reqwest(&e))?;
+        let body = response.bytes().await.inspect_err(|_| observe(None));
+        let body = body.map_err(|e| error::from_reqwest(&e))?;
+        observe(Some(status.as_u16()));
         if !status.is_success() {
             tracing::debug!(provider = PROVIDER, status = status.as_u16(), "jira answered an error");
             return Err(error::from_response(status, &headers, &body));

@@ -153,11 +153,11 @@ impl SlackClient {
     ) -> Result<Value, IntegrationError> {
         self.inner.pacer.method(method).await;
         let session = self.inner.client.open_session(&self.inner.token);
-        session
-            .http_session_api
-            .http_get(method, &params, None)
-            .await
-            .map_err(|e| error::from_client_error(method, e))
+        let started = std::time::Instant::now();
+        let answer = session.http_session_api.http_get(method, &params, None).await;
+        let status = answer.as_ref().ok().map(|_| 200);
+        integration_core::observe_upstream(PROVIDER, method, method, status, started.elapsed());
+        answer.map_err(|e| error::from_client_error(method, e))
     }
 
     /// Call a write method with a JSON body. Any Web API method can be reached this way.
@@ -176,11 +176,11 @@ impl SlackClient {
         body: &RQ,
     ) -> Result<Value, IntegrationError> {
         let session = self.inner.client.open_session(&self.inner.token);
-        session
-            .http_session_api
-            .http_post(method, body, None)
-            .await
-            .map_err(|e| error::from_client_error(method, e))
+        let started = std::time::Instant::now();
+        let answer = session.http_session_api.http_post(method, body, None).await;
+        let status = answer.as_ref().ok().map(|_| 200);
+        integration_core::observe_upstream(PROVIDER, method, method, status, started.elapsed());
+        answer.map_err(|e| error::from_client_error(method, e))
     }
 
     /// `auth.test`: who the token authenticates as (slack-morphism's typed call).
