@@ -1,0 +1,472 @@
+//! deploy/ checked without a Docker engine: the compose file, the Kubernetes manifests, the
+//! Prometheus and Grafana provisioning parse and hold what the deployment needs; every metric the
+//! dashboard queries is exported by a running api (and the bus metrics by an in-process worker);
+//! the OpenAPI document of the real api lists every tool route.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use integration_bus::{MemoryOutcomes, Publisher, Topology, Worker, WorkerConfig};
+use integration_testkit::github::{FakeGitHub, router as github_router};
+use integration_testkit::jira::{FakeJira, router as jira_router};
+use integration_testkit::slack::{FakeSlack, router as slack_router};
+use integration_testkit::{FakeServer, Fault};
+use integrations_e2e::{Api, json_of, unique};
+use serde_json::{Value, json};
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+fn read(path: &str) -> String {
+    let full = deploy_dir().join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// Parse every YAML document of a file (merge keys `<<` applied) into JSON values.
+fn yaml_documents(path: &str) -> Vec<Value> {
+    use serde::Deserialize as _;
+    let text = read(path);
+    serde_norway::Deserializer::from_str(&text)
+        .map(|doc| {
+            let mut value = serde_norway::Value::deserialize(doc).unwrap_or_else(|e| panic!("{path}: {e}"));
+            value.apply_merge().unwrap_or_else(|e| panic!("{path}: merge keys: {e}"));
+            serde_json::to_value(value).unwrap_or_else(|e| panic!("{path}: {e}"))
+        })
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn yaml(path: &str) -> Value {
+    let mut docs = yaml_documents(path);
+    assert_eq!(docs.len(), 1, "{path}: one document expected");
+    docs.remove(0)
+}
+
+fn keys(value: &Value) -> BTreeSet<&str> {
+    value.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default()
+}
+
+#[test]
+fn compose_file_describes_the_scaled_out_deployment() {
+    let compose = yaml("docker-compose.yml");
+    for key in keys(&compose) {
+        assert!(
+            ["name", "services", "volumes", "networks", "configs", "secrets"].contains(&key)
+                || key.starts_with("x-"),
+            "unknown top-level key {key}"
+        );
+    }
+    let services = &compose["services"];
+    let known = [
+        "image",
+        "build",
+        "command",
+        "entrypoint",
+        "environment",
+        "env_file",
+        "volumes",
+        "ports",
+        "expose",
+        "depends_on",
+        "deploy",
+        "healthcheck",
+        "restart",
+        "networks",
+        "user",
+        "labels",
+    ];
+    for (name, service) in services.as_object().expect("services") {
+        for key in keys(service) {
+            assert!(known.contains(&key), "service {name}: unknown key {key}");
+        }
+        assert!(service.get("image").is_some() || service.get("build").is_some(), "{name}: image or build");
+        for dependency in keys(&service["depends_on"]) {
+            assert!(services.get(dependency).is_some(), "{name} depends on unknown {dependency}");
+        }
+        for dependency in service["depends_on"].as_array().into_iter().flatten() {
+            assert!(services.get(dependency.as_str().unwrap_or_default()).is_some(), "{name}: {dependency}");
+        }
+        // Every bind-mounted file is in the repository.
+        for volume in service["volumes"].as_array().into_iter().flatten() {
+            let source = volume.as_str().and_then(|v| v.split(':').next()).unwrap_or_default();
+            if source.starts_with("./") {
+                assert!(deploy_dir().join(source).exists(), "{name}: {source} missing");
+            } else {
+                assert!(compose["volumes"].get(source).is_some(), "{name}: named volume {source} undeclared");
+            }
+        }
+    }
+    for name in ["postgres", "redis", "rabbitmq", "api", "worker", "lb", "prometheus", "grafana"] {
+        assert!(services.get(name).is_some(), "service {name} missing");
+    }
+    for (name, target) in [("api", "api"), ("worker", "worker")] {
+        let service = &services[name];
+        assert_eq!(service["deploy"]["replicas"], 2, "two {name} replicas");
+        assert_eq!(service["build"]["target"], target);
+        assert_eq!(service["build"]["dockerfile"], "deploy/Dockerfile");
+        let env = &service["environment"];
+        for var in ["DATABASE_URL", "REDIS_URL", "INTEGRATIONS_MASTER_KEY", "LOG_FORMAT"] {
+            assert!(env.get(var).is_some(), "{name}: {var} (from the x-common-env anchor)");
+        }
+        assert!(env["DATABASE_URL"].as_str().is_some_and(|u| u.starts_with("postgres://")));
+    }
+    assert!(services["worker"]["environment"].get("AMQP_URL").is_some());
+    assert_eq!(services["worker"]["environment"]["WORKER_METRICS_BIND"], "0.0.0.0:9090");
+    assert_eq!(services["api"]["environment"]["INTEGRATIONS_BIND"], "0.0.0.0:8080");
+
+    // The load balancer proxies to the api service with a keep-alive pool.
+    let nginx = read("nginx/nginx.conf");
+    assert!(nginx.contains("server api:8080") && nginx.contains("keepalive") && nginx.contains("proxy_pass"));
+
+    // Prometheus scrapes both binaries.
+    let prometheus = yaml("prometheus/prometheus.yml");
+    let jobs: Vec<&Value> = prometheus["scrape_configs"].as_array().expect("scrape_configs").iter().collect();
+    for (job, host, port) in [("integrations-api", "api", 8080), ("integrations-worker", "worker", 9090)] {
+        let config = jobs.iter().find(|j| j["job_name"] == job).unwrap_or_else(|| panic!("job {job}"));
+        assert_eq!(config["dns_sd_configs"][0]["names"][0], host);
+        assert_eq!(config["dns_sd_configs"][0]["port"], port);
+    }
+
+    // Grafana: the datasource and the dashboard provider point where compose mounts them.
+    let datasources = yaml("grafana/provisioning/datasources/prometheus.yml");
+    assert_eq!(datasources["datasources"][0]["url"], "http://prometheus:9090");
+    let providers = yaml("grafana/provisioning/dashboards/dashboards.yml");
+    assert_eq!(providers["providers"][0]["options"]["path"], "/var/lib/grafana/dashboards");
+    let mounts = services["grafana"]["volumes"].to_string();
+    assert!(mounts.contains("./grafana/dashboards:/var/lib/grafana/dashboards"), "{mounts}");
+
+    // The Dockerfile builds both binaries in a cached dependency layer and runs them as non-root.
+    let dockerfile = read("Dockerfile");
+    for needle in [
+        "FROM ${RUST_IMAGE} AS chef",
+        "cargo chef cook",
+        "AS api",
+        "AS worker",
+        "USER 65532",
+        "rust:1.95-bookworm",
+    ] {
+        assert!(dockerfile.contains(needle), "Dockerfile lacks {needle}");
+    }
+}
+
+#[test]
+fn kubernetes_manifests_hold_together() {
+    let kustomization = yaml("k8s/kustomization.yaml");
+    let mut docs = Vec::new();
+    for resource in kustomization["resources"].as_array().expect("resources") {
+        let file = format!("k8s/{}", resource.as_str().expect("file name"));
+        docs.extend(yaml_documents(&file));
+    }
+    for doc in &docs {
+        assert!(doc["apiVersion"].is_string() && doc["kind"].is_string(), "{doc}");
+        assert!(doc["metadata"]["name"].is_string(), "{doc}");
+        if doc["kind"] != "Namespace" {
+            assert_eq!(doc["metadata"]["namespace"], "integrations", "{}", doc["metadata"]["name"]);
+        }
+    }
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} missing"))
+    };
+    let config = find("ConfigMap", "integrations-config");
+    let secret = find("Secret", "integrations-secrets");
+    assert!(secret["stringData"].get("INTEGRATIONS_MASTER_KEY").is_some());
+    assert!(secret["stringData"].get("DATABASE_URL").is_some());
+    for value in config["data"].as_object().expect("data").values() {
+        assert!(value.is_string(), "ConfigMap values are strings: {value}");
+    }
+
+    for (deployment, port) in [("integrations-api", 8080), ("integrations-worker", 9090)] {
+        let d = find("Deployment", deployment);
+        assert_eq!(d["apiVersion"], "apps/v1");
+        let selector = &d["spec"]["selector"]["matchLabels"];
+        let labels = &d["spec"]["template"]["metadata"]["labels"];
+        for (k, v) in selector.as_object().expect("matchLabels") {
+            assert_eq!(&labels[k], v, "{deployment}: selector matches the pod labels");
+        }
+        let pod = &d["spec"]["template"]["spec"];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+        let container = &pod["containers"][0];
+        assert_eq!(container["ports"][0]["containerPort"], port);
+        let port_name = &container["ports"][0]["name"];
+        assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz", "{deployment}");
+        assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz", "{deployment}");
+        assert_eq!(&container["readinessProbe"]["httpGet"]["port"], port_name);
+        let env_from = container["envFrom"].to_string();
+        assert!(env_from.contains("integrations-config") && env_from.contains("integrations-secrets"));
+
+        let service = find("Service", deployment);
+        for (k, v) in service["spec"]["selector"].as_object().expect("selector") {
+            assert_eq!(&labels[k], v, "Service {deployment} selects the pods");
+        }
+        assert_eq!(&service["spec"]["ports"][0]["targetPort"], port_name);
+    }
+    let hpa = find("HorizontalPodAutoscaler", "integrations-worker");
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Deployment");
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "integrations-worker");
+    assert!(hpa["spec"]["minReplicas"].as_u64() <= hpa["spec"]["maxReplicas"].as_u64());
+}
+
+/// The metric names the dashboard's PromQL expressions use.
+fn dashboard_metrics() -> BTreeSet<String> {
+    let dashboard: Value = serde_json::from_str(&read("grafana/dashboards/integrations.json")).expect("JSON");
+    assert_eq!(dashboard["uid"], "integrations-service");
+    let mut exprs = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            exprs.push(target["expr"].as_str().expect("expr").to_owned());
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().into_iter().flatten() {
+        if let Some(q) = variable["definition"].as_str() {
+            exprs.push(q.to_owned());
+        }
+    }
+    assert!(exprs.len() >= 10, "the dashboard has its panels");
+    let mut names = BTreeSet::new();
+    for expr in exprs {
+        for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let ours = ["integration_", "http_request", "bus_"].iter().any(|p| token.starts_with(p));
+            if ours {
+                names.insert(token.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// The metric names present in a Prometheus text exposition.
+fn exported(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+async fn call(client: &reqwest::Client, request: reqwest::RequestBuilder) -> (u16, Value) {
+    let _ = client;
+    json_of(request.send().await.expect("send")).await
+}
+
+async fn configure(client: &reqwest::Client, api: &Api, name: &str, body: Value) {
+    let (status, answer) =
+        call(client, client.post(api.url(&format!("/api/integrations/{name}/configure"))).json(&body)).await;
+    assert_eq!(status, 200, "configure {name}: {answer}");
+}
+
+#[tokio::test]
+async fn every_dashboard_metric_is_exported() {
+    let wanted = dashboard_metrics();
+    let jira = FakeServer::start(jira_router(FakeJira::demo())).await.expect("fake jira");
+    let github = FakeServer::start(github_router(FakeGitHub::demo())).await.expect("fake github");
+    let slack = FakeServer::start(slack_router(FakeSlack::demo())).await.expect("fake slack");
+    let api = Api::start(&["--max-retry-attempts", "2"]).await.expect("api");
+    let client = reqwest::Client::new();
+
+    let jira_config = |extra: Value| {
+        let mut body = json!({"provider": "jira", "base_url": jira.base_url(), "username": FakeJira::USERNAME,
+                              "api_token": FakeJira::API_TOKEN});
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        body
+    };
+    configure(&client, &api, "jira", jira_config(json!({}))).await;
+    // A connection whose quota makes the 61st call wait about a second (a rate-limit wait) ...
+    configure(
+        &client,
+        &api,
+        "jira-wait",
+        jira_config(json!({"rate_limit_per_minute": 60, "timeout_seconds": 10})),
+    )
+    .await;
+    // ... and one whose second call would wait a minute, past its deadline (a rejection).
+    configure(
+        &client,
+        &api,
+        "jira-tight",
+        jira_config(json!({"rate_limit_per_minute": 1, "timeout_seconds": 1})),
+    )
+    .await;
+    configure(&client, &api, "github", json!({"token": FakeGitHub::TOKEN, "api_url": github.base_url()}))
+        .await;
+    configure(
+        &client,
+        &api,
+        "slack",
+        json!({"bot_token": FakeSlack::BOT_TOKEN, "api_url": format!("{}/api/", slack.base_url())}),
+    )
+    .await;
+
+    let projects = "/api/integrations/jira/projects?project_name=Engineering&cache=false";
+    let (status, body) = call(&client, client.get(api.url(projects))).await;
+    assert_eq!(status, 200, "{body}");
+    // a failure (not_found) and a retry after one injected 503
+    let (status, _) = call(&client, client.get(api.url("/api/integrations/jira/issues/ENG-99999"))).await;
+    assert_eq!(status, 404);
+    jira.faults().push(Fault::status(503).on_path("/rest/api/3/project"));
+    let (status, body) = call(&client, client.get(api.url(projects))).await;
+    assert_eq!(status, 200, "retried after the 503: {body}");
+    for _ in 0..61 {
+        let (status, body) =
+            call(&client, client.get(api.url(&format!("{projects}&connection=jira-wait")))).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _) = call(&client, client.get(api.url(&format!("{projects}&connection=jira-tight")))).await;
+    assert_eq!(status, 200);
+    let (status, body) =
+        call(&client, client.get(api.url(&format!("{projects}&connection=jira-tight")))).await;
+    assert_eq!(status, 429, "{body}");
+    let (owner, repo) = FakeGitHub::REPO.split_once('/').expect("owner/repo");
+    let (status, body) = call(
+        &client,
+        client.get(api.url(&format!("/api/integrations/github/repos/{owner}/{repo}?cache=false"))),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = call(
+        &client,
+        client
+            .post(api.url("/api/integrations/slack/message"))
+            .json(&json!({"channel": "#general", "text": "metrics"})),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+
+    // The bus metrics come from the worker: run one in-process (same recorder) on a private topology.
+    run_one_bus_command(&api).await;
+
+    let text = client.get(api.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let have = exported(&text);
+    let missing: Vec<&String> = wanted.iter().filter(|m| !have.contains(*m)).collect();
+    assert!(missing.is_empty(), "dashboard metrics not exported: {missing:?}\n(wanted {wanted:?})");
+    // The metric families the issue names are all on the dashboard.
+    for family in [
+        "integration_tool_calls_total",
+        "integration_tool_call_duration_seconds_bucket",
+        "integration_tool_retries_total",
+        "integration_rate_limit_permits_total",
+        "integration_rate_limit_rejections_total",
+        "integration_rate_limit_wait_seconds_bucket",
+        "integration_upstream_request_duration_seconds_bucket",
+        "integration_upstream_budget_remaining",
+        "http_request_duration_seconds_bucket",
+        "bus_commands_total",
+    ] {
+        assert!(wanted.contains(family), "the dashboard does not chart {family}");
+    }
+    // Upstream calls of all three providers are timed.
+    for provider in ["jira", "github", "slack"] {
+        let needle = format!("integration_upstream_request_duration_seconds_count{{provider=\"{provider}\"");
+        assert!(text.contains(&needle), "no upstream timing for {provider}");
+    }
+}
+
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+/// Publish one command to a worker sharing the api's executor and wait for its event.
+async fn run_one_bus_command(api: &Api) {
+    let topology = Topology::prefixed(&unique("deploy-e2e"));
+    let mut config = WorkerConfig::new(AMQP);
+    config.topology = topology.clone();
+    config.concurrency = 2;
+    config.prefetch = 4;
+    config.shutdown_grace = Duration::from_secs(5);
+    let worker = Worker::new(api.app.executor.clone(), Arc::new(MemoryOutcomes::default()), config);
+    let status = worker.status();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let handle = tokio::spawn(async move { worker.run(stopped).await });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !status.connected() {
+        assert!(Instant::now() < deadline, "worker did not connect to RabbitMQ");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let connection =
+        lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default()).await.expect("rabbitmq");
+    let publisher = Publisher::open(&connection).await.expect("publisher");
+    let body = json!({"task_id": "t", "step_id": "s", "tool_name": "jira_project_finder",
+                      "parameters": {"project_name": "Engineering"}});
+    publisher
+        .publish_json(
+            &topology.commands_exchange,
+            "integrations.jira",
+            "deploy-e2e",
+            body.to_string().as_bytes(),
+        )
+        .await
+        .expect("publish");
+    let client = reqwest::Client::new();
+    loop {
+        let text =
+            client.get(api.url("/metrics")).send().await.expect("metrics").text().await.unwrap_or_default();
+        if text.contains("bus_events_published_total") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no event published for the command");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(true);
+    let _ = handle.await;
+    let channel = connection.create_channel().await.expect("channel");
+    for q in [&topology.commands_queue, &topology.dead_letter_queue] {
+        let _ = channel.queue_delete(q.as_str().into(), lapin::options::QueueDeleteOptions::default()).await;
+    }
+    for e in [&topology.commands_exchange, &topology.events_exchange, &topology.dead_letter_exchange] {
+        let _ = channel
+            .exchange_delete(e.as_str().into(), lapin::options::ExchangeDeleteOptions::default())
+            .await;
+    }
+    let _ = connection.close(200, "done".into()).await;
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_tool_route_of_the_real_api() {
+    let api = Api::start(&[]).await.expect("api");
+    let client = reqwest::Client::new();
+    let (status, doc) = call(&client, client.get(api.url("/api/openapi.json"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    let (_, tools) = call(&client, client.get(api.url("/api/tools"))).await;
+    let tools = tools["tools"].as_array().expect("tools");
+    assert!(tools.len() >= 30, "all providers compiled in");
+    for tool in tools {
+        let (mut path, method) =
+            (tool["endpoint"].as_str().expect("endpoint"), tool["method"].as_str().expect("method"));
+        if path.starts_with("/api/tools/") && path.ends_with("/invoke") {
+            path = "/api/tools/{name}/invoke";
+        }
+        let op = &doc["paths"][path][method.to_ascii_lowercase()];
+        assert!(op.is_object(), "{method} {path} ({}) missing", tool["name"]);
+        let listed =
+            op["x-tools"].as_array().is_some_and(|t| t.contains(&tool["name"])) || path.ends_with("/invoke");
+        assert!(listed, "{} not on {method} {path}", tool["name"]);
+    }
+    // every $ref resolves
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|c| refs(c, out));
+            }
+            Value::Array(a) => a.iter().for_each(|c| refs(c, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    for r in all {
+        assert!(r.strip_prefix('#').and_then(|p| doc.pointer(p)).is_some(), "unresolved {r}");
+    }
+    let page = client.get(api.url("/docs")).send().await.expect("docs");
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.expect("html").contains("/api/openapi.json"));
+}
