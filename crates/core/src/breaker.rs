@@ -148,6 +148,7 @@ fn upstream_down(error: &IntegrationError) -> bool {
         | ErrorKind::Conflict
         | ErrorKind::RateLimited { .. }
         | ErrorKind::CircuitOpen { .. }
+        | ErrorKind::Unavailable
         | ErrorKind::Configuration
         | ErrorKind::Internal => false,
     }
@@ -166,6 +167,7 @@ fn proves_alive(error: &IntegrationError) -> bool {
         ErrorKind::Network
         | ErrorKind::Timeout
         | ErrorKind::CircuitOpen { .. }
+        | ErrorKind::Unavailable
         | ErrorKind::Configuration
         | ErrorKind::Internal => false,
     }

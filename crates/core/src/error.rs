@@ -45,6 +45,8 @@ pub enum ErrorKind {
         /// When the circuit lets a probe through.
         retry_after: Option<Duration>,
     },
+    /// A dependency of the service itself (its database) is unavailable; try again later.
+    Unavailable,
     /// The connection is missing or misconfigured (no credentials, bad base URL, undecryptable secret).
     Configuration,
     /// A bug or an unexpected state inside the service.
@@ -65,6 +67,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Upstream { .. } => "upstream",
             ErrorKind::CircuitOpen { .. } => "circuit_open",
+            ErrorKind::Unavailable => "unavailable",
             ErrorKind::Configuration => "configuration",
             ErrorKind::Internal => "internal",
         }
@@ -77,7 +80,8 @@ impl ErrorKind {
             ErrorKind::RateLimited { .. }
             | ErrorKind::Network
             | ErrorKind::Timeout
-            | ErrorKind::CircuitOpen { .. } => true,
+            | ErrorKind::CircuitOpen { .. }
+            | ErrorKind::Unavailable => true,
             ErrorKind::Upstream { status } => match status {
                 Some(s) => *s >= 500 || *s == 408 || *s == 425,
                 None => true,
@@ -103,7 +107,7 @@ impl ErrorKind {
             ErrorKind::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ErrorKind::Network | ErrorKind::Upstream { .. } => StatusCode::BAD_GATEWAY,
             ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            ErrorKind::CircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::CircuitOpen { .. } | ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Configuration => StatusCode::FAILED_DEPENDENCY,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -156,6 +160,7 @@ impl IntegrationError {
             | ErrorKind::Conflict
             | ErrorKind::RateLimited { .. }
             | ErrorKind::CircuitOpen { .. }
+            | ErrorKind::Unavailable
             | ErrorKind::Configuration
             | ErrorKind::Internal => Effect::None,
         };

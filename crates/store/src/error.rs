@@ -59,12 +59,26 @@ impl StoreError {
             StoreError::Config(_) | StoreError::Credentials { .. } => ErrorKind::Configuration,
             StoreError::InvalidInput(_) => ErrorKind::InvalidInput,
             StoreError::NotFound(_) => ErrorKind::NotFound,
+            StoreError::Database(e) if database_unavailable(e) => ErrorKind::Unavailable,
             StoreError::Database(_)
             | StoreError::Migrate(_)
             | StoreError::Redis(_)
             | StoreError::Io { .. }
             | StoreError::Corrupt(_) => ErrorKind::Internal,
         }
+    }
+}
+
+/// Errors that mean "the database cannot be reached right now" rather than a bug: the caller
+/// gets a retryable 503 instead of a 500.
+fn database_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, too many connections.
+        sqlx::Error::Database(db) => {
+            matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300"))
+        }
+        _ => false,
     }
 }
 
@@ -89,5 +103,7 @@ mod tests {
         check(StoreError::InvalidInput("x".into()), ErrorKind::InvalidInput);
         check(StoreError::NotFound("connection 'x'".into()), ErrorKind::NotFound);
         check(StoreError::Corrupt("x".into()), ErrorKind::Internal);
+        check(StoreError::Database(sqlx::Error::PoolTimedOut), ErrorKind::Unavailable);
+        check(StoreError::Database(sqlx::Error::RowNotFound), ErrorKind::Internal);
     }
 }

@@ -335,7 +335,8 @@ impl Store {
                 })?;
                 let pool = PgPoolOptions::new()
                     .max_connections(10)
-                    .acquire_timeout(Duration::from_secs(10))
+                    // A database that is down answers 503 within seconds, not a request hung for long.
+                    .acquire_timeout(Duration::from_secs(3))
                     .connect_with(options)
                     .await?;
                 Box::new(db::Postgres { pool })
