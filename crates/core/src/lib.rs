@@ -19,7 +19,10 @@ pub mod integration;
 pub mod observe;
 pub mod ratelimit;
 pub mod registry;
+pub mod search;
+pub mod shape;
 pub mod tool;
+pub mod toolset;
 
 pub use breaker::{Admission, BreakerConfig, Breakers};
 pub use cache::{Cache, InMemoryCache};
@@ -31,8 +34,11 @@ pub use executor::{ExecutionObserver, Executor, ExecutorConfig, Source, ToolCall
 pub use integration::{Health, Integration, IntegrationInfo};
 pub use observe::{observe_upstream, observe_upstream_budget};
 pub use ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
-pub use registry::{RegisteredTool, Registry, RegistryError};
+pub use registry::{RegisteredTool, Registry, RegistryError, ToolFilter};
+pub use search::{SearchHit, search};
+pub use shape::{OutputOptions, shape};
 pub use tool::{Method, Route, Tool, ToolContext, ToolHints, ToolSpec, TypedTool, schema_of, typed_tool};
+pub use toolset::{ToolSelection, ToolsetError};
 
 /// Re-exports for provider crates, so they use the same versions as the core.
 pub mod reexports {

@@ -108,6 +108,18 @@ impl RegisteredTool {
 struct Inner {
     integrations: BTreeMap<String, Arc<dyn Integration>>,
     tools: BTreeMap<String, RegisteredTool>,
+    filter: Option<ToolFilter>,
+}
+
+/// Decides which tools exist (see [`Registry::set_filter`]).
+pub type ToolFilter = Arc<dyn Fn(&ToolSpec) -> bool + Send + Sync>;
+
+fn admitted(inner: &Inner, tool: &Arc<dyn Tool>) -> bool {
+    let ok = inner.filter.as_ref().is_none_or(|f| f(tool.spec()));
+    if !ok {
+        tracing::debug!(tool = %tool.spec().name, "tool left out by the tool selection");
+    }
+    ok
 }
 
 /// All integrations and their tools. Cheap to share (`Arc<Registry>`); tools can be added and
@@ -150,7 +162,7 @@ impl Registry {
             return Err(RegistryError::DuplicateIntegration(name));
         }
         let mut staged = inner.tools.clone();
-        for tool in tools {
+        for tool in tools.into_iter().filter(|t| admitted(&inner, t)) {
             stage(&mut staged, tool)?;
         }
         check_routes(&staged)?;
@@ -162,6 +174,9 @@ impl Registry {
     /// Register one tool that belongs to no integration's static list (custom HTTP tools).
     pub fn add_tool(&self, tool: Arc<dyn Tool>) -> Result<(), RegistryError> {
         let mut inner = self.write();
+        if !admitted(&inner, &tool) {
+            return Ok(());
+        }
         let mut staged = inner.tools.clone();
         stage(&mut staged, tool)?;
         check_routes(&staged)?;
@@ -172,12 +187,30 @@ impl Registry {
     /// Register a tool, replacing one of the same name.
     pub fn upsert_tool(&self, tool: Arc<dyn Tool>) -> Result<(), RegistryError> {
         let mut inner = self.write();
+        if !admitted(&inner, &tool) {
+            inner.tools.remove(&tool.spec().name);
+            return Ok(());
+        }
         let mut staged = inner.tools.clone();
         staged.remove(&tool.spec().name);
         stage(&mut staged, tool)?;
         check_routes(&staged)?;
         inner.tools = staged;
         Ok(())
+    }
+
+    /// Decide which tools exist (toolsets, read-only mode): tools already registered that the filter
+    /// refuses are removed (their names are returned), and tools registered later are left out
+    /// silently, so no front door can list or call them.
+    pub fn set_filter(&self, filter: ToolFilter) -> Vec<String> {
+        let mut inner = self.write();
+        let removed: Vec<String> =
+            inner.tools.values().filter(|t| !filter(t.spec())).map(|t| t.spec().name.clone()).collect();
+        for name in &removed {
+            inner.tools.remove(name);
+        }
+        inner.filter = Some(filter);
+        removed
     }
 
     /// Remove a tool by name; true if it was there.

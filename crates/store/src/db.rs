@@ -73,6 +73,8 @@ pub(crate) struct NewOutboxRow<'a> {
 #[async_trait]
 pub(crate) trait Backend: Send + Sync + 'static {
     fn name(&self) -> &'static str;
+    /// The API key table (`api_keys.rs`).
+    fn api_keys(&self) -> &dyn crate::api_keys::ApiKeyBackend;
     async fn migrate(&self) -> Result<()>;
     async fn close(&self);
     async fn ping(&self) -> Result<()>;
@@ -188,6 +190,10 @@ macro_rules! sql_backend {
             async fn ping(&self) -> Result<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            fn api_keys(&self) -> &dyn crate::api_keys::ApiKeyBackend {
+                self
             }
 
             async fn upsert_connection(&self, c: &ConnectionRow) -> Result<(i64, i64)> {

@@ -22,6 +22,7 @@
 //! * **Changes reach every replica by polling revisions**, not by notifications: see
 //!   [`StoreConnections`].
 
+pub mod api_keys;
 pub mod connections;
 pub mod crypto;
 mod db;
@@ -30,6 +31,7 @@ pub mod redis;
 pub mod store;
 pub mod webhooks;
 
+pub use api_keys::{API_KEY_PREFIX, ApiKeyRecord, ApiKeyStore};
 pub use connections::{ConnectionStatus, ConnectionSummary, STATUS_WINDOW, StoreConnections};
 pub use crypto::{Keyring, MasterKey};
 pub use error::StoreError;

@@ -385,6 +385,11 @@ impl Store {
         &self.inner.keys
     }
 
+    /// The API key table (for `api_keys.rs`).
+    pub(crate) fn api_key_db(&self) -> &dyn crate::api_keys::ApiKeyBackend {
+        self.inner.db.api_keys()
+    }
+
     /// `postgres` or `sqlite`.
     pub fn backend(&self) -> &'static str {
         self.inner.db.name()
