@@ -55,6 +55,9 @@ impl FaultProxy {
                 let Ok((client, _)) = accepted else { continue };
                 switches.accepted.fetch_add(1, Ordering::SeqCst);
                 if switches.refuse.load(Ordering::SeqCst) {
+                    // An abortive close (RST), as a closed port would answer: linger 0 never blocks.
+                    #[allow(deprecated, reason = "SO_LINGER 0 resets at once; it cannot block the thread")]
+                    let _ = client.set_linger(Some(Duration::ZERO));
                     drop(client);
                     continue;
                 }
@@ -98,7 +101,7 @@ impl FaultProxy {
         let _ = self.stalls.send(stalled);
     }
 
-    /// Refuse new connections (accepted, then reset at once) until `refuse(false)`.
+    /// Refuse new connections (accepted, then reset at once, like a closed port) until `refuse(false)`.
     pub fn refuse(&self, refuse: bool) {
         self.switches.refuse.store(refuse, Ordering::SeqCst);
     }
