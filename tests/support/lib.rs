@@ -135,3 +135,35 @@ pub async fn json_of(response: reqwest::Response) -> (u16, serde_json::Value) {
     let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     (status, body)
 }
+
+/// Create an API key directly in the api's store and make the api see it at once; returns the key.
+pub async fn create_api_key(api: &Api, name: &str, scopes: &[&str]) -> anyhow::Result<String> {
+    use secrecy::ExposeSecret as _;
+    let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+    let (_, key) = api.app.store.api_keys().create(name, &scopes).await?;
+    if let Some(auth) = &api.app.state.auth {
+        auth.forget();
+    }
+    Ok(key.expose_secret().to_owned())
+}
+
+/// Every route template the api's router serves, read from the router's own route table (its
+/// `Debug` form lists each path), so a route added tomorrow is found without editing a test.
+pub fn router_paths(router: &axum::Router) -> Vec<String> {
+    let debug = format!("{router:?}");
+    // the routes proper, not the fallback router's catch-all
+    let debug = debug.split("fallback_router").next().unwrap_or_default();
+    let mut paths = std::collections::BTreeSet::new();
+    let mut rest = debug;
+    while let Some(at) = rest.find("RouteId(") {
+        rest = &rest[at + "RouteId(".len()..];
+        let Some(close) = rest.find("): \"") else { continue };
+        let tail = &rest[close + 4..];
+        let Some(end) = tail.find('"') else { break };
+        let path = &tail[..end];
+        if path.starts_with('/') && !path.contains("__private__") {
+            paths.insert(path.to_owned());
+        }
+    }
+    paths.into_iter().collect()
+}

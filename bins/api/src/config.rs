@@ -35,6 +35,11 @@ pub enum Command {
     /// Manage the master key that encrypts credentials at rest.
     #[command(subcommand)]
     MasterKey(MasterKeyCommand),
+    /// Manage API keys (created keys are shown once).
+    #[command(subcommand)]
+    Keys(crate::agent::KeysCommand),
+    /// Serve MCP over stdio (`mcp --stdio`).
+    Mcp(crate::agent::McpArgs),
 }
 
 /// `master-key` subcommands.
@@ -141,6 +146,9 @@ pub struct ServeArgs {
     /// Deliveries kept per webhook endpoint (the newest).
     #[arg(long, env = "WEBHOOK_RETENTION_MAX_PER_ENDPOINT", default_value_t = 10_000)]
     pub webhook_retention_max_per_endpoint: u64,
+    /// Toolsets, output budget, MCP and API keys.
+    #[command(flatten)]
+    pub agent: crate::agent::AgentArgs,
     /// Where the state lives.
     #[command(flatten)]
     pub store: StoreArgs,

@@ -5,10 +5,12 @@
 //! the binary is glue only — read configuration, build the registry from the enabled provider
 //! features, open the store, serve the router of `integration-http`.
 
+mod agent;
 mod config;
 pub mod providers;
 #[cfg(feature = "slack")]
 mod slack_events;
+pub mod tool_registry;
 mod webhooks;
 
 use std::sync::Arc;
@@ -20,6 +22,7 @@ use integration_store::redis::{RedisCache, RedisConnection, RedisRateLimiter};
 use integration_store::{Store, StoreConnections};
 use tokio::net::TcpListener;
 
+pub use agent::{AgentArgs, KeysCommand, McpArgs};
 pub use config::{Cli, Command, LogFormat, MasterKeyCommand, ServeArgs, StoreArgs};
 
 /// Run the command line.
@@ -27,6 +30,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::MasterKey(command)) => master_key(command).await,
+        Some(Command::Keys(command)) => agent::keys(command).await,
+        Some(Command::Mcp(args)) => agent::mcp(args).await,
         None => serve(cli.serve).await,
     }
 }
@@ -85,12 +90,15 @@ pub struct App {
     pub executor: Executor,
     /// The store.
     pub store: Store,
+    /// The state behind the router (for other transports: MCP over stdio).
+    pub state: AppState,
 }
 
 /// Build the application from its configuration, without binding a port.
 pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
     let registry = Arc::new(Registry::new());
     providers::register_all(&registry).context("registering providers")?;
+    args.agent.apply_selection(&registry).context("tool selection")?;
     let environment = providers::connections_from_env(&registry);
     for connection in &environment {
         tracing::info!(provider = %connection.provider, connection = %connection.name, "connection configured from the environment");
@@ -114,11 +122,15 @@ pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
     };
     let state = AppState::new(executor.clone())
         .with_connections(connections)
-        .with_readiness(Arc::new(StoreReady(store.clone())));
+        .with_readiness(Arc::new(StoreReady(store.clone())))
+        .with_auth(Arc::new(integration_http::Auth::new(store.api_keys(), args.agent.auth_config(args.bind))))
+        .with_agent(args.agent.agent_config());
+    let app_state = state.clone();
     let inbound = providers::inbound_routes(&state, &store)
         .merge(webhooks::routes(args, &store, &executor).await.context("webhook routes")?);
     let router = integration_http::router_with(state, &http, inbound);
-    Ok(App { router, executor, store })
+    tool_registry::spawn(args.agent.tool_registry_url.clone(), executor.registry().clone(), store.clone());
+    Ok(App { router, executor, store, state: app_state })
 }
 
 /// `/readyz` check of the database.
@@ -140,6 +152,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     config::init_tracing(args.log_format, &args.log_level);
     let started = std::time::Instant::now();
     let app = build(&args).await?;
+    agent::check_bind(&args, &app.store).await?;
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?;
     let local = listener.local_addr()?;
     tracing::info!(

@@ -8,8 +8,12 @@
 //! [`Executor`](integration_core::Executor) as the bus and MCP. Tools sharing a route are told apart
 //! by their required parameters (checked unambiguous at registration).
 
+pub mod agent;
+pub mod auth;
 mod connections;
 mod error;
+#[cfg(feature = "mcp")]
+pub mod mcp;
 mod observability;
 mod openapi;
 mod params;
@@ -35,10 +39,12 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+pub use agent::{AgentConfig, McpToolMode};
+pub use auth::{Auth, AuthConfig, Caller, Scope};
 pub use error::ApiError;
 pub use observability::{install_metrics_recorder, metrics_handle};
 pub use openapi::{DOCS_PATH, OPENAPI_PATH, openapi_document};
-pub use tools::{CONNECTION_HEADER, openai_entry, registry_entry};
+pub use tools::{CONNECTION_HEADER, mcp_entry, openai_entry, registry_entry};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -79,12 +85,34 @@ pub struct AppState {
     pub readiness: Arc<Vec<Arc<dyn ReadinessCheck>>>,
     /// The connection store behind configure/status/test/delete (absent: those answer 501).
     pub connections: Option<Arc<StoreConnections>>,
+    /// API key authentication (absent: every route is open, and `/api/keys` answers 501).
+    pub auth: Option<Arc<auth::Auth>>,
+    /// Output budget and MCP settings.
+    pub agent: Arc<agent::AgentConfig>,
 }
 
 impl AppState {
     /// State with no readiness checks and no connection store.
     pub fn new(executor: Executor) -> Self {
-        Self { executor, readiness: Arc::new(Vec::new()), connections: None }
+        Self {
+            executor,
+            readiness: Arc::new(Vec::new()),
+            connections: None,
+            auth: None,
+            agent: Arc::new(agent::AgentConfig::default()),
+        }
+    }
+
+    /// Require API keys (once one exists) on every non-public route.
+    pub fn with_auth(mut self, auth: Arc<auth::Auth>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Output budget and MCP settings.
+    pub fn with_agent(mut self, agent: agent::AgentConfig) -> Self {
+        self.agent = Arc::new(agent);
+        self
     }
 
     /// Serve connection management from `connections` (it should also be the executor's resolver).
@@ -119,7 +147,13 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
         .route("/api/integrations/{name}/status", get(connections::status))
         .route("/api/integrations/{name}/test", post(connections::test))
         .route("/api/tools", get(tools::list_tools))
-        .route("/api/tools/{name}/invoke", post(tools::invoke));
+        .route("/api/tools/{name}/invoke", post(tools::invoke))
+        .route("/api/keys", get(auth::list_keys).post(auth::create_key))
+        .route("/api/keys/{id}", axum::routing::delete(auth::revoke_key));
+    #[cfg(feature = "mcp")]
+    {
+        app = app.route_service("/mcp", mcp::service(state.clone()));
+    }
 
     for ((method, path), group) in state.executor.registry().routes() {
         let group = Arc::new(group);
@@ -137,6 +171,8 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
     let app = app
         .merge(openapi::routes(state.executor.registry()))
         .merge(extra)
+        // After every route is in: the auth middleware sees each request's route template.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::middleware))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

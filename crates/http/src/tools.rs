@@ -27,6 +27,10 @@ pub const CONNECTION_HEADER: &str = "x-integration-connection";
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
     format: Option<String>,
+    /// A search query: rank the tools and return the best (`tool_search`).
+    q: Option<String>,
+    /// Most results of a search (default 10).
+    limit: Option<usize>,
 }
 
 /// The registry form of one tool (the specification's `register_tool` dict plus hints).
@@ -59,19 +63,50 @@ pub fn openai_entry(tool: &RegisteredTool) -> Value {
     })
 }
 
+/// The MCP `tools/list` form of one tool (JSON Schema input and behaviour annotations).
+pub fn mcp_entry(tool: &RegisteredTool) -> Value {
+    let spec = tool.spec();
+    json!({
+        "name": spec.name,
+        "description": spec.description,
+        "inputSchema": spec.parameters,
+        "annotations": {
+            "readOnlyHint": spec.hints.read_only,
+            "destructiveHint": spec.hints.destructive,
+            "idempotentHint": spec.hints.idempotent,
+            "openWorldHint": true,
+        },
+    })
+}
+
 /// `GET /api/tools`
 pub(crate) async fn list_tools(
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
-    let tools = state.executor.registry().tools();
+    let registry = state.executor.registry();
+    let (tools, scores): (Vec<RegisteredTool>, Option<Vec<f64>>) = match query.q.as_deref() {
+        Some(q) => {
+            let hits = crate::agent::search_tools(registry, q, query.limit.unwrap_or(10).clamp(1, 100));
+            let scores = hits.iter().map(|(_, s)| *s).collect();
+            (hits.into_iter().map(|(t, _)| t).collect(), Some(scores))
+        }
+        None => (registry.tools(), None),
+    };
     let body = match query.format.as_deref() {
-        None | Some("registry") => json!({ "tools": tools.iter().map(registry_entry).collect::<Vec<_>>() }),
+        None | Some("registry") => {
+            let mut entries: Vec<Value> = tools.iter().map(registry_entry).collect();
+            if let Some(scores) = &scores {
+                entries.iter_mut().zip(scores).for_each(|(e, s)| e["score"] = json!(s));
+            }
+            json!({ "tools": entries })
+        }
         Some("openai") => Value::Array(tools.iter().map(openai_entry).collect()),
+        Some("mcp") => json!({ "tools": tools.iter().map(mcp_entry).collect::<Vec<_>>() }),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
-                "unknown format '{other}': use 'registry' (default) or 'openai'"
+                "unknown format '{other}': use 'registry' (default), 'openai' or 'mcp'"
             )));
         }
     };
@@ -90,6 +125,12 @@ pub(crate) struct InvokeBody {
     cache: Option<bool>,
     #[serde(default)]
     idempotency_key: Option<String>,
+    /// Largest result in bytes (default: `MAX_OUTPUT_BYTES`).
+    #[serde(default)]
+    max_output_bytes: Option<usize>,
+    /// Paths of the result to keep.
+    #[serde(default)]
+    fields: Option<Vec<String>>,
 }
 
 /// `POST /api/tools/{name}/invoke`
@@ -104,7 +145,13 @@ pub(crate) async fn invoke(
         connection: None,
         cache: None,
         idempotency_key: None,
+        max_output_bytes: None,
+        fields: None,
     });
+    let output = integration_core::OutputOptions {
+        max_output_bytes: body.max_output_bytes,
+        fields: body.fields.unwrap_or_default(),
+    };
     let params = match body.parameters {
         None | Some(Value::Null) => Value::Object(Map::new()),
         Some(v @ Value::Object(_)) => v,
@@ -126,7 +173,7 @@ pub(crate) async fn invoke(
         "attempts": outcome.attempts,
         "duration_ms": outcome.duration.as_millis() as u64,
     });
-    let result = outcome.result?;
+    let result = state.agent.shape(outcome.result?, &output);
     Ok(Json(json!({ "result": result, "meta": meta })).into_response())
 }
 
@@ -157,6 +204,7 @@ pub(crate) async fn route_call(
     {
         connection = values.pop();
     }
+    let output = crate::agent::options_from_query(&mut query, |key| takes(fallback, key))?;
     let mut use_cache = true;
     if !takes(fallback, CACHE_PARAM)
         && let Some(values) = query.remove(CACHE_PARAM)
@@ -191,7 +239,7 @@ pub(crate) async fn route_call(
         use_cache,
     };
     let outcome: ToolOutcome = state.executor.execute(call).await;
-    let result = outcome.result?;
+    let result = state.agent.shape(outcome.result?, &output);
     let status = if method == Method::Post && !spec.hints.idempotent && !spec.hints.read_only {
         StatusCode::CREATED
     } else {

@@ -1,0 +1,328 @@
+//! The MCP front door: the same registry and executor as REST and the bus, spoken over the Model
+//! Context Protocol with the official SDK (`rmcp`), on Streamable HTTP at `/mcp` and over stdio.
+//!
+//! Key design decisions:
+//!
+//! * **Tools are listed at run time from the registry**, not declared with the SDK's macros: every
+//!   tool appears with its JSON Schema and its hints as annotations (`readOnlyHint`,
+//!   `destructiveHint`, `idempotentHint`), and custom tools added later show up on the next list.
+//! * **Stateless Streamable HTTP with JSON answers.** No session lives in one replica's memory, so
+//!   any replica behind a load balancer answers any request.
+//! * **Tool failures are results, not protocol errors**: `isError: true` with the error kind and
+//!   message, so the agent can read and react to them.
+//! * **The output budget applies** (`fields`, `max_output_bytes` arguments, default
+//!   `MAX_OUTPUT_BYTES`), and `tool_search` lets an agent find the few tools it needs; with
+//!   `MCP_TOOL_MODE=search` only `tool_search` and the `tool_call` dispatcher are listed.
+//! * **Authorization per tool**: listing needs `tools:read` (checked by the HTTP middleware); each
+//!   call needs `tools:read` or `tools:write` by the tool's hints. Over stdio the local user owns
+//!   the process and its credentials, so every tool is allowed.
+
+use std::sync::Arc;
+
+use integration_core::{RegisteredTool, Source, ToolCall};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt as _};
+use serde_json::{Map, Value, json};
+
+use crate::AppState;
+use crate::agent::{McpToolMode, option_properties, options_from_arguments, search_tools, takes};
+use crate::auth::Caller;
+
+/// The meta-tool ranking tools by a query.
+pub const TOOL_SEARCH: &str = "tool_search";
+/// The meta-tool calling any tool by name (listed with `MCP_TOOL_MODE=search`).
+pub const TOOL_CALL: &str = "tool_call";
+
+const INSTRUCTIONS: &str = "Tools of the Integrations Service (Jira, GitHub, Slack, custom HTTP tools). \
+Use tool_search to find the right tool by describing the task. Every tool accepts two extra arguments: \
+`fields` (paths to keep in the result) and `max_output_bytes`; a result too large is cut and marked \
+\"truncated\": true with counts of what was left out. Tool errors come back as results with isError \
+and an error object {type, message, retryable}.";
+
+/// Errors of the MCP front door.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum McpError {
+    /// The stdio session could not start or ended with an error.
+    #[error("mcp stdio session failed: {0}")]
+    Stdio(String),
+}
+
+/// The MCP server: a view of the application state.
+#[derive(Clone)]
+pub struct McpServer {
+    state: AppState,
+}
+
+impl std::fmt::Debug for McpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpServer").finish_non_exhaustive()
+    }
+}
+
+/// The Streamable HTTP service to mount at `/mcp`.
+pub fn service(state: AppState) -> StreamableHttpService<McpServer, LocalSessionManager> {
+    let hosts = state.agent.mcp_allowed_hosts.clone();
+    let mut config = StreamableHttpServerConfig::default()
+        .with_legacy_session_mode(false)
+        .with_json_response(true)
+        .with_sse_keep_alive(None);
+    config = if hosts.is_empty() || hosts.iter().any(|h| h == "*") {
+        config.disable_allowed_hosts()
+    } else {
+        config.with_allowed_hosts(hosts)
+    };
+    let server = McpServer { state };
+    StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config)
+}
+
+/// Serve MCP over stdin/stdout until the client closes the stream.
+pub async fn serve_stdio(state: AppState) -> Result<(), McpError> {
+    let server = McpServer { state };
+    let running =
+        server.serve(rmcp::transport::io::stdio()).await.map_err(|e| McpError::Stdio(e.to_string()))?;
+    running.waiting().await.map_err(|e| McpError::Stdio(e.to_string()))?;
+    Ok(())
+}
+
+impl McpServer {
+    /// A server over this state (for embedding with another transport).
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// Who is calling: over HTTP the auth middleware's verdict; over stdio (no HTTP request) the
+    /// local user.
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Caller {
+        match context.extensions.get::<http::request::Parts>() {
+            None => Caller::Open,
+            Some(parts) => match parts.extensions.get::<Caller>() {
+                Some(caller) => caller.clone(),
+                None if self.state.auth.is_none() => Caller::Open,
+                // Authentication is configured but did not run: allow nothing.
+                None => Caller::Key { id: "-".into(), name: "-".into(), scopes: Vec::new() },
+            },
+        }
+    }
+
+    fn visible(&self, caller: &Caller) -> Vec<RegisteredTool> {
+        self.state
+            .executor
+            .registry()
+            .tools()
+            .into_iter()
+            .filter(|t| caller.allows(Caller::scope_for_tool(t.spec().hints.read_only)))
+            .collect()
+    }
+
+    async fn run(&self, caller: &Caller, name: &str, mut args: Map<String, Value>) -> CallToolResult {
+        let Some(tool) = self.state.executor.registry().get(name) else {
+            return failure(
+                "not_found",
+                format!("unknown tool '{name}': use tool_search to find tools"),
+                false,
+            );
+        };
+        let scope = Caller::scope_for_tool(tool.spec().hints.read_only);
+        if !caller.allows(scope) {
+            metrics::counter!("auth_failures_total", "reason" => "insufficient_scope").increment(1);
+            tracing::warn!(tool = name, reason = "insufficient_scope", "mcp tool call refused");
+            return failure(
+                "permission",
+                format!("calling '{name}' needs an API key with the '{}' scope", scope.as_str()),
+                false,
+            );
+        }
+        let output = match options_from_arguments(&mut args, |key| takes(&tool, key)) {
+            Ok(output) => output,
+            Err(message) => return failure("invalid_input", message, false),
+        };
+        let connection = if takes(&tool, "connection") {
+            None
+        } else {
+            args.remove("connection").and_then(|v| v.as_str().map(str::to_owned))
+        };
+        let call = ToolCall {
+            tool: name.to_owned(),
+            connection,
+            params: Value::Object(args),
+            idempotency_key: None,
+            source: Source::Mcp,
+            use_cache: true,
+        };
+        let outcome = self.state.executor.execute(call).await;
+        match outcome.result {
+            Ok(value) => success(self.state.agent.shape(value, &output)),
+            Err(error) => {
+                let mut result = failure(error.kind().as_str(), error.to_string(), error.retryable());
+                if let (Some(details), Some(Value::Object(body))) =
+                    (error.details(), result.structured_content.as_mut())
+                    && let Some(Value::Object(inner)) = body.get_mut("error")
+                {
+                    inner.insert("details".into(), details.clone());
+                }
+                result
+            }
+        }
+    }
+
+    fn search(&self, caller: &Caller, args: &Map<String, Value>) -> CallToolResult {
+        let Some(query) = args.get("query").and_then(Value::as_str) else {
+            return failure("invalid_input", "tool_search needs a 'query' string".into(), false);
+        };
+        let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(5).clamp(1, 50) as usize;
+        let tools: Vec<Value> = search_tools(self.state.executor.registry(), query, 100)
+            .into_iter()
+            .filter(|(t, _)| caller.allows(Caller::scope_for_tool(t.spec().hints.read_only)))
+            .take(limit)
+            .map(|(t, score)| {
+                let mut entry = crate::tools::mcp_entry(&t);
+                entry["score"] = json!(score);
+                entry
+            })
+            .collect();
+        let hint = match self.state.agent.mcp_tool_mode {
+            McpToolMode::Search => "call one with tool_call {\"name\": ..., \"arguments\": {...}}",
+            McpToolMode::All => "call one by its name with arguments matching its inputSchema",
+        };
+        success(json!({ "tools": tools, "hint": hint }))
+    }
+}
+
+fn success(value: Value) -> CallToolResult {
+    let text = serde_json::to_string(&value).unwrap_or_default();
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    if value.is_object() {
+        result.structured_content = Some(value);
+    }
+    result
+}
+
+fn failure(kind: &str, message: String, retryable: bool) -> CallToolResult {
+    let body = json!({ "error": { "type": kind, "message": message, "retryable": retryable } });
+    let mut result = CallToolResult::error(vec![ContentBlock::text(body.to_string())]);
+    result.structured_content = Some(body);
+    result
+}
+
+fn object(value: Value) -> Arc<Map<String, Value>> {
+    match value {
+        Value::Object(map) => Arc::new(map),
+        _ => Arc::new(Map::new()),
+    }
+}
+
+/// A registry tool in MCP form, with the output options added to its input schema.
+fn mcp_tool(tool: &RegisteredTool) -> Option<Tool> {
+    let mut entry = crate::tools::mcp_entry(tool);
+    if let (Some(Value::Object(props)), Value::Object(options)) =
+        (entry["inputSchema"].get_mut("properties"), option_properties())
+    {
+        for (key, schema) in options {
+            props.entry(key).or_insert(schema);
+        }
+    }
+    serde_json::from_value(entry).ok()
+}
+
+fn search_tool() -> Tool {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "query": {"type": "string", "description": "What you want to do, in a few words (\"create a jira issue\")"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 50, "description": "Most tools to return (default 5)"}
+        },
+        "required": ["query"]
+    });
+    let mut tool = Tool::new(
+        TOOL_SEARCH,
+        "Find the tools for a task: ranks every available tool by the query and returns the best with their \
+         input schemas",
+        object(schema),
+    );
+    tool.annotations = Some(
+        rmcp::model::ToolAnnotations::new()
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(false),
+    );
+    tool
+}
+
+fn call_tool() -> Tool {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "description": "The tool's name (from tool_search)"},
+            "arguments": {"type": "object", "description": "The tool's arguments, matching its inputSchema; may add fields and max_output_bytes"}
+        },
+        "required": ["name"]
+    });
+    let mut tool = Tool::new(TOOL_CALL, "Call any tool found with tool_search by its name", object(schema));
+    tool.annotations =
+        Some(rmcp::model::ToolAnnotations::new().destructive(true).idempotent(false).open_world(true));
+    tool
+}
+
+impl ServerHandler for McpServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("integrations", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let caller = self.caller(&context);
+        let tools = match self.state.agent.mcp_tool_mode {
+            McpToolMode::All => {
+                let mut tools: Vec<Tool> = self.visible(&caller).iter().filter_map(mcp_tool).collect();
+                tools.push(search_tool());
+                tools
+            }
+            McpToolMode::Search => vec![search_tool(), call_tool()],
+        };
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let caller = self.caller(&context);
+        let args = request.arguments.unwrap_or_default();
+        let result = match request.name.as_ref() {
+            TOOL_SEARCH => self.search(&caller, &args),
+            TOOL_CALL => {
+                let Some(name) = args.get("name").and_then(Value::as_str) else {
+                    return Ok(
+                        failure("invalid_input", "tool_call needs the tool's 'name'".into(), false).into()
+                    );
+                };
+                let inner = match args.get("arguments") {
+                    None | Some(Value::Null) => Map::new(),
+                    Some(Value::Object(map)) => map.clone(),
+                    Some(_) => {
+                        return Ok(
+                            failure("invalid_input", "'arguments' must be an object".into(), false).into()
+                        );
+                    }
+                };
+                self.run(&caller, name, inner).await
+            }
+            name => self.run(&caller, name, args).await,
+        };
+        Ok(result.into())
+    }
+}
