@@ -20,6 +20,9 @@ struct Args {
     /// Address of the fake Slack (e.g. 127.0.0.1:9103).
     #[arg(long, env = "FAKE_SLACK_ADDR")]
     slack: Option<SocketAddr>,
+    /// Core rate limit per hour of the fake GitHub (GitHub's own is 5000; raise it for load tests).
+    #[arg(long, env = "FAKE_GITHUB_RATE_LIMIT", default_value_t = 5000)]
+    github_rate_limit: u64,
 }
 
 #[tokio::main]
@@ -30,7 +33,14 @@ async fn main() -> anyhow::Result<()> {
         [("jira", args.jira), ("github", args.github), ("slack", args.slack)];
     for (name, addr) in fakes {
         let Some(addr) = addr else { continue };
-        let Some(router) = integration_testkit::fake_router(name) else {
+        let router = if name == "github" {
+            let github = integration_testkit::github::FakeGitHub::demo();
+            github.set_rate_limit("core", args.github_rate_limit, 3600);
+            Some(integration_testkit::github::router(github))
+        } else {
+            integration_testkit::fake_router(name)
+        };
+        let Some(router) = router else {
             eprintln!("{name}: no fake of this provider is built yet, skipped");
             continue;
         };
