@@ -552,7 +552,9 @@ impl Store {
         }
         self.webhooks().rotate(&ring, new_key, &mut report).await?;
         let mut usage: BTreeMap<String, i64> = BTreeMap::new();
-        for (key_id, n) in self.inner.db.key_usage().await?.into_iter().chain(self.webhooks().key_usage().await?) {
+        for (key_id, n) in
+            self.inner.db.key_usage().await?.into_iter().chain(self.webhooks().key_usage().await?)
+        {
             *usage.entry(key_id).or_default() += n;
         }
         report.key_usage = usage.into_iter().collect();
