@@ -73,7 +73,9 @@ impl StoreError {
 /// gets a retryable 503 instead of a 500.
 fn database_unavailable(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            true
+        }
         // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, too many connections.
         sqlx::Error::Database(db) => {
             matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300"))
