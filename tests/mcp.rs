@@ -336,6 +336,26 @@ async fn tools_are_registered_with_an_external_registry_in_the_background() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // a custom tool created at run time is announced again
+    let created = reqwest::Client::new()
+        .post(api.url("/api/integrations/custom/tools"))
+        .json(&json!({
+            "name": "status_page",
+            "description": "Status of one component",
+            "method": "GET",
+            "url": "https://status.example.com/api/{component}",
+            "parameters_schema": {"type": "object", "properties": {"component": {"type": "string"}}, "required": ["component"]}
+        }))
+        .send()
+        .await
+        .expect("create custom tool");
+    assert_eq!(created.status(), 201);
+    let started = Instant::now();
+    while !seen.names.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|n| n == "status_page") {
+        assert!(started.elapsed() < Duration::from_secs(30), "the custom tool was never announced");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // an unreachable registry never stops the start
     let port = integrations_e2e::free_port();
     let api = Api::start(&["--tool-registry-url", &format!("http://127.0.0.1:{port}/tools")]).await;

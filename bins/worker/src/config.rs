@@ -58,6 +58,9 @@ pub struct Cli {
     /// Commands executed at once.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 32)]
     pub concurrency: usize,
+    /// Output budget of a result in an event, in bytes (cut results are marked `truncated`).
+    #[arg(long, env = "MAX_OUTPUT_BYTES", default_value_t = 65_536)]
+    pub max_output_bytes: usize,
     /// Unacknowledged commands the broker may push ahead (AMQP prefetch).
     #[arg(long, env = "WORKER_PREFETCH", default_value_t = 64)]
     pub prefetch: u16,
@@ -159,6 +162,7 @@ impl Cli {
         config.concurrency = self.concurrency.max(1);
         config.prefetch = self.prefetch.max(1);
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_seconds);
+        config.max_output_bytes = self.max_output_bytes;
         config
     }
 

@@ -44,6 +44,9 @@ pub struct WorkerConfig {
     pub shutdown_grace: Duration,
     /// Largest pause between reconnection attempts.
     pub max_reconnect_delay: Duration,
+    /// Output budget of a result in an event (`MAX_OUTPUT_BYTES`): anything cut is marked
+    /// `"truncated": true` with counts, never cut mid-JSON.
+    pub max_output_bytes: usize,
 }
 
 impl WorkerConfig {
@@ -56,6 +59,7 @@ impl WorkerConfig {
             prefetch: 64,
             shutdown_grace: Duration::from_secs(30),
             max_reconnect_delay: Duration::from_secs(10),
+            max_output_bytes: 65_536,
         }
     }
 }
@@ -192,6 +196,7 @@ impl Worker {
                         publisher: publisher.clone(),
                         events_exchange: self.config.topology.events_exchange.clone(),
                         status: self.status.clone(),
+                        max_output_bytes: self.config.max_output_bytes,
                     };
                     tasks.spawn(async move {
                         handler.handle(delivery).await;
@@ -244,6 +249,7 @@ struct Handler {
     publisher: Publisher,
     events_exchange: String,
     status: Arc<WorkerStatus>,
+    max_output_bytes: usize,
 }
 
 impl Handler {
@@ -325,7 +331,10 @@ impl Handler {
             source: Source::Bus,
             use_cache: true,
         };
-        let outcome = self.executor.execute(call).await;
+        let mut outcome = self.executor.execute(call).await;
+        if let Ok(result) = outcome.result.as_mut() {
+            *result = integration_core::shape::shape(std::mem::take(result), &[], self.max_output_bytes);
+        }
         let event = Event::from_outcome(&command, &outcome);
         self.outcomes.finish(&key, &event).await?;
         self.publisher.publish_event(&self.events_exchange, &event).await?;

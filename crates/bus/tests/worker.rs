@@ -62,6 +62,14 @@ impl Integration for TestTools {
                 },
             ),
             typed_tool(
+                ToolSpec::new("test_big", "test", "A large result"),
+                |_c: ToolContext, _p: Value| async move {
+                    Ok::<_, IntegrationError>(
+                        json!({"items": (0..5000).map(|i| format!("item number {i}")).collect::<Vec<_>>()}),
+                    )
+                },
+            ),
+            typed_tool(
                 ToolSpec::new("test_missing", "test", "Always not found"),
                 move |_c: ToolContext, _p: Value| {
                     let calls = calls2.clone();
@@ -410,4 +418,22 @@ fn error_kinds_become_error_types() {
     assert_eq!(event.error_type.as_deref(), Some("rate_limited"));
     assert_eq!(event.retryable, Some(true));
     assert_eq!(event.duration_ms, 5);
+}
+
+#[tokio::test]
+async fn large_results_are_cut_to_the_output_budget_and_marked() {
+    let mut bus = Bus::new(5).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let mut config = bus.worker_config();
+    config.max_output_bytes = 2048;
+    let worker = Worker::new(executor(calls), Arc::new(MemoryOutcomes::default()), config);
+    let (stop, handle) = start(worker);
+    bus.send_command("t", "big", "test_big", json!({})).await;
+    let (_, event) = bus.events(1).await.remove(0);
+    let result = event.result.expect("result");
+    assert_eq!(result["truncated"], true, "{result}");
+    assert!(serde_json::to_vec(&result).expect("json").len() <= 4096, "bounded: {result}");
+    stop.send(true).expect("stop");
+    handle.await.expect("join").expect("clean stop");
+    bus.cleanup().await;
 }

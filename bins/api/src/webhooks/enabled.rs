@@ -164,6 +164,15 @@ struct Webhooks {
     store: Store,
     custom: CustomTools,
     registry: Arc<Registry>,
+    /// `TOOL_REGISTRY_URL`: told again whenever a custom tool changes.
+    registry_url: Option<String>,
+}
+
+impl Webhooks {
+    /// Announce the changed tool set (external registry and `integrations.tools_registered`).
+    fn announce(&self) {
+        crate::tool_registry::spawn(self.registry_url.clone(), self.registry.clone(), self.store.clone());
+    }
 }
 
 /// Build the webhook and custom tool routes, load the stored custom tools into the registry and
@@ -179,8 +188,13 @@ pub(crate) async fn routes(
     let custom = CustomTools::new(SsrfGuard::new(allowlist)).map_err(anyhow::Error::msg)?;
     let service =
         WebhookService::new(Arc::new(StoreRepository(store.clone())), Arc::new(OutboxSink(store.clone())));
-    let hooks =
-        Arc::new(Webhooks { service, store: store.clone(), custom, registry: executor.registry().clone() });
+    let hooks = Arc::new(Webhooks {
+        service,
+        store: store.clone(),
+        custom,
+        registry: executor.registry().clone(),
+        registry_url: args.agent.tool_registry_url.clone(),
+    });
     load_custom_tools(&hooks).await;
 
     let retention = (
@@ -437,6 +451,7 @@ async fn save_tool(h: &Webhooks, def: CustomToolDefinition, replace: bool) -> Re
         return Err(internal(e));
     }
     tracing::info!(tool = %def.name, "custom tool saved and registered");
+    h.announce();
     Ok(())
 }
 
@@ -513,5 +528,6 @@ async fn delete_tool(
         h.registry.remove_tool(&name);
     }
     tracing::info!(tool = %name, "custom tool deleted");
+    h.announce();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
