@@ -99,6 +99,8 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn get_check(&self, name: &str) -> Result<Option<(bool, String, i64)>>;
 
     async fn insert_audit(&self, row: &AuditRow<'_>) -> Result<()>;
+    /// Insert many audit rows in one transaction (one commit).
+    async fn insert_audits(&self, rows: &[AuditRow<'_>]) -> Result<()>;
     async fn purge_audit(&self, before: i64) -> Result<u64>;
     /// (calls, failures) for `connection` since `since` (epoch ms).
     async fn audit_counts(&self, connection: &str, since: i64) -> Result<(i64, i64)>;
@@ -321,6 +323,33 @@ macro_rules! sql_backend {
                 .bind(a.created_at)
                 .execute(&self.pool)
                 .await?;
+                Ok(())
+            }
+
+            async fn insert_audits(&self, rows: &[AuditRow<'_>]) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for a in rows {
+                    sqlx::query(
+                        "INSERT INTO tool_executions (tool, provider, connection, source, task_id, step_id, \
+                         idempotency_key, status, error_kind, attempts, duration_ms, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                    )
+                    .bind(a.tool)
+                    .bind(a.provider)
+                    .bind(a.connection)
+                    .bind(a.source)
+                    .bind(a.task_id)
+                    .bind(a.step_id)
+                    .bind(a.idempotency_key)
+                    .bind(a.status)
+                    .bind(a.error_kind)
+                    .bind(a.attempts)
+                    .bind(a.duration_ms)
+                    .bind(a.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -220,6 +220,58 @@ pub struct RotationReport {
 struct Inner {
     db: Box<dyn Backend>,
     keys: Keyring,
+    audit: AuditQueue,
+}
+
+/// One audit row waiting for the writer, and who to tell once it is written.
+type AuditJob = (AuditRecord, tokio::sync::oneshot::Sender<Result<(), String>>);
+
+/// Audit rows are written by one task per store in batches (one transaction each), so many
+/// concurrent calls cost one commit instead of one commit per call.
+struct AuditQueue {
+    sender: tokio::sync::mpsc::Sender<AuditJob>,
+}
+
+/// Rows written in one audit transaction at most.
+const AUDIT_BATCH: usize = 256;
+
+impl AuditQueue {
+    /// The queue and the receiving end its writer task drains.
+    fn new() -> (Self, tokio::sync::mpsc::Receiver<AuditJob>) {
+        let (sender, receiver) = tokio::sync::mpsc::channel(8 * AUDIT_BATCH);
+        (Self { sender }, receiver)
+    }
+}
+
+/// Drain the audit queue until every store handle is gone.
+async fn audit_writer(inner: std::sync::Weak<Inner>, mut receiver: tokio::sync::mpsc::Receiver<AuditJob>) {
+    let mut batch: Vec<AuditJob> = Vec::with_capacity(AUDIT_BATCH);
+    while receiver.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
+        let Some(inner) = inner.upgrade() else { return };
+        let rows: Vec<AuditRow<'_>> = batch.iter().map(|(record, _)| audit_row(record)).collect();
+        let result = inner.db.insert_audits(&rows).await.map_err(|e| e.to_string());
+        drop(rows);
+        for (_, done) in batch.drain(..) {
+            let _ = done.send(result.clone());
+        }
+    }
+}
+
+fn audit_row(record: &AuditRecord) -> AuditRow<'_> {
+    AuditRow {
+        tool: &record.tool,
+        provider: &record.provider,
+        connection: record.connection.as_deref(),
+        source: &record.source,
+        task_id: record.task_id.as_deref(),
+        step_id: record.step_id.as_deref(),
+        idempotency_key: record.idempotency_key.as_deref(),
+        status: if record.success { "success" } else { "failure" },
+        error_kind: record.error_kind.as_deref(),
+        attempts: i64::from(record.attempts),
+        duration_ms: i64::try_from(record.duration.as_millis()).unwrap_or(i64::MAX),
+        created_at: record.at.timestamp_millis(),
+    }
 }
 
 /// The store: a handle to one database (PostgreSQL or SQLite) plus the credential keyring.
@@ -352,7 +404,9 @@ impl Store {
             }
         };
         db.migrate().await?;
-        let store = Store { inner: Arc::new(Inner { db, keys }) };
+        let (audit, audit_jobs) = AuditQueue::new();
+        let store = Store { inner: Arc::new(Inner { db, keys, audit }) };
+        tokio::spawn(audit_writer(Arc::downgrade(&store.inner), audit_jobs));
         store.warn_about_unknown_keys().await;
         tracing::info!(backend = store.backend(), key_id = store.key_id(), "store opened");
         Ok(store)
@@ -593,24 +647,18 @@ impl Store {
     }
 
     /// Write an audit row.
+    /// Concurrent calls are written together in one transaction by the store's audit writer; this
+    /// returns once the row is stored.
     pub async fn record_execution(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        self.inner
-            .db
-            .insert_audit(&AuditRow {
-                tool: &record.tool,
-                provider: &record.provider,
-                connection: record.connection.as_deref(),
-                source: &record.source,
-                task_id: record.task_id.as_deref(),
-                step_id: record.step_id.as_deref(),
-                idempotency_key: record.idempotency_key.as_deref(),
-                status: if record.success { "success" } else { "failure" },
-                error_kind: record.error_kind.as_deref(),
-                attempts: i64::from(record.attempts),
-                duration_ms: i64::try_from(record.duration.as_millis()).unwrap_or(i64::MAX),
-                created_at: record.at.timestamp_millis(),
-            })
-            .await
+        let (done, written) = tokio::sync::oneshot::channel();
+        if self.inner.audit.sender.send((record.clone(), done)).await.is_err() {
+            return self.inner.db.insert_audit(&audit_row(record)).await;
+        }
+        match written.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(StoreError::Corrupt(format!("audit batch not written: {message}"))),
+            Err(_) => self.inner.db.insert_audit(&audit_row(record)).await,
+        }
     }
 
     /// Calls and failures of `connection` over the last `window` (status shows 15 minutes).
