@@ -98,7 +98,6 @@ pub(crate) trait Backend: Send + Sync + 'static {
     async fn put_check(&self, name: &str, ok: bool, message: &str, at: i64) -> Result<()>;
     async fn get_check(&self, name: &str) -> Result<Option<(bool, String, i64)>>;
 
-    async fn insert_audit(&self, row: &AuditRow<'_>) -> Result<()>;
     /// Insert many audit rows in one transaction (one commit).
     async fn insert_audits(&self, rows: &[AuditRow<'_>]) -> Result<()>;
     async fn purge_audit(&self, before: i64) -> Result<u64>;
@@ -301,29 +300,6 @@ macro_rules! sql_backend {
                     Some(r) => Ok(Some((r.try_get("ok")?, r.try_get("message")?, r.try_get("checked_at")?))),
                     None => Ok(None),
                 }
-            }
-
-            async fn insert_audit(&self, a: &AuditRow<'_>) -> Result<()> {
-                sqlx::query(
-                    "INSERT INTO tool_executions (tool, provider, connection, source, task_id, step_id, \
-                     idempotency_key, status, error_kind, attempts, duration_ms, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                )
-                .bind(a.tool)
-                .bind(a.provider)
-                .bind(a.connection)
-                .bind(a.source)
-                .bind(a.task_id)
-                .bind(a.step_id)
-                .bind(a.idempotency_key)
-                .bind(a.status)
-                .bind(a.error_kind)
-                .bind(a.attempts)
-                .bind(a.duration_ms)
-                .bind(a.created_at)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
             }
 
             async fn insert_audits(&self, rows: &[AuditRow<'_>]) -> Result<()> {

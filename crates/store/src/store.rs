@@ -652,12 +652,12 @@ impl Store {
     pub async fn record_execution(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let (done, written) = tokio::sync::oneshot::channel();
         if self.inner.audit.sender.send((record.clone(), done)).await.is_err() {
-            return self.inner.db.insert_audit(&audit_row(record)).await;
+            return self.inner.db.insert_audits(std::slice::from_ref(&audit_row(record))).await;
         }
         match written.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StoreError::Corrupt(format!("audit batch not written: {message}"))),
-            Err(_) => self.inner.db.insert_audit(&audit_row(record)).await,
+            Err(_) => self.inner.db.insert_audits(std::slice::from_ref(&audit_row(record))).await,
         }
     }
 
