@@ -243,6 +243,8 @@ async fn postgres_replicas_share_configuration_and_the_redis_cache() {
         assert!(Instant::now() < deadline, "replica b still uses the deleted connection");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    a.app.store.close().await;
+    b.app.store.close().await;
 }
 
 #[tokio::test]

@@ -52,4 +52,6 @@ async fn database_outage_answers_503_then_recovers() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     assert_eq!(client.get(api.url("/readyz")).send().await.expect("readyz").status(), 200);
+    // release the database sessions before the schema is dropped
+    api.app.store.close().await;
 }

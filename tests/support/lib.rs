@@ -70,7 +70,19 @@ impl Drop for PgSchema {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok(pool) = sqlx::PgPool::connect(PG_URL).await {
+                let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(PG_URL).await;
+                if let Ok(pool) = pool {
+                    // A test's api may still hold a transaction on the schema's tables (its runtime is
+                    // blocked in this drop): end those sessions first, or DROP would wait forever.
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l \
+                         JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+                    )
+                    .bind(&name)
+                    .execute(&pool)
+                    .await;
+                    let _ = sqlx::query("SET lock_timeout = '10s'").execute(&pool).await;
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE")))
                         .execute(&pool)
                         .await;
