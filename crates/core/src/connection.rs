@@ -123,6 +123,33 @@ impl Connection {
     }
 }
 
+/// Check a configured base URL (`base_url`, `api_url`): http or https, no credentials, query or
+/// fragment; a trailing slash is dropped. The error names the provider and the field.
+pub fn parse_base_url(provider: &str, field: &str, raw: &str) -> Result<url::Url, IntegrationError> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let url = url::Url::parse(trimmed).map_err(|e| {
+        IntegrationError::configuration(provider, format!("invalid {field} '{trimmed}': {e}"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(IntegrationError::configuration(
+            provider,
+            format!("{field} '{trimmed}' must be an http or https URL"),
+        ));
+    }
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        // The URL itself is not echoed here: it may carry a password.
+        return Err(IntegrationError::configuration(
+            provider,
+            format!("{field} must not have credentials, a query or a fragment"),
+        ));
+    }
+    Ok(url)
+}
+
 /// Finds the connection a tool call runs against.
 #[async_trait]
 pub trait ConnectionResolver: Send + Sync + 'static {
@@ -172,5 +199,28 @@ impl ConnectionResolver for InMemoryConnections {
                 format!("connection '{name}' is not configured"),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod base_url_tests {
+    use super::parse_base_url;
+
+    #[test]
+    fn accepts_http_urls_and_refuses_the_rest() {
+        let ok = parse_base_url("jira", "base_url", " https://x.atlassian.net/jira/ ").expect("valid");
+        assert_eq!(ok.as_str(), "https://x.atlassian.net/jira");
+        assert!(parse_base_url("p", "api_url", "http://127.0.0.1:9/api/").is_ok());
+        for bad in [
+            "ftp://x",
+            "not a url",
+            "https://u:pw@x.io",
+            "https://x.io/?a=1",
+            "https://x.io/#f",
+            "mailto:a@b",
+        ] {
+            let error = parse_base_url("p", "api_url", bad).expect_err(bad);
+            assert!(!error.message().contains("pw@"), "{error}");
+        }
     }
 }

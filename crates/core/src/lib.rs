@@ -27,7 +27,7 @@ pub mod toolset;
 pub use breaker::{Admission, BreakerConfig, Breakers};
 pub use cache::{Cache, InMemoryCache};
 pub use connection::{
-    Connection, ConnectionResolver, ConnectionSettings, ConnectionSource, InMemoryConnections,
+    Connection, ConnectionResolver, ConnectionSettings, ConnectionSource, InMemoryConnections, parse_base_url,
 };
 pub use error::{Effect, ErrorKind, IntegrationError, classify_status};
 pub use executor::{ExecutionObserver, Executor, ExecutorConfig, Source, ToolCall, ToolOutcome};

@@ -194,23 +194,7 @@ impl GitHubConfig {
 }
 
 fn parse_api_url(raw: &str) -> Result<String, IntegrationError> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let url = url::Url::parse(trimmed).map_err(|e| {
-        IntegrationError::configuration(PROVIDER, format!("invalid api_url '{trimmed}': {e}"))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(IntegrationError::configuration(
-            PROVIDER,
-            format!("api_url '{trimmed}' must be an http or https URL"),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(IntegrationError::configuration(
-            PROVIDER,
-            format!("api_url '{trimmed}' must not have credentials, a query or a fragment"),
-        ));
-    }
-    Ok(trimmed.to_owned())
+    Ok(integration_core::parse_base_url(PROVIDER, "api_url", raw)?.as_str().trim_end_matches('/').to_owned())
 }
 
 /// The JSON Schema of the flat configure body: `{token, api_url}` (personal access token) or

@@ -93,7 +93,7 @@ impl JiraConfig {
         api_token: impl Into<String>,
     ) -> Result<Self, IntegrationError> {
         Ok(Self {
-            base_url: parse_base_url(base_url)?,
+            base_url: integration_core::parse_base_url(PROVIDER, "base_url", base_url)?,
             auth: JiraAuth::Basic {
                 username: username.into(),
                 api_token: SecretString::from(api_token.into()),
@@ -104,7 +104,7 @@ impl JiraConfig {
     /// A Jira Data Center configuration (personal access token).
     pub fn data_center(base_url: &str, token: impl Into<String>) -> Result<Self, IntegrationError> {
         Ok(Self {
-            base_url: parse_base_url(base_url)?,
+            base_url: integration_core::parse_base_url(PROVIDER, "base_url", base_url)?,
             auth: JiraAuth::Bearer { token: SecretString::from(token.into()) },
         })
     }
@@ -153,26 +153,6 @@ impl JiraConfig {
     pub fn build(self) -> Result<JiraClient, IntegrationError> {
         JiraClient::new(self)
     }
-}
-
-fn parse_base_url(raw: &str) -> Result<reqwest::Url, IntegrationError> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let url = reqwest::Url::parse(trimmed).map_err(|e| {
-        IntegrationError::configuration(PROVIDER, format!("invalid base_url '{trimmed}': {e}"))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(IntegrationError::configuration(
-            PROVIDER,
-            format!("base_url '{trimmed}' must be an http or https URL"),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(IntegrationError::configuration(
-            PROVIDER,
-            format!("base_url '{trimmed}' must not have a query or fragment"),
-        ));
-    }
-    Ok(url)
 }
 
 /// The JSON Schema of the flat configure body: `{base_url, username, api_token}` (Cloud) or

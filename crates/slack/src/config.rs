@@ -138,22 +138,8 @@ impl SlackConfig {
 
 /// Validate a Web API base URL and drop its trailing slash (slack-morphism appends `/{method}`).
 pub(crate) fn parse_api_url(raw: &str) -> Result<String, IntegrationError> {
-    let trimmed = raw.trim().trim_end_matches('/');
-    let url = url::Url::parse(trimmed).map_err(|e| {
-        IntegrationError::configuration(PROVIDER, format!("invalid api_url '{trimmed}': {e}"))
-    })?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(IntegrationError::configuration(
-            PROVIDER,
-            format!("api_url '{trimmed}' must be an http or https URL"),
-        ));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(IntegrationError::configuration(
-            PROVIDER,
-            format!("api_url '{trimmed}' must not have credentials, a query or a fragment"),
-        ));
-    }
+    let url = integration_core::parse_base_url(PROVIDER, "api_url", raw)?;
+    let trimmed = url.as_str().trim_end_matches('/');
     if url.scheme() == "http" && !is_loopback(&url) {
         tracing::warn!(
             provider = PROVIDER,
