@@ -118,6 +118,13 @@ pub(crate) trait Backend: Send + Sync + 'static {
         now: i64,
         outbox: Option<&NewOutboxRow<'_>>,
     ) -> Result<Option<i64>>;
+    /// Insert `started` records for the keys that have none, in one statement; returns the keys
+    /// inserted. `keys` must be distinct.
+    async fn idem_insert_many(&self, keys: &[&str], now: i64) -> Result<Vec<String>>;
+    /// The records of `keys` that exist, in one statement.
+    async fn idem_get_many(&self, keys: &[&str]) -> Result<Vec<(String, IdempotencyRow)>>;
+    /// Record many outcomes in one statement (one commit). Keys must be distinct.
+    async fn idem_finish_many(&self, rows: &[(&str, &str, String)], now: i64) -> Result<()>;
     async fn idem_release(&self, key: &str) -> Result<bool>;
     async fn idem_purge(&self, before: i64) -> Result<u64>;
 
@@ -133,6 +140,10 @@ pub(crate) trait Backend: Send + Sync + 'static {
     fn webhooks(&self) -> &dyn crate::webhooks::WebhookBackend;
 }
 
+/// Rows per multi-row statement: 500 rows of at most 12 values stay far below the bind limits
+/// of both drivers (PostgreSQL 65,535; SQLite 32,766).
+const MAX_ROWS_PER_STATEMENT: usize = 500;
+
 macro_rules! connection_select {
     ($tail:literal) => {
         concat!(
@@ -144,7 +155,7 @@ macro_rules! connection_select {
 }
 
 macro_rules! sql_backend {
-    ($ty:ident, $pool:ty, $row:ty, $name:literal, $migrations:literal) => {
+    ($ty:ident, $db:ty, $pool:ty, $row:ty, $name:literal, $migrations:literal) => {
         /// The implementation of [`Backend`] for this database.
         pub(crate) struct $ty {
             pub(crate) pool: $pool,
@@ -303,27 +314,28 @@ macro_rules! sql_backend {
             }
 
             async fn insert_audits(&self, rows: &[AuditRow<'_>]) -> Result<()> {
+                // Multi-row statements: one round trip per chunk, one commit for the batch.
                 let mut tx = self.pool.begin().await?;
-                for a in rows {
-                    sqlx::query(
+                for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO tool_executions (tool, provider, connection, source, task_id, step_id, \
-                         idempotency_key, status, error_kind, attempts, duration_ms, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    )
-                    .bind(a.tool)
-                    .bind(a.provider)
-                    .bind(a.connection)
-                    .bind(a.source)
-                    .bind(a.task_id)
-                    .bind(a.step_id)
-                    .bind(a.idempotency_key)
-                    .bind(a.status)
-                    .bind(a.error_kind)
-                    .bind(a.attempts)
-                    .bind(a.duration_ms)
-                    .bind(a.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+                         idempotency_key, status, error_kind, attempts, duration_ms, created_at) ",
+                    );
+                    query.push_values(chunk, |mut row, a| {
+                        row.push_bind(a.tool)
+                            .push_bind(a.provider)
+                            .push_bind(a.connection)
+                            .push_bind(a.source)
+                            .push_bind(a.task_id)
+                            .push_bind(a.step_id)
+                            .push_bind(a.idempotency_key)
+                            .push_bind(a.status)
+                            .push_bind(a.error_kind)
+                            .push_bind(a.attempts)
+                            .push_bind(a.duration_ms)
+                            .push_bind(a.created_at);
+                    });
+                    query.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -378,6 +390,76 @@ macro_rules! sql_backend {
                     })),
                     None => Ok(None),
                 }
+            }
+
+            async fn idem_insert_many(&self, keys: &[&str], now: i64) -> Result<Vec<String>> {
+                let mut inserted = Vec::with_capacity(keys.len());
+                for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO idempotency_records (key, state, outcome, started_at, updated_at) ",
+                    );
+                    query.push_values(chunk, |mut row, key| {
+                        row.push_bind(*key)
+                            .push_bind("started")
+                            .push_bind(None::<&str>)
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    query.push(" ON CONFLICT (key) DO NOTHING RETURNING key");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        inserted.push(row.try_get("key")?);
+                    }
+                }
+                Ok(inserted)
+            }
+
+            async fn idem_get_many(&self, keys: &[&str]) -> Result<Vec<(String, IdempotencyRow)>> {
+                let mut found = Vec::with_capacity(keys.len());
+                for chunk in keys.chunks(MAX_ROWS_PER_STATEMENT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "SELECT key, state, outcome, started_at, updated_at FROM idempotency_records WHERE key IN (",
+                    );
+                    let mut list = query.separated(", ");
+                    for key in chunk {
+                        list.push_bind(*key);
+                    }
+                    query.push(")");
+                    for r in query.build().fetch_all(&self.pool).await? {
+                        found.push((
+                            r.try_get("key")?,
+                            IdempotencyRow {
+                                state: r.try_get("state")?,
+                                outcome: r.try_get("outcome")?,
+                                started_at: r.try_get("started_at")?,
+                                updated_at: r.try_get("updated_at")?,
+                            },
+                        ));
+                    }
+                }
+                Ok(found)
+            }
+
+            async fn idem_finish_many(&self, rows: &[(&str, &str, String)], now: i64) -> Result<()> {
+                let mut tx = self.pool.begin().await?;
+                for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+                    let mut query = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO idempotency_records (key, state, outcome, started_at, updated_at) ",
+                    );
+                    query.push_values(chunk, |mut row, (key, state, outcome)| {
+                        row.push_bind(*key)
+                            .push_bind(*state)
+                            .push_bind(outcome.as_str())
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    query.push(
+                        " ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
+                         outcome = excluded.outcome, updated_at = excluded.updated_at",
+                    );
+                    query.build().execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(())
             }
 
             async fn idem_takeover(&self, key: &str, seen_started_at: i64, now: i64) -> Result<bool> {
@@ -514,5 +596,12 @@ macro_rules! sql_backend {
     };
 }
 
-sql_backend!(Postgres, sqlx::PgPool, sqlx::postgres::PgRow, "postgres", "migrations/postgres");
-sql_backend!(Sqlite, sqlx::SqlitePool, sqlx::sqlite::SqliteRow, "sqlite", "migrations/sqlite");
+sql_backend!(
+    Postgres,
+    sqlx::Postgres,
+    sqlx::PgPool,
+    sqlx::postgres::PgRow,
+    "postgres",
+    "migrations/postgres"
+);
+sql_backend!(Sqlite, sqlx::Sqlite, sqlx::SqlitePool, sqlx::sqlite::SqliteRow, "sqlite", "migrations/sqlite");

@@ -1,7 +1,7 @@
 //! [`Store`]: opening the database, connections with sealed credentials, key rotation, connection
 //! checks, the audit trail, idempotency records and the outbox.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::str::FromStr as _;
 use std::sync::Arc;
@@ -903,26 +903,74 @@ impl Idempotency {
                         return Ok(Begin::New);
                     }
                 }
-                "started" => return Ok(Begin::InProgress { started_at: time(row.started_at) }),
-                state => {
-                    let state =
-                        if state == "completed" { OutcomeState::Completed } else { OutcomeState::Failed };
-                    let outcome = row
-                        .outcome
-                        .as_deref()
-                        .map(serde_json::from_str)
-                        .transpose()
-                        .map_err(|e| StoreError::Corrupt(format!("idempotency outcome: {e}")))?
-                        .unwrap_or(Value::Null);
-                    return Ok(Begin::Done(StoredOutcome {
-                        state,
-                        outcome,
-                        finished_at: time(row.updated_at),
-                    }));
-                }
+                _ => return begin_of_existing(key, &row),
             }
         }
         Err(StoreError::Corrupt(format!("idempotency key '{key}' keeps changing under concurrent claims")))
+    }
+
+    /// Claim many keys at once: one statement inserts the `started` records of
+    /// the new keys, one more reads the records that were already there. The answers are in the
+    /// order of `keys`. There is no lease here: a `started` record is always [`Begin::InProgress`]
+    /// (for callers that must never take over, like the bus). A key given twice gets the answer
+    /// of its first occurrence, except that a first `New` makes the repeats `InProgress`.
+    pub async fn begin_many(&self, keys: &[&str]) -> Result<Vec<Begin>, StoreError> {
+        let db = &self.store.inner.db;
+        let mut distinct: Vec<&str> = Vec::with_capacity(keys.len());
+        let mut seen = std::collections::HashSet::with_capacity(keys.len());
+        for key in keys {
+            if seen.insert(*key) {
+                distinct.push(key);
+            }
+        }
+        let now = now_ms();
+        let mut answers: HashMap<String, Begin> = HashMap::with_capacity(distinct.len());
+        for key in db.idem_insert_many(&distinct, now).await? {
+            answers.insert(key, Begin::New);
+        }
+        let existing: Vec<&str> = distinct.iter().copied().filter(|k| !answers.contains_key(*k)).collect();
+        if !existing.is_empty() {
+            for (key, row) in db.idem_get_many(&existing).await? {
+                let answer = begin_of_existing(&key, &row)?;
+                answers.insert(key, answer);
+            }
+        }
+        let mut out = Vec::with_capacity(keys.len());
+        let mut answered = std::collections::HashSet::with_capacity(keys.len());
+        for key in keys {
+            let first = answered.insert(*key);
+            let answer = match answers.get(*key) {
+                Some(Begin::New) if !first => Begin::InProgress { started_at: time(now) },
+                Some(answer) => answer.clone(),
+                // Purged between the two statements: claim it on its own.
+                None => {
+                    let answer = self.begin(key, Duration::MAX).await?;
+                    answers.insert((*key).to_owned(), answer.clone());
+                    answer
+                }
+            };
+            out.push(answer);
+        }
+        Ok(out)
+    }
+
+    /// Record many outcomes in one statement and one commit. A key given twice keeps its last
+    /// outcome.
+    pub async fn finish_many(&self, records: &[(&str, OutcomeState, &Value)]) -> Result<(), StoreError> {
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+        for (i, (key, _, _)) in records.iter().enumerate() {
+            last.insert(key, i);
+        }
+        let rows: Vec<(&str, &str, String)> = records
+            .iter()
+            .enumerate()
+            .filter(|(i, (key, _, _))| last.get(key) == Some(i))
+            .map(|(_, (key, state, outcome))| (*key, state.as_str(), outcome.to_string()))
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.store.inner.db.idem_finish_many(&rows, now_ms()).await
     }
 
     /// Record a successful outcome.
@@ -961,6 +1009,24 @@ impl Idempotency {
     pub async fn purge(&self, older_than: Duration) -> Result<u64, StoreError> {
         let before = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX / 2);
         self.store.inner.db.idem_purge(before).await
+    }
+}
+
+/// What an existing record means to a caller that does not take over `started` records.
+fn begin_of_existing(key: &str, row: &crate::db::IdempotencyRow) -> Result<Begin, StoreError> {
+    match row.state.as_str() {
+        "started" => Ok(Begin::InProgress { started_at: time(row.started_at) }),
+        state => {
+            let state = if state == "completed" { OutcomeState::Completed } else { OutcomeState::Failed };
+            let outcome = row
+                .outcome
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("idempotency outcome of '{key}': {e}")))?
+                .unwrap_or(Value::Null);
+            Ok(Begin::Done(StoredOutcome { state, outcome, finished_at: time(row.updated_at) }))
+        }
     }
 }
 

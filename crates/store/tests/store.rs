@@ -41,6 +41,7 @@ on_both_backends!(
     wrong_key_is_a_clear_configuration_error,
     rotation_reencrypts_every_row,
     idempotency_states,
+    idempotency_batches,
     outbox_round_trip,
     audit_counts,
     changes_reach_other_replicas,
@@ -245,6 +246,64 @@ async fn rotation_reencrypts_every_row(db: Arc<TestDb>) {
     assert_eq!((again.rotated, again.already_current), (0, 4));
     assert_eq!(again.failed.len(), 1);
     assert_eq!(again.failed[0].0, "github");
+}
+
+async fn idempotency_batches(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let idem = store.idempotency();
+    let lease = Duration::from_secs(60);
+    // existing records in every state
+    assert_eq!(idem.begin("b-started", lease).await.expect("begin"), Begin::New);
+    assert_eq!(idem.begin("b-done", lease).await.expect("begin"), Begin::New);
+    idem.complete("b-done", &json!({"n": 1})).await.expect("complete");
+    assert_eq!(idem.begin("b-failed", lease).await.expect("begin"), Begin::New);
+    idem.fail("b-failed", &json!({"error": "x"})).await.expect("fail");
+
+    let keys = ["b-new-1", "b-started", "b-done", "b-new-2", "b-failed", "b-new-1"];
+    let answers = idem.begin_many(&keys).await.expect("begin_many");
+    assert_eq!(answers.len(), keys.len());
+    assert_eq!(answers[0], Begin::New);
+    assert!(matches!(answers[1], Begin::InProgress { .. }), "{:?}", answers[1]);
+    assert!(
+        matches!(&answers[2], Begin::Done(d) if d.state == OutcomeState::Completed && d.outcome == json!({"n": 1}))
+    );
+    assert_eq!(answers[3], Begin::New);
+    assert!(matches!(&answers[4], Begin::Done(d) if d.state == OutcomeState::Failed));
+    assert!(
+        matches!(answers[5], Begin::InProgress { .. }),
+        "a repeated key is claimed once: {:?}",
+        answers[5]
+    );
+    // the claims are real records
+    assert!(matches!(idem.begin("b-new-2", lease).await.expect("begin"), Begin::InProgress { .. }));
+
+    // finish many at once; a repeated key keeps its last outcome
+    let first = json!({"v": 1});
+    let second = json!({"v": 2});
+    let failed = json!({"error": "boom"});
+    idem.finish_many(&[
+        ("b-new-1", OutcomeState::Completed, &first),
+        ("b-new-2", OutcomeState::Failed, &failed),
+        ("b-new-1", OutcomeState::Completed, &second),
+    ])
+    .await
+    .expect("finish_many");
+    let answers = idem.begin_many(&["b-new-1", "b-new-2"]).await.expect("begin_many");
+    assert!(matches!(&answers[0], Begin::Done(d) if d.outcome == second), "{:?}", answers[0]);
+    assert!(matches!(&answers[1], Begin::Done(d) if d.state == OutcomeState::Failed && d.outcome == failed));
+    idem.finish_many(&[]).await.expect("empty batch");
+
+    // a batch larger than one statement's rows
+    let many: Vec<String> = (0..1_200).map(|i| format!("bulk-{i}")).collect();
+    let refs: Vec<&str> = many.iter().map(String::as_str).collect();
+    let answers = idem.begin_many(&refs).await.expect("bulk begin");
+    assert!(answers.iter().all(|a| *a == Begin::New));
+    let outcome = json!({"ok": true});
+    let rows: Vec<(&str, OutcomeState, &serde_json::Value)> =
+        refs.iter().map(|k| (*k, OutcomeState::Completed, &outcome)).collect();
+    idem.finish_many(&rows).await.expect("bulk finish");
+    let answers = idem.begin_many(&refs).await.expect("bulk begin again");
+    assert!(answers.iter().all(|a| matches!(a, Begin::Done(_))));
 }
 
 async fn idempotency_states(db: Arc<TestDb>) {
