@@ -528,11 +528,17 @@ async fn connection_resets() {
 
     // a reset in the middle of a slow exchange: the read is retried and succeeds
     proxy.set_latency(Duration::from_millis(1500));
+    let accepted = proxy.accepted();
     let call = env.invoke("jira_get_project", &reset, json!({"key": "ENG"}));
     let cut = async {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        proxy.set_latency(Duration::ZERO);
+        // once the first attempt's connection is open (its data held by the latency), break it
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proxy.accepted() == accepted && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
         proxy.reset_all();
+        proxy.set_latency(Duration::ZERO);
     };
     let (answer, ()) = tokio::join!(call, cut);
     assert_eq!(answer.status, 200, "{}", answer.body);
