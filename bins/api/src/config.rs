@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use integration_core::ExecutorConfig;
+use integration_core::{BreakerConfig, ExecutorConfig};
 
 const PROVIDER_VARIABLES: &str = "\
 Provider connections (read at start-up; a connection saved through the API takes precedence):
@@ -122,6 +122,14 @@ pub struct ServeArgs {
     /// Tool calls slower than this many milliseconds are logged at warn level (0: never).
     #[arg(long, env = "SLOW_CALL_MS", default_value_t = 5000)]
     pub slow_call_ms: u64,
+    /// Consecutive upstream failures (network errors, time-outs, 5xx) of one connection that open
+    /// its circuit: calls then fail at once with `circuit_open` (0: no circuit breaker).
+    #[arg(long, env = "CIRCUIT_BREAKER_THRESHOLD", default_value_t = 5)]
+    pub circuit_breaker_threshold: u32,
+    /// How long an open circuit refuses calls before one probe call may reach the upstream, in
+    /// milliseconds.
+    #[arg(long, env = "CIRCUIT_BREAKER_COOL_DOWN_MS", default_value_t = 10_000)]
+    pub circuit_breaker_cool_down_ms: u64,
     /// Largest accepted request body in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -162,6 +170,10 @@ impl ServeArgs {
             max_retry_attempts: self.max_retry_attempts,
             rate_limit_per_minute: self.rate_limit_per_minute.max(1),
             slow_call: Duration::from_millis(self.slow_call_ms),
+            breaker: BreakerConfig {
+                threshold: self.circuit_breaker_threshold,
+                cool_down: Duration::from_millis(self.circuit_breaker_cool_down_ms),
+            },
             ..ExecutorConfig::default()
         }
     }

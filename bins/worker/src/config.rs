@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use integration_bus::{Topology, WorkerConfig};
-use integration_core::ExecutorConfig;
+use integration_core::{BreakerConfig, ExecutorConfig};
 use integration_store::StoreConfig;
 
 const PROVIDER_VARIABLES: &str = "\
@@ -99,6 +99,14 @@ pub struct Cli {
     /// Tool calls slower than this many milliseconds are logged at warn level (0: never).
     #[arg(long, env = "SLOW_CALL_MS", default_value_t = 5000)]
     pub slow_call_ms: u64,
+    /// Consecutive upstream failures (network errors, time-outs, 5xx) of one connection that open
+    /// its circuit: calls then fail at once with `circuit_open` (0: no circuit breaker).
+    #[arg(long, env = "CIRCUIT_BREAKER_THRESHOLD", default_value_t = 5)]
+    pub circuit_breaker_threshold: u32,
+    /// How long an open circuit refuses calls before one probe call may reach the upstream, in
+    /// milliseconds.
+    #[arg(long, env = "CIRCUIT_BREAKER_COOL_DOWN_MS", default_value_t = 10_000)]
+    pub circuit_breaker_cool_down_ms: u64,
 
     /// Deliveries of one command before it is dead-lettered (quorum queue `x-delivery-limit`).
     #[arg(long, env = "BUS_DELIVERY_LIMIT", default_value_t = 5)]
@@ -138,6 +146,10 @@ impl Cli {
             max_retry_attempts: self.max_retry_attempts,
             rate_limit_per_minute: self.rate_limit_per_minute.max(1),
             slow_call: Duration::from_millis(self.slow_call_ms),
+            breaker: BreakerConfig {
+                threshold: self.circuit_breaker_threshold,
+                cool_down: Duration::from_millis(self.circuit_breaker_cool_down_ms),
+            },
             ..ExecutorConfig::default()
         }
     }

@@ -145,6 +145,9 @@ struct ErrorInner {
     message: String,
     details: Option<serde_json::Value>,
     effect: Effect,
+    /// A wait the upstream asked for on an answer that is not a rate limit (`503` with
+    /// `Retry-After`).
+    retry_after: Option<Duration>,
 }
 
 impl IntegrationError {
@@ -170,6 +173,7 @@ impl IntegrationError {
             message: message.into(),
             details: None,
             effect,
+            retry_after: None,
         }))
     }
 
@@ -206,8 +210,13 @@ impl IntegrationError {
         headers: &HeaderMap,
         message: impl Into<String>,
     ) -> Self {
-        let kind = classify_status(status, headers, SystemTime::now());
+        let now = SystemTime::now();
+        let kind = classify_status(status, headers, now);
         let mut err = Self::new(kind, provider, message);
+        if status.is_server_error() {
+            // A 5xx with Retry-After says when to come back (RFC 9110, 10.2.3): no retry before.
+            err.0.retry_after = parse_retry_after(headers, now);
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE && headers.contains_key(http::header::RETRY_AFTER) {
             // 503 with Retry-After is the upstream's way of saying "not processed, come back".
             err.0.effect = Effect::None;
@@ -225,6 +234,12 @@ impl IntegrationError {
     /// Override whether the failed request may have acted upstream.
     pub fn with_effect(mut self, effect: Effect) -> Self {
         self.0.effect = effect;
+        self
+    }
+
+    /// Add a sentence to the message (what the pipeline did about the error).
+    pub fn with_note(mut self, note: impl AsRef<str>) -> Self {
+        self.0.message = format!("{}; {}", self.0.message, note.as_ref());
         self
     }
 
@@ -264,11 +279,12 @@ impl IntegrationError {
         self.0.kind.retryable()
     }
 
-    /// The wait the upstream asked for, for rate-limit errors.
+    /// The wait the upstream asked for: the rate limit's or the open circuit's, or the
+    /// `Retry-After` of a 5xx answer. No retry is made before it has passed.
     pub fn retry_after(&self) -> Option<Duration> {
         match self.0.kind {
             ErrorKind::RateLimited { retry_after } | ErrorKind::CircuitOpen { retry_after } => retry_after,
-            _ => None,
+            _ => self.0.retry_after,
         }
     }
 }
@@ -429,6 +445,24 @@ mod tests {
         let e = IntegrationError::from_status("x", StatusCode::TOO_MANY_REQUESTS, &h, "slow down");
         assert_eq!(e.retry_after(), Some(Duration::from_secs(1)));
         assert_eq!(e.effect(), Effect::None);
+    }
+
+    #[test]
+    fn server_errors_carry_their_retry_after() {
+        let h = headers(&[("retry-after", "2")]);
+        let e = IntegrationError::from_status("x", StatusCode::SERVICE_UNAVAILABLE, &h, "busy");
+        assert_eq!(e.kind(), &ErrorKind::Upstream { status: Some(503) });
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(2)), "no retry before the advertised time");
+        let e = IntegrationError::from_status("x", StatusCode::BAD_GATEWAY, &h, "bad");
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+        assert_eq!(e.effect(), Effect::Unknown, "only a 503 says the request was not processed");
+        let e =
+            IntegrationError::from_status("x", StatusCode::SERVICE_UNAVAILABLE, &HeaderMap::new(), "busy");
+        assert_eq!(e.retry_after(), None);
+        let e = IntegrationError::from_status("x", StatusCode::NOT_FOUND, &h, "gone");
+        assert_eq!(e.retry_after(), None, "a 4xx with Retry-After is not retried anyway");
+        let e = e.with_note("not retried");
+        assert_eq!(e.message(), "gone; not retried");
     }
 
     #[test]

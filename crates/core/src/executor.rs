@@ -384,7 +384,7 @@ impl Executor {
             .await;
         outcome.attempts = attempts.load(std::sync::atomic::Ordering::SeqCst);
         outcome.rate_limit_wait = *waited.lock().unwrap_or_else(|e| e.into_inner());
-        result
+        result.map_err(|e| explain_no_retry(e, &spec.provider, &spec.name, idempotent))
     }
 
     /// Take a rate-limit permit, waiting while the wait ends before the deadline.
@@ -495,6 +495,38 @@ fn should_retry(error: &IntegrationError, idempotent: bool) -> bool {
     error.retryable() && (idempotent || error.effect() == Effect::None)
 }
 
+/// Say so when a retryable error was not retried because the request may have acted upstream and
+/// the tool is not idempotent: the caller must check the upstream before repeating the call.
+fn explain_no_retry(
+    error: IntegrationError,
+    provider: &str,
+    tool: &str,
+    idempotent: bool,
+) -> IntegrationError {
+    let unsafe_to_repeat = error.retryable()
+        && !idempotent
+        && error.effect() == Effect::Unknown
+        && !matches!(error.kind(), ErrorKind::CircuitOpen { .. });
+    if !unsafe_to_repeat {
+        return error;
+    }
+    let details = match error.details().cloned() {
+        None => Some(serde_json::json!({ "effect": Effect::Unknown })),
+        Some(Value::Object(mut map)) => {
+            map.insert("effect".to_owned(), serde_json::json!(Effect::Unknown));
+            Some(Value::Object(map))
+        }
+        Some(_) => None,
+    };
+    let error = error.with_note(format!(
+        "not retried: the request may have reached {provider} and '{tool}' is not idempotent, check before repeating it"
+    ));
+    match details {
+        Some(details) => error.with_details(details),
+        None => error,
+    }
+}
+
 async fn call_with_deadline(
     tool: &RegisteredTool,
     ctx: &ToolContext,
@@ -553,5 +585,29 @@ mod tests {
         assert!(should_retry(&refused, false));
         let auth = IntegrationError::new(ErrorKind::Authentication, "p", "a");
         assert!(!should_retry(&auth, true));
+    }
+
+    #[test]
+    fn errors_of_writes_that_may_have_acted_say_so() {
+        let reset = IntegrationError::new(ErrorKind::Network, "jira", "connection reset");
+        let explained = explain_no_retry(reset.clone(), "jira", "jira_create_issue", false);
+        assert!(explained.message().contains("not retried"), "{}", explained.message());
+        assert!(explained.message().contains("'jira_create_issue' is not idempotent"));
+        assert_eq!(explained.details(), Some(&serde_json::json!({"effect": "unknown"})));
+        let with_details = IntegrationError::new(ErrorKind::Upstream { status: Some(500) }, "jira", "boom")
+            .with_details(serde_json::json!({"status": 500}));
+        let explained = explain_no_retry(with_details, "jira", "jira_create_issue", false);
+        assert_eq!(explained.details(), Some(&serde_json::json!({"status": 500, "effect": "unknown"})));
+        // idempotent tools were retried; errors that did nothing upstream were retried; final errors
+        // are not about retries: all unchanged
+        let same = |e: IntegrationError, idempotent: bool| {
+            let message = e.message().to_owned();
+            assert_eq!(explain_no_retry(e, "jira", "t", idempotent).message(), message);
+        };
+        same(reset, true);
+        same(IntegrationError::connect("jira", "refused"), false);
+        same(IntegrationError::new(ErrorKind::RateLimited { retry_after: None }, "jira", "slow"), false);
+        same(IntegrationError::new(ErrorKind::Upstream { status: Some(200) }, "jira", "bad body"), false);
+        same(IntegrationError::not_found("jira", "gone"), false);
     }
 }

@@ -72,7 +72,7 @@ pub fn from_reqwest(error: &reqwest::Error) -> IntegrationError {
         IntegrationError::connect(PROVIDER, format!("cannot connect to jira: {message}"))
     } else if error.is_timeout() {
         IntegrationError::new(ErrorKind::Timeout, PROVIDER, format!("jira request timed out: {message}"))
-    } else if error.is_decode() {
+    } else if error.is_decode() && !broke_off(error) {
         IntegrationError::new(
             ErrorKind::Upstream { status: error.status().map(|s| s.as_u16()) },
             PROVIDER,
@@ -83,6 +83,26 @@ pub fn from_reqwest(error: &reqwest::Error) -> IntegrationError {
     } else {
         IntegrationError::new(ErrorKind::Network, PROVIDER, format!("jira request failed: {message}"))
     }
+}
+
+/// reqwest reports every failure while reading a body as a decode error. One caused by the
+/// connection (closed or reset before the announced length) is a network failure, not a bad answer.
+fn broke_off(error: &reqwest::Error) -> bool {
+    use std::error::Error as _;
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, TimedOut, UnexpectedEof};
+    let mut source = error.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe | TimedOut
+            )
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 fn without_url(error: &reqwest::Error) -> String {

@@ -436,3 +436,30 @@ async fn unreachable_jira_is_a_network_error() {
     let err = env.err("jira_get_project", json!({"key": "ENG"})).await;
     assert_eq!(err.kind(), &ErrorKind::Network);
 }
+
+#[tokio::test]
+async fn bodies_cut_off_on_the_wire_are_network_errors() {
+    let env = setup().await;
+    let project = r#"{"id":"10000","key":"ENG","name":"Engineering"}"#;
+    // cut off once: a read is retried and succeeds
+    env.server.faults().push(Fault::truncated(200, project, 20).on_path("/rest/api/3/project/ENG"));
+    let outcome = env.executor.execute(ToolCall::new("jira_get_project", json!({"key": "ENG"}))).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!(outcome.attempts, 2);
+    // cut off on a create: a network error that may have acted, not repeated
+    env.server.faults().push(Fault::truncated(201, project, 20).on_path("/rest/api/3/issue"));
+    let outcome = env
+        .executor
+        .execute(ToolCall::new("jira_create_issue", json!({"project_key": "ENG", "summary": "x"})))
+        .await;
+    let err = outcome.result.expect_err("cut off");
+    assert_eq!(err.kind(), &ErrorKind::Network, "{err:?}");
+    assert_eq!(outcome.attempts, 1);
+    // complete on the wire but not JSON: a bad answer, not retried
+    env.server.faults().push(
+        Fault::status(200).content_type("text/html").body("<html></html>").on_path("/rest/api/3/project/ENG"),
+    );
+    let outcome = env.executor.execute(ToolCall::new("jira_get_project", json!({"key": "ENG"}))).await;
+    assert_eq!(outcome.result.expect_err("html").kind(), &ErrorKind::Upstream { status: Some(200) });
+    assert_eq!(outcome.attempts, 1);
+}

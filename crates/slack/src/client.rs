@@ -157,7 +157,7 @@ impl SlackClient {
         let answer = session.http_session_api.http_get(method, &params, None).await;
         let status = answer.as_ref().ok().map(|_| 200);
         integration_core::observe_upstream(PROVIDER, method, method, status, started.elapsed());
-        answer.map_err(|e| error::from_client_error(method, e))
+        answer.map_err(|e| error::from_client_error(method, e)).and_then(|v| error::web_api_answer(method, v))
     }
 
     /// Call a write method with a JSON body. Any Web API method can be reached this way.
@@ -180,7 +180,7 @@ impl SlackClient {
         let answer = session.http_session_api.http_post(method, body, None).await;
         let status = answer.as_ref().ok().map(|_| 200);
         integration_core::observe_upstream(PROVIDER, method, method, status, started.elapsed());
-        answer.map_err(|e| error::from_client_error(method, e))
+        answer.map_err(|e| error::from_client_error(method, e)).and_then(|v| error::web_api_answer(method, v))
     }
 
     /// `auth.test`: who the token authenticates as (slack-morphism's typed call).

@@ -149,6 +149,23 @@ pub fn from_api_error(
     IntegrationError::new(kind, PROVIDER, message).with_details(details)
 }
 
+/// Check a successful answer of `method`: every Web API answer is a JSON object with `"ok": true`.
+/// slack-morphism hands back `{}` for a 200 answer that is not JSON (the HTML page of a proxy or
+/// captive portal); that is a broken answer, not an empty success. The request may have been acted
+/// on, so it is not repeated for a write.
+pub fn web_api_answer(method: &str, answer: Value) -> Result<Value, IntegrationError> {
+    if answer.get("ok").and_then(Value::as_bool) == Some(true) {
+        return Ok(answer);
+    }
+    Err(IntegrationError::new(
+        ErrorKind::Upstream { status: Some(StatusCode::OK.as_u16()) },
+        PROVIDER,
+        format!("{method}: slack answered something that is not a web api answer"),
+    )
+    .with_details(json!({ "method": method, "status": 200 }))
+    .with_effect(Effect::Unknown))
+}
+
 /// Turn anything slack-morphism reports into an error.
 pub fn from_client_error(method: &str, error: SlackClientError) -> IntegrationError {
     match error {
@@ -195,13 +212,44 @@ pub fn from_client_error(method: &str, error: SlackClientError) -> IntegrationEr
             format!("{method}: slack answered a body that could not be read: {}", e.json_error),
         )
         .with_effect(Effect::Unknown),
-        SlackClientError::SystemError(e) => {
-            IntegrationError::internal(PROVIDER, format!("{method}: could not build the slack request: {e}"))
-        }
+        // slack-morphism reports a failure while reading the answer's body as a system error too;
+        // its cause is then an I/O error: the connection broke (or the body is not UTF-8).
+        SlackClientError::SystemError(e) => match e.cause.as_deref().and_then(io_cause) {
+            Some(std::io::ErrorKind::InvalidData) => IntegrationError::new(
+                ErrorKind::Upstream { status: Some(StatusCode::OK.as_u16()) },
+                PROVIDER,
+                format!("{method}: slack answered a body that is not text"),
+            )
+            .with_effect(Effect::Unknown),
+            Some(_) => {
+                let text = e.cause.as_deref().map(describe_chain).unwrap_or_default();
+                IntegrationError::new(
+                    ErrorKind::Network,
+                    PROVIDER,
+                    format!("{method}: the connection to slack broke while reading the answer: {text}"),
+                )
+            }
+            None => IntegrationError::internal(
+                PROVIDER,
+                format!("{method}: could not build the slack request: {e}"),
+            ),
+        },
         SlackClientError::SocketModeProtocolError(e) => {
             IntegrationError::internal(PROVIDER, format!("{method}: socket mode error: {}", e.message))
         }
     }
+}
+
+/// The kind of the first I/O error in the chain of `error`, if any.
+fn io_cause(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = e.source();
+    }
+    None
 }
 
 fn describe_chain(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
@@ -224,6 +272,38 @@ mod tests {
         assert_eq!(err.kind(), &kind, "{code}");
         assert_eq!(err.retryable(), retryable, "{code}");
         assert_eq!(err.details().and_then(|d| d["error"].as_str()), Some(code));
+    }
+
+    #[test]
+    fn a_body_cut_off_is_a_network_error_not_an_internal_one() {
+        use slack_morphism::errors::SlackClientSystemError;
+        let system = |cause: std::io::Error| {
+            SlackClientError::SystemError(SlackClientSystemError::new().with_cause(Box::new(cause)))
+        };
+        let cut = std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "incomplete body");
+        let err = from_client_error("users.info", system(cut));
+        assert_eq!(err.kind(), &ErrorKind::Network);
+        assert_eq!(err.effect(), Effect::Unknown);
+        let garbled =
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8");
+        let err = from_client_error("users.info", system(garbled));
+        assert_eq!(err.kind(), &ErrorKind::Upstream { status: Some(200) });
+        let other =
+            SlackClientError::SystemError(SlackClientSystemError::new().with_message("bad uri".into()));
+        assert_eq!(from_client_error("users.info", other).kind(), &ErrorKind::Internal);
+    }
+
+    #[test]
+    fn only_ok_answers_are_successes() {
+        let answer = json!({"ok": true, "user": {"id": "U1"}});
+        assert_eq!(web_api_answer("users.info", answer.clone()).expect("ok"), answer);
+        // what slack-morphism returns for a 200 that is not JSON, and other stray objects
+        for stray in [json!({}), json!({"ok": "true"}), json!({"user": {"id": "U1"}}), json!([])] {
+            let err = web_api_answer("users.info", stray.clone()).expect_err("not a web api answer");
+            assert_eq!(err.kind(), &ErrorKind::Upstream { status: Some(200) }, "{stray}");
+            assert!(!err.retryable());
+            assert_eq!(err.effect(), Effect::Unknown);
+        }
     }
 
     #[test]

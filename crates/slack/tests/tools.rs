@@ -506,3 +506,33 @@ async fn connect_failures_are_network_errors() {
         executor.execute(ToolCall::new("slack_list_users", json!({}))).await.result.expect_err("no token");
     assert_eq!(err.kind(), &ErrorKind::Configuration);
 }
+
+#[tokio::test]
+async fn answers_that_are_not_json_or_cut_off() {
+    let env = env().await;
+    let general = env.id("general");
+    let alice = env.fake.user_id("alice").expect("alice");
+    // a 200 HTML page (slack-morphism hands back `{}`) is not a success, and a send is not repeated
+    env.server.faults().push(
+        Fault::status(200)
+            .content_type("text/html")
+            .body("<html>sign in</html>")
+            .on_path("/api/chat.postMessage"),
+    );
+    let outcome = env.run("slack_send_message", json!({"channel": general, "text": "html"})).await;
+    let err = outcome.result.expect_err("not a web api answer");
+    assert_eq!(err.kind(), &ErrorKind::Upstream { status: Some(200) }, "{err}");
+    assert_eq!(outcome.attempts, 1);
+    // a body cut off on the wire: a network error (it was a 500 internal), a read is retried
+    let answer = r#"{"ok":true,"user":{"id":"U1","name":"alice"}}"#;
+    env.server.faults().push(Fault::truncated(200, answer, 10).on_path("/api/users.info"));
+    let outcome = env.run("slack_get_user", json!({"user_id": alice})).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!(outcome.attempts, 2);
+    env.server.faults().push(Fault::truncated(200, answer, 10).on_path("/api/chat.postMessage"));
+    let outcome = env.run("slack_send_message", json!({"channel": general, "text": "cut"})).await;
+    let err = outcome.result.expect_err("cut off");
+    assert_eq!(err.kind(), &ErrorKind::Network, "{err}");
+    assert_eq!(outcome.attempts, 1, "a send that may have happened is not repeated");
+    assert!(texts(&env.fake, &general).is_empty(), "the fault answered before the fake");
+}

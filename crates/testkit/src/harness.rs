@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -27,6 +27,9 @@ pub struct RecordedRequest {
     pub query: Option<String>,
     /// When it arrived.
     pub at: Instant,
+    /// When it arrived, by the wall clock (to compare with epoch times such as GitHub's
+    /// `x-ratelimit-reset`).
+    pub wall: SystemTime,
 }
 
 /// What a fault does to a request it matches.
@@ -35,6 +38,7 @@ enum FaultAction {
     Respond { status: u16, headers: Vec<(String, String)>, body: String },
     Delay(Duration),
     DropConnection,
+    Truncate { status: u16, headers: Vec<(String, String)>, body: String, keep: usize },
 }
 
 /// A fault applied to the next matching requests.
@@ -69,17 +73,46 @@ impl Fault {
         Self { action: FaultAction::DropConnection, times: 1, path_prefix: None }
     }
 
-    /// Add a response header (for `status` faults).
+    /// Answer `status` with `body` under a `content-length` of the whole body, but send only its
+    /// first `keep` bytes and then break the connection: a body cut off on the wire, as a proxy or
+    /// an upstream crashing mid-answer leaves it. (A body that is complete on the wire but not valid
+    /// JSON is a `status` fault with [`Fault::body`].)
+    pub fn truncated(status: u16, body: &str, keep: usize) -> Self {
+        Self {
+            action: FaultAction::Truncate {
+                status,
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: body.to_owned(),
+                keep,
+            },
+            times: 1,
+            path_prefix: None,
+        }
+    }
+
+    /// Add a response header (for `status` and `truncated` faults).
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        if let FaultAction::Respond { headers, .. } = &mut self.action {
+        if let FaultAction::Respond { headers, .. } | FaultAction::Truncate { headers, .. } = &mut self.action
+        {
             headers.push((name.to_owned(), value.to_owned()));
         }
         self
     }
 
-    /// Replace the response body (for `status` faults).
+    /// Replace the `content-type` of the answer (`application/json` by default), e.g. `text/html`
+    /// for the error page of a proxy (for `status` and `truncated` faults).
+    pub fn content_type(mut self, value: &str) -> Self {
+        if let FaultAction::Respond { headers, .. } | FaultAction::Truncate { headers, .. } = &mut self.action
+        {
+            headers.retain(|(name, _)| !name.eq_ignore_ascii_case("content-type"));
+            headers.push(("content-type".to_owned(), value.to_owned()));
+        }
+        self
+    }
+
+    /// Replace the response body (for `status` and `truncated` faults).
     pub fn body(mut self, text: &str) -> Self {
-        if let FaultAction::Respond { body, .. } = &mut self.action {
+        if let FaultAction::Respond { body, .. } | FaultAction::Truncate { body, .. } = &mut self.action {
             *body = text.to_owned();
         }
         self
@@ -262,20 +295,27 @@ impl ServeState {
             path: path.clone(),
             query: req.uri().query().map(str::to_owned),
             at: Instant::now(),
+            wall: SystemTime::now(),
         });
         match self.faults.take(&path) {
             Some(FaultAction::Respond { status, headers, body }) => {
-                let mut response = Response::new(Body::from(body));
-                *response.status_mut() =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                for (name, value) in headers {
-                    if let (Ok(name), Ok(value)) =
-                        (http::HeaderName::try_from(name), http::HeaderValue::try_from(value))
-                    {
-                        response.headers_mut().append(name, value);
-                    }
-                }
-                return Ok(response);
+                return Ok(respond(status, headers, Body::from(body)));
+            }
+            Some(FaultAction::Truncate { status, mut headers, body, keep }) => {
+                let bytes = bytes::Bytes::from(body);
+                headers.push(("content-length".to_owned(), bytes.len().to_string()));
+                let sent = bytes.slice(..keep.min(bytes.len()));
+                // The first part is sent; the stream then pauses (so hyper flushes the head and that
+                // part) and fails: hyper closes the connection, short of the announced length.
+                let broken = futures::stream::once(async {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Err::<bytes::Bytes, _>(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionReset,
+                        "truncated by fault injection",
+                    ))
+                });
+                let stream = futures::StreamExt::chain(futures::stream::iter([Ok(sent)]), broken);
+                return Ok(respond(status, headers, Body::from_stream(stream)));
             }
             Some(FaultAction::Delay(delay)) => tokio::time::sleep(delay).await,
             Some(FaultAction::DropConnection) => return Err(Dropped),
@@ -287,6 +327,19 @@ impl ServeState {
             Err(never) => match never {},
         }
     }
+}
+
+/// An answer with `status` and `headers` (invalid ones are skipped).
+fn respond(status: u16, headers: Vec<(String, String)>, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::try_from(name), http::HeaderValue::try_from(value))
+        {
+            response.headers_mut().append(name, value);
+        }
+    }
+    response
 }
 
 #[cfg(test)]
@@ -328,5 +381,35 @@ mod tests {
 
         assert_eq!(server.calls_to("/ping"), 8);
         assert_eq!(server.requests()[0].method, "GET");
+        assert!(server.requests()[0].wall <= SystemTime::now());
+    }
+
+    #[tokio::test]
+    async fn serves_bodies_that_are_not_json_or_cut_off() {
+        let server = FakeServer::start(Router::new().route("/ping", get(|| async { "pong" })))
+            .await
+            .expect("server starts");
+        let client = reqwest::Client::new();
+        let url = format!("{}/ping", server.base_url());
+
+        server.faults().push(Fault::status(200).content_type("text/html").body("<html>login</html>"));
+        let resp = client.get(&url).send().await.expect("send");
+        assert_eq!(resp.status(), 200);
+        let types: Vec<_> = resp.headers().get_all("content-type").iter().collect();
+        assert_eq!(types, vec!["text/html"], "the default content type is replaced, not doubled");
+        assert_eq!(resp.text().await.expect("body"), "<html>login</html>");
+
+        let whole = r#"{"id":"10000","key":"ENG","name":"Engineering"}"#;
+        server.faults().push(Fault::truncated(200, whole, 12).header("x-extra", "1"));
+        let resp = client.get(&url).send().await.expect("the head arrives whole");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-length"], whole.len().to_string().as_str());
+        assert_eq!(resp.headers()["x-extra"], "1");
+        let error = resp.bytes().await.expect_err("the body is cut off");
+        assert!(error.is_body() || error.is_decode(), "{error:?}");
+
+        // the next request is served normally on a new connection
+        assert_eq!(client.get(&url).send().await.expect("send").text().await.expect("body"), "pong");
+        assert_eq!(server.calls_to("/ping"), 3);
     }
 }
