@@ -145,7 +145,7 @@ impl TestDb {
     pub async fn stored_key_ids(&self) -> Vec<String> {
         let sql = "SELECT key_id FROM connections UNION ALL SELECT key_id FROM webhook_endpoints \
                    UNION ALL SELECT key_id FROM custom_tools";
-        let rows = match self.kind {
+        match self.kind {
             Kind::Sqlite => {
                 let pool = sqlx::SqlitePool::connect(&format!(
                     "sqlite://{}",
@@ -163,8 +163,7 @@ impl TestDb {
                 pool.close().await;
                 rows
             }
-        };
-        rows
+        }
     }
 
     async fn cleanup(&self) {
