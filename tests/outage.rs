@@ -29,6 +29,21 @@ fn run(program: &str, args: &[&str]) -> bool {
     Command::new(program).args(args).status().map(|s| s.success()).unwrap_or(false)
 }
 
+/// Start a daemon in a session of its own (`setsid -w`), so that whatever ends this test's process
+/// group later (a harness cancelling the run) does not take the restarted service with it.
+fn run_detached(program: &str, args: &[&str]) -> bool {
+    let mut all = vec!["-w", program];
+    all.extend_from_slice(args);
+    Command::new("setsid")
+        .args(&all)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 fn pg_version() -> String {
     std::fs::read_dir("/etc/postgresql")
         .ok()
@@ -45,7 +60,7 @@ fn pg_up() -> bool {
 fn pg_start() {
     if !pg_up() {
         let version = pg_version();
-        run("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "start"]);
+        run_detached("pg_ctlcluster", &["--skip-systemctl-redirect", &version, "main", "start"]);
     }
 }
 
@@ -67,7 +82,7 @@ fn redis_up() -> bool {
 
 fn redis_start() {
     if !redis_up() {
-        run(
+        run_detached(
             "redis-server",
             &[
                 "--daemonize",
