@@ -243,6 +243,12 @@ impl IntegrationError {
         self
     }
 
+    /// Replace the message (keeping kind, provider, details and effect).
+    pub(crate) fn with_message(mut self, message: String) -> Self {
+        self.0.message = message;
+        self
+    }
+
     /// Replace the provider name (used when an error is raised below the provider layer).
     pub fn with_provider(mut self, provider: impl Into<String>) -> Self {
         self.0.provider = provider.into();

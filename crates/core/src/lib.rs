@@ -18,6 +18,7 @@ pub mod executor;
 pub mod integration;
 pub mod observe;
 pub mod ratelimit;
+pub mod redact;
 pub mod registry;
 pub mod search;
 pub mod shape;
@@ -34,6 +35,7 @@ pub use executor::{ExecutionObserver, Executor, ExecutorConfig, Source, ToolCall
 pub use integration::{Health, Integration, IntegrationInfo};
 pub use observe::{observe_upstream, observe_upstream_budget};
 pub use ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
+pub use redact::REDACTED;
 pub use registry::{RegisteredTool, Registry, RegistryError, ToolFilter};
 pub use search::{SearchHit, search};
 pub use shape::{OutputOptions, shape};

@@ -220,7 +220,7 @@ impl Refusal {
                 "too many requests with this API key",
             ),
             Refusal::Unavailable => IntegrationError::new(
-                ErrorKind::Internal,
+                ErrorKind::Unavailable,
                 "api",
                 "API keys cannot be checked right now (the database is unavailable)",
             ),
@@ -230,9 +230,6 @@ impl Refusal {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"integrations\""));
-        }
-        if matches!(self, Refusal::Unavailable) {
-            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
         }
         response
     }

@@ -177,7 +177,8 @@ async fn run_check(
     let timeout = connection.settings.timeout.unwrap_or(state.executor.config().timeout);
     match tokio::time::timeout(timeout, integration.check(connection)).await {
         Ok(Ok(health)) => Ok(health),
-        Ok(Err(error)) => Err(ApiError::from(error)),
+        // an upstream may echo the credential it was sent: never pass that on
+        Ok(Err(error)) => Err(ApiError::from(error.redact_secrets(connection))),
         Err(_) => Err(ApiError::from(IntegrationError::new(
             integration_core::ErrorKind::Timeout,
             integration.info().name,

@@ -40,6 +40,7 @@ on_both_backends!(
     ciphertext_moved_to_another_row_fails,
     wrong_key_is_a_clear_configuration_error,
     rotation_reencrypts_every_row,
+    rotation_leaves_no_sealed_row_on_the_old_key,
     idempotency_states,
     idempotency_batches,
     outbox_round_trip,
@@ -501,4 +502,50 @@ async fn unsupported_database_url_is_refused() {
         ..Default::default()
     };
     assert!(matches!(integration_store::Store::open(config).await, Err(StoreError::Config(_))));
+}
+
+/// Connections, webhook secrets and custom tool credentials together: after the rotation every row
+/// of the three tables (read with plain SQL, not through the store's own counts) is on the new key
+/// id, every one opens with the new key alone, and none opens with the old key alone.
+async fn rotation_leaves_no_sealed_row_on_the_old_key(db: Arc<TestDb>) {
+    use std::collections::BTreeMap;
+    let old = db.open().await;
+    old.configure(&jira_info(), "jira", &jira_body("rot-jira-1")).await.expect("configure");
+    old.configure(&github_info(), "github", &json!({"token": "rot-github-2"})).await.expect("configure");
+    let secret =
+        |field: &str, v: &str| BTreeMap::from([(field.to_owned(), SecretString::from(v.to_owned()))]);
+    let hooks = old.webhooks();
+    let def = json!({"verification": {"scheme": "github"}});
+    hooks.save_endpoint("hook", &def, &secret("secret", "rot-hook-3")).await.expect("endpoint");
+    hooks
+        .save_custom_tool("tool", &json!({"name": "tool"}), &secret("auth", "rot-tool-4"))
+        .await
+        .expect("tool");
+    let old_id = old.key_id().to_owned();
+    assert_eq!(db.stored_key_ids().await, vec![old_id.clone(); 4]);
+
+    let new_key = random_key();
+    let rotating = db.open_with(&new_key, &[&db.key]).await.expect("open with both keys");
+    let report = rotating.rotate_master_key(&[key(&db.key)], &key(&new_key)).await.expect("rotate");
+    assert_eq!((report.rotated, report.already_current, report.failed.len()), (4, 0, 0), "{report:?}");
+    let new_id = rotating.key_id().to_owned();
+    assert_ne!(new_id, old_id);
+    assert_eq!(db.stored_key_ids().await, vec![new_id.clone(); 4], "no row left on the old key {old_id}");
+    assert_eq!(report.key_usage, vec![(new_id, 4)]);
+
+    let only_new = db.open_with(&new_key, &[]).await.expect("open with the new key");
+    let jira = only_new.load_connection("jira").await.expect("decrypts").expect("exists");
+    assert_eq!(jira.secret("api_token").map(|s| s.expose_secret()), Some("rot-jira-1"));
+    let github = only_new.load_connection("github").await.expect("decrypts").expect("exists");
+    assert_eq!(github.secret("token").map(|s| s.expose_secret()), Some("rot-github-2"));
+    let hook = only_new.webhooks().get_endpoint("hook").await.expect("decrypts").expect("exists");
+    assert_eq!(hook.secrets["secret"].expose_secret(), "rot-hook-3");
+    let tool = only_new.webhooks().get_custom_tool("tool").await.expect("decrypts").expect("exists");
+    assert_eq!(tool.secrets["auth"].expose_secret(), "rot-tool-4");
+
+    let only_old = db.open_with(&db.key, &[]).await.expect("open with the old key");
+    assert!(matches!(only_old.load_connection("jira").await, Err(StoreError::Credentials { .. })));
+    assert!(matches!(only_old.load_connection("github").await, Err(StoreError::Credentials { .. })));
+    assert!(matches!(only_old.webhooks().get_endpoint("hook").await, Err(StoreError::Credentials { .. })));
+    assert!(matches!(only_old.webhooks().get_custom_tool("tool").await, Err(StoreError::Credentials { .. })));
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestDb;
-use integration_store::{DeliveryFilter, DeliveryInsert, NewWebhookDelivery};
+use integration_core::{ErrorKind, IntegrationError};
+use integration_store::{DeliveryFilter, DeliveryInsert, NewWebhookDelivery, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -15,7 +16,8 @@ on_both_backends!(
     endpoints_with_sealed_secrets,
     deliveries_dedup_page_and_purge,
     custom_tools_round_trip,
-    rotation_reseals_webhook_secrets_and_tool_credentials
+    rotation_reseals_webhook_secrets_and_tool_credentials,
+    tampered_moved_or_foreign_sealed_rows_are_clean_configuration_errors,
 );
 
 fn secrets(value: &str) -> BTreeMap<String, SecretString> {
@@ -196,4 +198,91 @@ async fn rotation_reseals_webhook_secrets_and_tool_credentials(db: Arc<TestDb>) 
     assert_eq!(tool.secrets["auth"].expose_secret(), "tool-ROTATE-2");
     let only_old = db.open_with(&db.key, &[]).await.expect("open with the old key");
     assert!(only_old.webhooks().get_endpoint("gh").await.is_err(), "the old key opens nothing");
+}
+
+/// A refusal to open a sealed row: a `Credentials` error, reported as a configuration problem, whose
+/// text shows neither the secret nor the stored ciphertext.
+fn assert_clean_refusal(result: Result<impl std::fmt::Debug, StoreError>, secret: &str, blob: &[u8]) {
+    let error = result.expect_err("the sealed row must not open");
+    assert!(matches!(error, StoreError::Credentials { .. }), "{error:?}");
+    let mut shown = format!("{error} {error:?}");
+    let reported = IntegrationError::from(error);
+    assert_eq!(reported.kind(), &ErrorKind::Configuration);
+    shown.push_str(reported.message());
+    assert!(shown.contains("cannot be decrypted"), "{shown}");
+    assert!(!shown.contains(secret), "the secret is not shown: {shown}");
+    let hex: String = blob[1..].iter().map(|b| format!("{b:02x}")).collect();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &blob[1..]);
+    for encoded in [hex.as_str(), b64.as_str()] {
+        assert!(encoded.len() < 16 || !shown.contains(&encoded[..16]), "no ciphertext in the error: {shown}");
+    }
+}
+
+async fn tampered_moved_or_foreign_sealed_rows_are_clean_configuration_errors(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let hooks = store.webhooks();
+    let def = json!({"verification": {"scheme": "github"}});
+    hooks.save_endpoint("hook-a", &def, &secrets("hook-TAMPER-a")).await.expect("save a");
+    hooks.save_endpoint("hook-b", &def, &secrets("hook-TAMPER-b")).await.expect("save b");
+    let creds = |v: &str| BTreeMap::from([("auth".to_owned(), SecretString::from(v.to_owned()))]);
+    hooks
+        .save_custom_tool("tool-a", &json!({"name": "tool-a"}), &creds("tool-TAMPER-a"))
+        .await
+        .expect("tool a");
+    hooks
+        .save_custom_tool("tool-b", &json!({"name": "tool-b"}), &creds("tool-TAMPER-b"))
+        .await
+        .expect("tool b");
+
+    // one flipped bit in an endpoint's ciphertext: that endpoint fails, cleanly; the other opens
+    let original = db.blob("webhook_endpoints", "secrets", "hook-a").await;
+    let mut flipped = original.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x80;
+    db.exec("UPDATE webhook_endpoints SET secrets = $1 WHERE name = 'hook-a'".into(), Some(flipped.clone()))
+        .await;
+    assert_clean_refusal(hooks.get_endpoint("hook-a").await, "hook-TAMPER-a", &flipped);
+    let b = hooks.get_endpoint("hook-b").await.expect("b opens").expect("b exists");
+    assert_eq!(b.secrets["secret"].expose_secret(), "hook-TAMPER-b");
+
+    // an intact ciphertext moved onto another row (same table, or another table of the same name)
+    db.exec("UPDATE webhook_endpoints SET secrets = $1 WHERE name = 'hook-b'".into(), Some(original.clone()))
+        .await;
+    assert_clean_refusal(hooks.get_endpoint("hook-b").await, "hook-TAMPER-a", &original);
+    let tool_blob = db.blob("custom_tools", "credentials", "tool-a").await;
+    db.exec("UPDATE custom_tools SET credentials = $1 WHERE name = 'tool-b'".into(), Some(tool_blob.clone()))
+        .await;
+    assert_clean_refusal(hooks.get_custom_tool("tool-b").await, "tool-TAMPER-a", &tool_blob);
+    hooks
+        .save_custom_tool("hook-a", &json!({"name": "hook-a"}), &creds("tool-TAMPER-c"))
+        .await
+        .expect("tool");
+    db.exec("UPDATE custom_tools SET credentials = $1 WHERE name = 'hook-a'".into(), Some(original.clone()))
+        .await;
+    assert_clean_refusal(hooks.get_custom_tool("hook-a").await, "hook-TAMPER-a", &original);
+    // the listing reports the broken tools one by one and still opens the intact one
+    let listed = hooks.list_custom_tools().await.expect("list");
+    let opened: Vec<&str> = listed.iter().filter(|(_, t)| t.is_ok()).map(|(n, _)| n.as_str()).collect();
+    assert_eq!(opened, vec!["tool-a"]);
+
+    // a truncated blob and an unknown format version
+    db.exec("UPDATE custom_tools SET credentials = $1 WHERE name = 'tool-a'".into(), Some(vec![1, 2, 3]))
+        .await;
+    assert_clean_refusal(hooks.get_custom_tool("tool-a").await, "tool-TAMPER-a", &[0, 1, 2, 3]);
+    let mut versioned = tool_blob.clone();
+    versioned[0] = 9;
+    db.exec("UPDATE custom_tools SET credentials = $1 WHERE name = 'tool-a'".into(), Some(versioned.clone()))
+        .await;
+    assert_clean_refusal(hooks.get_custom_tool("tool-a").await, "tool-TAMPER-a", &versioned);
+
+    // the wrong master key opens nothing and says which key id it needs, without any key material
+    hooks.save_endpoint("hook-c", &def, &secrets("hook-TAMPER-c")).await.expect("save c");
+    let wrong_key = common::random_key();
+    let other = db.open_with(&wrong_key, &[]).await.expect("open with another key");
+    let blob = db.blob("webhook_endpoints", "secrets", "hook-c").await;
+    let error = other.webhooks().get_endpoint("hook-c").await.expect_err("wrong key");
+    let shown = error.to_string();
+    assert!(shown.contains(store.key_id()), "names the key id it needs: {shown}");
+    assert!(!shown.contains(&db.key) && !shown.contains(&wrong_key), "{shown}");
+    assert_clean_refusal(Err::<(), _>(error), "hook-TAMPER-c", &blob);
 }

@@ -114,7 +114,12 @@ impl TestDb {
 
     /// The raw credentials column of a connection.
     pub async fn credentials(&self, name: &str) -> Vec<u8> {
-        let sql = format!("SELECT credentials FROM connections WHERE name = '{name}'");
+        self.blob("connections", "credentials", name).await
+    }
+
+    /// The raw `column` of the row `name` of `table` (a sealed blob, to tamper with).
+    pub async fn blob(&self, table: &str, column: &str, name: &str) -> Vec<u8> {
+        let sql = format!("SELECT {column} AS credentials FROM {table} WHERE name = '{name}'");
         match self.kind {
             Kind::Sqlite => {
                 let pool = sqlx::SqlitePool::connect(&format!(
@@ -132,6 +137,31 @@ impl TestDb {
                 let row = sqlx::query(AssertSqlSafe(sql)).fetch_one(&pool).await.expect("row");
                 pool.close().await;
                 row.try_get("credentials").expect("credentials")
+            }
+        }
+    }
+
+    /// Every key id stored beside a sealed blob, in the three sealed tables, read with plain SQL.
+    pub async fn stored_key_ids(&self) -> Vec<String> {
+        let sql = "SELECT key_id FROM connections UNION ALL SELECT key_id FROM webhook_endpoints \
+                   UNION ALL SELECT key_id FROM custom_tools";
+        match self.kind {
+            Kind::Sqlite => {
+                let pool = sqlx::SqlitePool::connect(&format!(
+                    "sqlite://{}",
+                    self.dir.path().join("integrations.db").display()
+                ))
+                .await
+                .expect("sqlite");
+                let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.expect("key ids");
+                pool.close().await;
+                rows
+            }
+            Kind::Postgres => {
+                let pool = sqlx::PgPool::connect(&self.url().expect("pg url")).await.expect("pg");
+                let rows: Vec<String> = sqlx::query_scalar(sql).fetch_all(&pool).await.expect("key ids");
+                pool.close().await;
+                rows
             }
         }
     }
