@@ -86,7 +86,7 @@ async fn rest_and_bus_calls_continue_the_callers_trace_up_to_jira_and_the_collec
     let telemetry = integration_http::telemetry::init_tracing(&integration_http::telemetry::TracingConfig {
         json: false,
         level: "warn",
-        otlp_endpoint: Some(&collector.base_url()),
+        otlp_endpoint: Some(collector.base_url()),
         service_name: "integrations-e2e",
     })
     .expect("the otel feature is on and the exporter starts");
