@@ -1,5 +1,5 @@
-//! OpenTelemetry (feature `otel`): a fake OTLP/HTTP collector receives the spans of a REST call
-//! and of a bus command, both continuing the caller's W3C trace, and the fake Jira receives a
+//! OpenTelemetry (feature `otel`): a fake OTLP/HTTP collector receives the spans of a REST call,
+//! an MCP call and a bus command, each continuing its caller's W3C trace, and the fake Jira receives a
 //! `traceparent` of the same trace. Its own test binary: it installs the process-wide subscriber.
 
 use std::sync::{Arc, Mutex};
@@ -77,7 +77,7 @@ async fn wait_for_span(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn rest_and_bus_calls_continue_the_callers_trace_up_to_jira_and_the_collector() {
+async fn rest_mcp_and_bus_calls_continue_the_callers_trace_up_to_jira_and_the_collector() {
     let spans: Spans = Arc::default();
     let collector =
         FakeServer::start(axum::Router::new().route("/v1/traces", post(collect)).with_state(spans.clone()))
@@ -131,7 +131,28 @@ async fn rest_and_bus_calls_continue_the_callers_trace_up_to_jira_and_the_collec
     wait_for_span(&telemetry, &spans, &trace, "http_request").await;
     wait_for_span(&telemetry, &spans, &trace, "tool_call").await;
 
-    // Bus: a command whose `traceparent` header carries another trace.
+    // MCP: the tool call of a `tools/call` request continues the request's trace.
+    let mcp_trace = random_hex(16);
+    let response = client
+        .post(api.url("/mcp"))
+        .header("traceparent", format!("00-{mcp_trace}-{}-01", random_hex(8)))
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                      "params": {"name": "jira_get_project", "arguments": {"key": "ENG"}}}))
+        .send()
+        .await
+        .expect("mcp call");
+    assert!(response.status().is_success(), "mcp call: {}", response.status());
+    let body = response.text().await.unwrap_or_default();
+    assert!(body.contains("\"isError\":false"), "{body}");
+    let upstream = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(
+        upstream.iter().any(|tp| tp.contains(&mcp_trace)),
+        "the fake Jira got no traceparent of the MCP trace {mcp_trace}: {upstream:?}"
+    );
+    wait_for_span(&telemetry, &spans, &mcp_trace, "tool_call").await;
+
+    // Bus: a command whose `traceparent` header carries another trace (a tool call not cached yet).
     let topology = Topology::prefixed(&unique("otel"));
     let mut config = WorkerConfig::new(AMQP);
     config.topology = topology.clone();
