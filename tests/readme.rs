@@ -126,7 +126,7 @@ fn the_try_it_offline_commands_of_the_readme_work() {
         .stderr(log_file)
         .process_group(0);
     let mut child = command.spawn().expect("bash");
-    let _group = Group(child.id());
+    let group = Group(child.id());
     let deadline = Instant::now() + Duration::from_secs(240);
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait") {
@@ -137,6 +137,8 @@ fn the_try_it_offline_commands_of_the_readme_work() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
+    drop(group); // stop the servers before removing their topology
+    delete_topology(&prefix);
     let output = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.is_some(), "the README commands did not finish within 240 s:\n{output}");
     assert!(status.is_some_and(|s| s.success()), "a README command failed ({status:?}):\n{output}");
@@ -145,4 +147,29 @@ fn the_try_it_offline_commands_of_the_readme_work() {
         assert!(output.contains(expected), "no {expected} in the output:\n{output}");
     }
     assert!(!output.replace(' ', "").contains("\"isError\":true"), "the MCP call failed:\n{output}");
+}
+
+/// Remove the exchanges and queues the worker declared under `prefix`.
+fn delete_topology(prefix: &str) {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+    runtime.block_on(async {
+        let url = "amqp://guest:guest@127.0.0.1:5672/%2f";
+        let Ok(connection) = lapin::Connection::connect(url, lapin::ConnectionProperties::default()).await
+        else {
+            return;
+        };
+        if let Ok(channel) = connection.create_channel().await {
+            for queue in ["commands", "dead"] {
+                let _ = channel
+                    .queue_delete(format!("{prefix}.{queue}").as_str().into(), Default::default())
+                    .await;
+            }
+            for exchange in ["commands", "events", "dlx"] {
+                let _ = channel
+                    .exchange_delete(format!("{prefix}.{exchange}").as_str().into(), Default::default())
+                    .await;
+            }
+        }
+        let _ = connection.close(200, "done".into()).await;
+    });
 }
