@@ -110,6 +110,10 @@ pub struct ServeArgs {
     /// Log level (trace, debug, info, warn, error).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// OTLP/HTTP collector to export traces to (`http://collector:4318`; spans go to `/v1/traces`);
+    /// needs a build with the `otel` feature. Unset: no export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_endpoint: Option<String>,
     /// Deadline of one tool call in seconds, retries included.
     #[arg(long, env = "INTEGRATION_TIMEOUT", default_value_t = 30)]
     pub integration_timeout: u64,
@@ -179,15 +183,17 @@ impl ServeArgs {
     }
 }
 
-/// Install the global tracing subscriber (text or JSON); `RUST_LOG` wins over `level`.
-pub(crate) fn init_tracing(format: LogFormat, level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-    };
+/// Install the global tracing subscriber (text or JSON; `RUST_LOG` wins over `level`) and, with
+/// an OTLP endpoint, the trace exporter.
+pub(crate) fn init_tracing(
+    format: LogFormat,
+    level: &str,
+    otlp_endpoint: Option<&str>,
+) -> Option<integration_http::telemetry::Telemetry> {
+    integration_http::telemetry::init_tracing(&integration_http::telemetry::TracingConfig {
+        json: format == LogFormat::Json,
+        level,
+        otlp_endpoint,
+        service_name: "integrations-api",
+    })
 }

@@ -45,7 +45,7 @@ async fn master_key(command: MasterKeyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         MasterKeyCommand::Rotate(args) => {
-            config::init_tracing(LogFormat::Text, "warn");
+            config::init_tracing(LogFormat::Text, "warn", None);
             let config = args.store_config();
             let new_key = config
                 .master_key
@@ -149,7 +149,7 @@ impl integration_http::ReadinessCheck for StoreReady {
 
 /// Serve the REST API until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    config::init_tracing(args.log_format, &args.log_level);
+    let telemetry = config::init_tracing(args.log_format, &args.log_level, args.otel_endpoint.as_deref());
     let started = std::time::Instant::now();
     let app = build(&args).await?;
     agent::check_bind(&args, &app.store).await?;
@@ -174,6 +174,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     app.store.close().await;
     tracing::info!("integrations-api stopped");
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use integration_bus::{Topology, WorkerConfig};
 use integration_core::{BreakerConfig, ExecutorConfig};
 use integration_store::StoreConfig;
@@ -33,6 +33,36 @@ impl std::fmt::Debug for Sensitive {
     }
 }
 
+/// Commands besides running the worker.
+#[derive(Debug, Clone, Subcommand)]
+pub enum WorkerCommand {
+    /// Publish one tool command on the bus, wait for its event and print it (exit 1 if it failed):
+    /// the bus from a shell. Uses the same broker and topology options as the worker.
+    Call(CallArgs),
+}
+
+/// A command to send.
+#[derive(Debug, Clone, Args)]
+pub struct CallArgs {
+    /// The tool to run (`jira_list_projects`).
+    pub tool: String,
+    /// Its parameters, a JSON object.
+    #[arg(default_value = "{}")]
+    pub parameters: String,
+    /// The command's task id (default: `cli-` and a random number).
+    #[arg(long)]
+    pub task_id: Option<String>,
+    /// The command's step id.
+    #[arg(long, default_value = "1")]
+    pub step_id: String,
+    /// The connection to use; the provider's default when absent.
+    #[arg(long)]
+    pub connection: Option<String>,
+    /// How long to wait for the event, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub timeout_seconds: u64,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -47,6 +77,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "integrations-worker", version, about, after_help = PROVIDER_VARIABLES)]
 pub struct Cli {
+    /// What to do; without a command, run the worker.
+    #[command(subcommand)]
+    pub command: Option<WorkerCommand>,
     /// RabbitMQ URL (`amqp://user:password@host:port/vhost`).
     #[arg(
         long,
@@ -136,6 +169,10 @@ pub struct Cli {
     /// Log level (trace, debug, info, warn, error).
     #[arg(long, env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
+    /// OTLP/HTTP collector to export traces to (`http://collector:4318`; spans go to `/v1/traces`);
+    /// needs a build with the `otel` feature. Unset: no export.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_endpoint: Option<String>,
 }
 
 impl Cli {
@@ -189,15 +226,17 @@ impl Cli {
     }
 }
 
-/// Install the global tracing subscriber (text or JSON); `RUST_LOG` wins over `level`.
-pub(crate) fn init_tracing(format: LogFormat, level: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-    };
+/// Install the global tracing subscriber (text or JSON; `RUST_LOG` wins over `level`) and, with
+/// an OTLP endpoint, the trace exporter.
+pub(crate) fn init_tracing(
+    format: LogFormat,
+    level: &str,
+    otlp_endpoint: Option<&str>,
+) -> Option<integration_http::telemetry::Telemetry> {
+    integration_http::telemetry::init_tracing(&integration_http::telemetry::TracingConfig {
+        json: format == LogFormat::Json,
+        level,
+        otlp_endpoint,
+        service_name: "integrations-worker",
+    })
 }

@@ -21,7 +21,7 @@ use integration_store::{Store, StoreConnections};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use config::{Cli, LogFormat, Sensitive};
+pub use config::{CallArgs, Cli, LogFormat, Sensitive, WorkerCommand};
 pub use health::health_router;
 
 /// Everything a running worker is made of, built from the configuration.
@@ -76,7 +76,10 @@ pub async fn build(cli: &Cli) -> anyhow::Result<App> {
 /// Run the worker until SIGINT or SIGTERM, then finish in-flight commands within the grace
 /// period and exit.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    config::init_tracing(cli.log_format, &cli.log_level);
+    if let Some(WorkerCommand::Call(args)) = &cli.command {
+        return call(&cli, args).await;
+    }
+    let telemetry = config::init_tracing(cli.log_format, &cli.log_level, cli.otel_endpoint.as_deref());
     let started = std::time::Instant::now();
     integration_http::install_metrics_recorder();
     let app = build(&cli).await?;
@@ -116,9 +119,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     app.store.close().await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
     result.context("worker")?;
     tracing::info!("integrations-worker stopped");
     Ok(())
+}
+
+/// `integrations-worker call`: one command out, its event printed.
+async fn call(cli: &Cli, args: &CallArgs) -> anyhow::Result<()> {
+    let parameters: serde_json::Value =
+        serde_json::from_str(&args.parameters).context("the parameters must be a JSON object")?;
+    let command = integration_bus::Command {
+        task_id: args.task_id.clone().unwrap_or_else(|| format!("cli-{}", fastrand::u64(..))),
+        step_id: args.step_id.clone(),
+        tool_name: args.tool.clone(),
+        parameters,
+        connection: args.connection.clone(),
+    };
+    let timeout = Duration::from_secs(args.timeout_seconds.max(1));
+    let event = integration_bus::call(&cli.amqp_url.0, &cli.topology(), &command, timeout)
+        .await
+        .with_context(|| format!("calling {} over the bus", command.tool_name))?;
+    println!("{}", serde_json::to_string_pretty(&event)?);
+    match event.status {
+        integration_bus::Status::Completed => Ok(()),
+        integration_bus::Status::Failed => anyhow::bail!("{} failed", command.tool_name),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -170,7 +170,7 @@ fn now_rfc3339() -> String {
 }
 
 /// Routing keys are dot-separated words; keep tool names from adding words or wildcards.
-fn routing_safe(name: &str) -> String {
+pub(crate) fn routing_safe(name: &str) -> String {
     name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect()
 }
 

@@ -21,4 +21,10 @@ pub enum BusError {
     /// A payload could not be encoded.
     #[error("encoding: {0}")]
     Encode(#[from] serde_json::Error),
+    /// No answer within the deadline.
+    #[error("no event within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The broker closed the consumer before the answer came.
+    #[error("the broker closed the consumer")]
+    Closed,
 }

@@ -14,6 +14,7 @@
 //! every worker; [`OutboxRelay`] publishes the events other front doors wrote into the store's
 //! outbox. The crate names no provider: the binaries register them.
 
+mod client;
 pub mod envelope;
 mod error;
 pub mod outcome;
@@ -23,6 +24,7 @@ mod relay;
 mod topology;
 mod worker;
 
+pub use client::call;
 pub use envelope::{Command, Event, Status, event_id, idempotency_key, parse_command};
 pub use error::BusError;
 pub use outcome::{Begin, MemoryOutcomes, OutcomeStore};

@@ -18,10 +18,11 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
     BasicRejectOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use crate::envelope::{Event, parse_command};
 use crate::error::BusError;
@@ -254,7 +255,11 @@ struct Handler {
 
 impl Handler {
     async fn handle(self, delivery: Delivery) {
-        let result = self.process(&delivery).await;
+        let span = tracing::info_span!("bus_command", routing_key = %delivery.routing_key);
+        // The publisher's `traceparent` header, if any, becomes the parent (with the `otel` feature).
+        let headers = delivery.properties.headers().as_ref();
+        integration_core::propagation::set_parent(&span, &|name| header_text(headers, name));
+        let result = self.process(&delivery).instrument(span).await;
         let settled = match result {
             Ok(Disposition::Ack) => delivery.acker.ack(BasicAckOptions::default()).await.map(|_| "ack"),
             Ok(Disposition::DeadLetter) => {
@@ -339,5 +344,14 @@ impl Handler {
         self.outcomes.finish(&key, &event).await?;
         self.publisher.publish_event(&self.events_exchange, &event).await?;
         Ok(Disposition::Ack)
+    }
+}
+
+/// A text header of an AMQP message (long or short string).
+fn header_text(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(value) => std::str::from_utf8(value.as_bytes()).ok().map(str::to_owned),
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        _ => None,
     }
 }

@@ -17,6 +17,7 @@ pub mod error;
 pub mod executor;
 pub mod integration;
 pub mod observe;
+pub mod propagation;
 pub mod ratelimit;
 pub mod redact;
 pub mod registry;

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use integration_core::reexports::http::{HeaderMap, StatusCode};
+use integration_core::reexports::http::{self, HeaderMap, StatusCode};
 use integration_core::{ErrorKind, IntegrationError};
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
@@ -240,9 +240,20 @@ impl GitHubClient {
         let observe = |status: Option<u16>| {
             integration_core::observe_upstream(PROVIDER, method, path, status, started.elapsed())
         };
-        let response = if post { self.octo._post(path, body).await } else { self.octo._get(path).await }
-            .inspect_err(|_| observe(None))
-            .map_err(error::from_octocrab)?;
+        // octocrab's `_get` / `_post`, with the trace context of the current span in the headers.
+        let mut builder = http::Request::builder()
+            .method(if post { http::Method::POST } else { http::Method::GET })
+            .uri(path);
+        if let Some(headers) = builder.headers_mut() {
+            integration_core::propagation::inject(headers);
+        }
+        let request = self.octo.build_request(builder, if post { body } else { None });
+        let response = match request {
+            Ok(request) => self.octo.execute(request).await,
+            Err(error) => Err(error),
+        }
+        .inspect_err(|_| observe(None))
+        .map_err(error::from_octocrab)?;
         let status = response.status();
         let headers = response.headers().clone();
         self.record_budget(&headers, resource);

@@ -17,6 +17,7 @@ pub mod mcp;
 mod observability;
 mod openapi;
 mod params;
+pub mod telemetry;
 mod tools;
 
 use std::collections::BTreeMap;

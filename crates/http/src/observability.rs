@@ -69,15 +69,18 @@ pub(crate) async fn track_request(request: Request, next: Next) -> Response {
 }
 
 /// The span of one HTTP request: method, route template and request id; never the query string or
-/// headers (they may carry secrets).
+/// headers (they may carry secrets). A W3C `traceparent` header makes it the child of the caller's span.
 pub(crate) fn make_span(request: &Request) -> tracing::Span {
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    tracing::info_span!(
+    let span = tracing::info_span!(
         "http_request",
         method = %request.method(),
         path = %request.uri().path(),
         route = route.as_deref().unwrap_or(""),
         request_id,
-    )
+    );
+    // The caller's `traceparent`, if any, becomes the parent (with the `otel` feature).
+    integration_core::propagation::set_parent_from_headers(&span, request.headers());
+    span
 }

@@ -141,7 +141,8 @@ impl JiraClient {
 
     /// Send a request; a non-2xx answer becomes a classified error. Returns the status and body.
     async fn send(&self, request: RequestBuilder) -> Result<(StatusCode, Vec<u8>), IntegrationError> {
-        let request = request.build().map_err(|e| error::from_reqwest(&e))?;
+        let mut request = request.build().map_err(|e| error::from_reqwest(&e))?;
+        integration_core::propagation::inject(request.headers_mut());
         let (method, path) = (request.method().clone(), request.url().path().to_owned());
         let started = std::time::Instant::now();
         let observe = |status: Option<u16>| {

@@ -560,7 +560,9 @@ impl Tool for CustomTool {
             if let Some(key) = &ctx.idempotency_key {
                 request = request.header("Idempotency-Key", key);
             }
-            let response = request.send().await.map_err(|e| self.transport_error(e))?;
+            let mut trace = reqwest::header::HeaderMap::new();
+            integration_core::propagation::inject(&mut trace);
+            let response = request.headers(trace).send().await.map_err(|e| self.transport_error(e))?;
             let status = response.status();
             if !status.is_redirection() {
                 break response;

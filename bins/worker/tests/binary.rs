@@ -1,0 +1,31 @@
+//! The real `integrations-worker` binary (also built here for tests/readme.rs): its help lists the
+//! `call` command and the OpenTelemetry endpoint, and `call` fails cleanly when no broker answers.
+
+use std::process::Command;
+
+#[test]
+fn help_lists_call_and_the_otlp_endpoint() {
+    let output = Command::new(env!("CARGO_BIN_EXE_integrations-worker")).arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{help}");
+    assert!(help.contains("call"), "{help}");
+    assert!(help.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{help}");
+}
+
+#[test]
+fn call_without_a_broker_fails_with_a_message() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let output = Command::new(env!("CARGO_BIN_EXE_integrations-worker"))
+        .env_clear()
+        .args([
+            "--amqp-url",
+            &format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            "call",
+            "jira_list_projects",
+        ])
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("calling jira_list_projects over the bus"), "{stderr}");
+}
