@@ -163,6 +163,32 @@ async fn tool_routes_coerce_query_and_path_parameters() {
 }
 
 #[tokio::test]
+async fn an_empty_connection_name_means_the_default_connection() {
+    // Found by schemathesis: `?connection=` and `"connection": ""` named a connection '' (424).
+    let (app, _) = app();
+    let (status, body, _) = send(&app, get("/api/integrations/demo/things/ABC-1?connection=")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["connection"], "demo");
+    let req = Request::get("/api/integrations/demo/things/ABC-1?connection=")
+        .header("x-integration-connection", "demo-eu")
+        .body(Body::empty())
+        .expect("request");
+    let (_, body, _) = send(&app, req).await;
+    assert_eq!(body["connection"], "demo-eu", "an empty query does not override the header");
+    let (status, body, _) = send(
+        &app,
+        post_json(
+            "/api/tools/demo_get/invoke",
+            r#"{"parameters": {"key": "A"}, "connection": "", "idempotency_key": ""}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["connection"], "demo");
+    assert_eq!(body["meta"]["connection"], "demo");
+}
+
+#[tokio::test]
 async fn shared_route_picks_the_most_specific_tool() {
     let (app, _) = app();
     let (status, body, _) = send(&app, get("/api/integrations/demo/things?name=widget")).await;
