@@ -184,11 +184,16 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
         .with_state(state);
 
     let request_id = HeaderName::from_static("x-request-id");
+    let max_body_bytes = config.max_body_bytes;
     let app = app
         .layer(axum::middleware::from_fn(observability::track_request))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
+        // Outside the body limit and the timeout: their answers get the one error body too.
+        .layer(axum::middleware::from_fn(move |request, next| {
+            error::standard_error_body(request, next, max_body_bytes)
+        }))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(observability::make_span)

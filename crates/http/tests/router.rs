@@ -286,8 +286,9 @@ async fn bad_requests_get_the_error_body_never_a_500() {
     assert_error(&body, "method_not_allowed");
 
     let big = format!(r#"{{"parameters": {{"key": "{}"}}}}"#, "x".repeat(4096));
-    let (status, _, _) = send(&app, post_json("/api/tools/demo_get/invoke", &big)).await;
+    let (status, body, _) = send(&app, post_json("/api/tools/demo_get/invoke", &big)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, "payload_too_large");
 
     let (status, body, _) = send(&app, get("/api/tools?format=yaml")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -333,4 +334,37 @@ async fn health_readiness_and_metrics() {
     let text = body.as_str().expect("text");
     assert!(text.contains("integration_tool_calls_total"), "{text}");
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+}
+
+#[tokio::test]
+async fn answers_of_layers_and_extractors_get_the_error_body() {
+    // Found with schemathesis and hostile deliveries: the body-limit layer answered `413 length
+    // limit exceeded` in text/plain, axum's body extractor likewise; every error has one body.
+    let (app, creates) = app();
+    let at_limit = format!(r#"{{"key": "K", "title": "{}"}}"#, "t".repeat(1024 - 25));
+    assert_eq!(at_limit.len(), 1024);
+    let over = format!(r#"{{"key": "K", "title": "{}"}}"#, "t".repeat(1024 - 24));
+    for (declared, with_length) in [(true, at_limit.clone()), (false, at_limit.clone())] {
+        let mut req =
+            Request::post("/api/integrations/demo/things/K").header("content-type", "application/json");
+        if declared {
+            req = req.header("content-length", with_length.len());
+        }
+        let (status, body, _) = send(&app, req.body(Body::from(with_length)).expect("request")).await;
+        assert_eq!(status, StatusCode::CREATED, "a body of exactly the limit is accepted: {body}");
+    }
+    assert_eq!(creates.load(Ordering::SeqCst), 2);
+    for declared in [true, false] {
+        let mut req =
+            Request::post("/api/integrations/demo/things/K").header("content-type", "application/json");
+        if declared {
+            req = req.header("content-length", over.len());
+        }
+        let (status, body, headers) = send(&app, req.body(Body::from(over.clone())).expect("request")).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "one byte over (content-length {declared})");
+        assert_error(&body, "payload_too_large");
+        assert!(body["error"]["message"].as_str().unwrap_or_default().contains("1024"), "{body}");
+        assert!(headers["content-type"].to_str().unwrap_or_default().starts_with("application/json"));
+    }
+    assert_eq!(creates.load(Ordering::SeqCst), 2, "nothing created by the oversized bodies");
 }
