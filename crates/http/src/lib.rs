@@ -218,13 +218,16 @@ fn method_filter(method: Method) -> MethodFilter {
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
+    // `CORS_ORIGINS=""` (the default) parses as one empty origin: that is "none" too, not a CORS
+    // layer answering every preflight `OPTIONS` (found by schemathesis: 200 without a key).
+    let origins: Vec<&String> = origins.iter().filter(|o| !o.trim().is_empty()).collect();
     if origins.is_empty() {
         return None;
     }
-    let allow = if origins.iter().any(|o| o == "*") {
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
     };
     Some(
         CorsLayer::new()

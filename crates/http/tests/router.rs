@@ -108,6 +108,10 @@ impl Integration for Demo {
 }
 
 fn app() -> (axum::Router, Arc<AtomicU32>) {
+    app_with(HttpConfig { max_body_bytes: 1024, ..HttpConfig::default() })
+}
+
+fn app_with(config: HttpConfig) -> (axum::Router, Arc<AtomicU32>) {
     let creates = Arc::new(AtomicU32::new(0));
     let registry = Arc::new(Registry::new());
     registry.add(Arc::new(Demo { creates: creates.clone() })).expect("registers");
@@ -116,7 +120,6 @@ fn app() -> (axum::Router, Arc<AtomicU32>) {
     connections.insert(Connection::new("demo", "demo-eu", json!({})));
     let executor = Executor::new(registry, connections, ExecutorConfig::default());
     integration_http::install_metrics_recorder();
-    let config = HttpConfig { max_body_bytes: 1024, ..HttpConfig::default() };
     (integration_http::router(AppState::new(executor), &config), creates)
 }
 
@@ -367,4 +370,29 @@ async fn answers_of_layers_and_extractors_get_the_error_body() {
         assert!(headers["content-type"].to_str().unwrap_or_default().starts_with("application/json"));
     }
     assert_eq!(creates.load(Ordering::SeqCst), 2, "nothing created by the oversized bodies");
+}
+
+#[tokio::test]
+async fn cors_is_off_unless_origins_are_configured() {
+    // Found by schemathesis: `CORS_ORIGINS=""` (the default, one empty origin) switched CORS on and
+    // every `OPTIONS` answered 200 without a key.
+    let preflight = |uri: &str| {
+        Request::options(uri)
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "GET")
+            .body(Body::empty())
+            .expect("request")
+    };
+    for origins in [vec![], vec![String::new()], vec![" ".to_owned()]] {
+        let (app, _) = app_with(HttpConfig { cors_origins: origins.clone(), ..HttpConfig::default() });
+        let (status, body, headers) = send(&app, preflight("/api/tools")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{origins:?}: {body}");
+        assert_error(&body, "method_not_allowed");
+        assert!(!headers.contains_key("access-control-allow-origin"), "{origins:?}");
+    }
+    let (app, _) =
+        app_with(HttpConfig { cors_origins: vec!["https://app.example".into()], ..HttpConfig::default() });
+    let (status, _, headers) = send(&app, preflight("/api/tools")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["access-control-allow-origin"], "https://app.example");
 }
