@@ -160,7 +160,7 @@ fn kind_of(status: StatusCode) -> (&'static str, &'static str, bool) {
         429 => ("rate_limited", "too many requests", true),
         502 => ("upstream", "upstream error", true),
         503 => ("unavailable", "service unavailable", true),
-        400..=499 => ("invalid_request", "the request cannot be served", false),
+        _ if status.is_client_error() => ("invalid_request", "the request cannot be served", false),
         _ => ("internal", "internal error", false),
     }
 }
