@@ -12,9 +12,18 @@
 #    route does not have at all answers 405), checked again from the HAR report (summary.py).
 # Exits non-zero on any failure. Reports (JUnit, HAR) are left in $SCHEMATHESIS_OUT.
 #
-# Knobs (environment): CARGO_TARGET_DIR (default ./target), SCHEMATHESIS_VENV, SCHEMATHESIS_MAX_EXAMPLES
-# (per operation, default 30), SCHEMATHESIS_MAX_TIME (seconds per run, default 600), SCHEMATHESIS_SEED,
-# SCHEMATHESIS_WORKERS (default 2), SCHEMATHESIS_OUT (default: a temporary directory), SKIP_BUILD=1.
+# Bounds: at most SCHEMATHESIS_MAX_EXAMPLES test cases per operation and phase (default 30; phases
+# examples, coverage, fuzzing; no stateful phase: the document has no links), and each `st run` is
+# killed after SCHEMATHESIS_MAX_TIME + 120 seconds (default 600). (`st run --max-time` is not used:
+# it makes fuzzing repeat until the time is spent.) About 3 minutes per run on 2 busy cores.
+# Every operation of the document is tested, the destructive ones included: DELETE
+# /api/integrations/{name} and configure get generated connection names, and the connections to
+# the fakes come from the environment (a stored `jira` would take precedence; no run generated
+# one). Key management, MCP and the webhook routes are not in the document.
+#
+# Knobs (environment): CARGO_TARGET_DIR (default ./target), SCHEMATHESIS_VENV, SCHEMATHESIS_MAX_EXAMPLES,
+# SCHEMATHESIS_MAX_TIME, SCHEMATHESIS_SEED (default random, printed), SCHEMATHESIS_WORKERS (default 2),
+# SCHEMATHESIS_OUT (reports; default: a temporary directory, kept), SKIP_BUILD=1.
 #
 #   scripts/schemathesis.sh
 set -euo pipefail
