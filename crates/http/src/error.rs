@@ -2,8 +2,10 @@
 //! `{"error": {"type": "<kind>", "message": "...", "retryable": bool, "details": ...}}`.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use integration_core::{ErrorKind, IntegrationError};
 use serde_json::{Value, json};
@@ -48,6 +50,12 @@ impl ApiError {
     /// 415 for a body that is not JSON.
     pub fn unsupported_media_type(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", message)
+    }
+
+    /// Whether the caller may retry the same request.
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.0.retryable = retryable;
+        self
     }
 
     /// Attach details.
@@ -132,4 +140,77 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The error type and a default message for a status answered by a layer or an extractor rather
+/// than by our handlers.
+fn kind_of(status: StatusCode) -> (&'static str, &'static str, bool) {
+    match status.as_u16() {
+        400 => ("invalid_request", "the request cannot be read", false),
+        401 => ("authentication", "authentication required", false),
+        403 => ("permission", "not allowed", false),
+        404 => ("not_found", "no such route", false),
+        405 => ("method_not_allowed", "method not allowed on this route", false),
+        408 | 504 => ("timeout", "the request took too long", true),
+        409 => ("conflict", "conflict", false),
+        413 => ("payload_too_large", "request body is too large", false),
+        415 => ("unsupported_media_type", "unsupported media type", false),
+        422 => ("invalid_input", "invalid input", false),
+        424 => ("configuration", "configuration error", false),
+        429 => ("rate_limited", "too many requests", true),
+        502 => ("upstream", "upstream error", true),
+        503 => ("unavailable", "service unavailable", true),
+        _ if status.is_client_error() => ("invalid_request", "the request cannot be served", false),
+        _ => ("internal", "internal error", false),
+    }
+}
+
+/// Middleware giving every error answer the one error body. Answers of 400 and above that are not
+/// JSON — the body-limit layer's `413 length limit exceeded`, axum's extractor rejections (a body
+/// that cannot be read), the timeout layer's empty 504 — are rewritten; JSON errors (ours) pass
+/// as they are. `/mcp` speaks its own protocol and is left alone. `max_body_bytes` is named in the
+/// message of a 413.
+pub(crate) async fn standard_error_body(request: Request, next: Next, max_body_bytes: usize) -> Response {
+    let path = request.uri().path();
+    let mcp = path == "/mcp" || path.starts_with("/mcp/");
+    let response = next.run(request).await;
+    let status = response.status();
+    if mcp || status.as_u16() < 400 {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim().to_ascii_lowercase();
+            m == "application/json" || m.ends_with("+json")
+        })
+        .unwrap_or(false);
+    if is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let (kind, default_message, retryable) = kind_of(status);
+    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("request body is too large: the limit is {max_body_bytes} bytes")
+    } else {
+        let text = axum::body::to_bytes(body, 4096)
+            .await
+            .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+            .unwrap_or_default();
+        match text.chars().next() {
+            // axum's rejections read "Failed to buffer the request body: ...": lowercase, as ours
+            Some(first) => first.to_lowercase().chain(text.chars().skip(1)).take(500).collect(),
+            None => default_message.to_owned(),
+        }
+    };
+    let mut out = ApiError::new(status, kind, message).with_retryable(retryable).into_response();
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            out.headers_mut().entry(name).or_insert_with(|| value.clone());
+        }
+    }
+    out
 }

@@ -185,11 +185,16 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
         .with_state(state);
 
     let request_id = HeaderName::from_static("x-request-id");
+    let max_body_bytes = config.max_body_bytes;
     let app = app
         .layer(axum::middleware::from_fn(observability::track_request))
         .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout))
         .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
         .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
+        // Outside the body limit and the timeout: their answers get the one error body too.
+        .layer(axum::middleware::from_fn(move |request, next| {
+            error::standard_error_body(request, next, max_body_bytes)
+        }))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(observability::make_span)
@@ -214,13 +219,16 @@ fn method_filter(method: Method) -> MethodFilter {
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
+    // `CORS_ORIGINS=""` (the default) parses as one empty origin: that is "none" too, not a CORS
+    // layer answering every preflight `OPTIONS` (found by schemathesis: 200 without a key).
+    let origins: Vec<&String> = origins.iter().filter(|o| !o.trim().is_empty()).collect();
     if origins.is_empty() {
         return None;
     }
-    let allow = if origins.iter().any(|o| o == "*") {
+    let allow = if origins.iter().any(|o| o.trim() == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
     };
     Some(
         CorsLayer::new()

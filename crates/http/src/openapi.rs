@@ -172,7 +172,9 @@ fn management(
         schemas.insert(key.clone(), schema);
         configs.push(json!({"$ref": format!("#/components/schemas/{key}")}));
     }
-    let configure_body = if configs.is_empty() { any_object.clone() } else { json!({ "oneOf": configs }) };
+    // `anyOf`: the provider is chosen by the path (or `provider`), not by which schema matches, and a
+    // body may match several providers' schemas (a `oneOf` would call it invalid).
+    let configure_body = if configs.is_empty() { any_object.clone() } else { json!({ "anyOf": configs }) };
 
     put(
         "/api/integrations",
@@ -841,6 +843,9 @@ mod tests {
         assert_eq!(shared["x-tools"].as_array().map(Vec::len), Some(2));
         assert!(shared["parameters"].as_array().expect("params").iter().all(|p| p["required"] != true));
         assert!(doc["components"]["schemas"]["demo.config"]["properties"]["token"]["writeOnly"] == true);
+        let configure = &doc["paths"]["/api/integrations/{name}/configure"]["post"]["requestBody"]["content"]
+            ["application/json"]["schema"];
+        assert_eq!(configure["anyOf"][0]["$ref"], "#/components/schemas/demo.config", "{configure}");
     }
 
     #[tokio::test]

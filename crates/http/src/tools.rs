@@ -157,11 +157,13 @@ pub(crate) async fn invoke(
         Some(v @ Value::Object(_)) => v,
         Some(_) => return Err(ApiError::bad_request("'parameters' must be a JSON object")),
     };
+    // An empty name or key means "none given", as for the headers: the default connection, and a
+    // call of its own (an empty key shared by every caller would make unrelated calls one).
     let call = ToolCall {
         tool: name,
-        connection: body.connection.or_else(|| header_connection(&headers)),
+        connection: non_empty(body.connection).or_else(|| header_connection(&headers)),
         params,
-        idempotency_key: body.idempotency_key.or_else(|| header_str(&headers, "idempotency-key")),
+        idempotency_key: non_empty(body.idempotency_key).or_else(|| header_str(&headers, "idempotency-key")),
         source: Source::Rest,
         use_cache: body.cache.unwrap_or(true),
     };
@@ -201,8 +203,10 @@ pub(crate) async fn route_call(
     let mut connection = header_connection(&headers);
     if !takes(fallback, CONNECTION_PARAM)
         && let Some(mut values) = query.remove(CONNECTION_PARAM)
+        && let Some(named) = non_empty(values.pop())
     {
-        connection = values.pop();
+        // `?connection=` (empty) means the default connection, like an empty header.
+        connection = Some(named);
     }
     let output = crate::agent::options_from_query(&mut query, |key| takes(fallback, key))?;
     let mut use_cache = true;
@@ -246,6 +250,10 @@ pub(crate) async fn route_call(
         StatusCode::OK
     };
     Ok((status, Json(result)).into_response())
+}
+
+fn non_empty(value: Option<String>) -> Option<String> {
+    value.filter(|v| !v.is_empty())
 }
 
 fn header_str(headers: &HeaderMap, name: &str) -> Option<String> {

@@ -108,6 +108,10 @@ impl Integration for Demo {
 }
 
 fn app() -> (axum::Router, Arc<AtomicU32>) {
+    app_with(HttpConfig { max_body_bytes: 1024, ..HttpConfig::default() })
+}
+
+fn app_with(config: HttpConfig) -> (axum::Router, Arc<AtomicU32>) {
     let creates = Arc::new(AtomicU32::new(0));
     let registry = Arc::new(Registry::new());
     registry.add(Arc::new(Demo { creates: creates.clone() })).expect("registers");
@@ -116,7 +120,6 @@ fn app() -> (axum::Router, Arc<AtomicU32>) {
     connections.insert(Connection::new("demo", "demo-eu", json!({})));
     let executor = Executor::new(registry, connections, ExecutorConfig::default());
     integration_http::install_metrics_recorder();
-    let config = HttpConfig { max_body_bytes: 1024, ..HttpConfig::default() };
     (integration_http::router(AppState::new(executor), &config), creates)
 }
 
@@ -160,6 +163,32 @@ async fn tool_routes_coerce_query_and_path_parameters() {
 
     let (_, body, _) = send(&app, get("/api/integrations/demo/things/ABC-1?connection=demo-eu")).await;
     assert_eq!(body["connection"], "demo-eu");
+}
+
+#[tokio::test]
+async fn an_empty_connection_name_means_the_default_connection() {
+    // Found by schemathesis: `?connection=` and `"connection": ""` named a connection '' (424).
+    let (app, _) = app();
+    let (status, body, _) = send(&app, get("/api/integrations/demo/things/ABC-1?connection=")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["connection"], "demo");
+    let req = Request::get("/api/integrations/demo/things/ABC-1?connection=")
+        .header("x-integration-connection", "demo-eu")
+        .body(Body::empty())
+        .expect("request");
+    let (_, body, _) = send(&app, req).await;
+    assert_eq!(body["connection"], "demo-eu", "an empty query does not override the header");
+    let (status, body, _) = send(
+        &app,
+        post_json(
+            "/api/tools/demo_get/invoke",
+            r#"{"parameters": {"key": "A"}, "connection": "", "idempotency_key": ""}"#,
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["result"]["connection"], "demo");
+    assert_eq!(body["meta"]["connection"], "demo");
 }
 
 #[tokio::test]
@@ -260,8 +289,9 @@ async fn bad_requests_get_the_error_body_never_a_500() {
     assert_error(&body, "method_not_allowed");
 
     let big = format!(r#"{{"parameters": {{"key": "{}"}}}}"#, "x".repeat(4096));
-    let (status, _, _) = send(&app, post_json("/api/tools/demo_get/invoke", &big)).await;
+    let (status, body, _) = send(&app, post_json("/api/tools/demo_get/invoke", &big)).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_error(&body, "payload_too_large");
 
     let (status, body, _) = send(&app, get("/api/tools?format=yaml")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -307,4 +337,62 @@ async fn health_readiness_and_metrics() {
     let text = body.as_str().expect("text");
     assert!(text.contains("integration_tool_calls_total"), "{text}");
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+}
+
+#[tokio::test]
+async fn answers_of_layers_and_extractors_get_the_error_body() {
+    // Found with schemathesis and hostile deliveries: the body-limit layer answered `413 length
+    // limit exceeded` in text/plain, axum's body extractor likewise; every error has one body.
+    let (app, creates) = app();
+    let at_limit = format!(r#"{{"key": "K", "title": "{}"}}"#, "t".repeat(1024 - 25));
+    assert_eq!(at_limit.len(), 1024);
+    let over = format!(r#"{{"key": "K", "title": "{}"}}"#, "t".repeat(1024 - 24));
+    for (declared, with_length) in [(true, at_limit.clone()), (false, at_limit.clone())] {
+        let mut req =
+            Request::post("/api/integrations/demo/things/K").header("content-type", "application/json");
+        if declared {
+            req = req.header("content-length", with_length.len());
+        }
+        let (status, body, _) = send(&app, req.body(Body::from(with_length)).expect("request")).await;
+        assert_eq!(status, StatusCode::CREATED, "a body of exactly the limit is accepted: {body}");
+    }
+    assert_eq!(creates.load(Ordering::SeqCst), 2);
+    for declared in [true, false] {
+        let mut req =
+            Request::post("/api/integrations/demo/things/K").header("content-type", "application/json");
+        if declared {
+            req = req.header("content-length", over.len());
+        }
+        let (status, body, headers) = send(&app, req.body(Body::from(over.clone())).expect("request")).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "one byte over (content-length {declared})");
+        assert_error(&body, "payload_too_large");
+        assert!(body["error"]["message"].as_str().unwrap_or_default().contains("1024"), "{body}");
+        assert!(headers["content-type"].to_str().unwrap_or_default().starts_with("application/json"));
+    }
+    assert_eq!(creates.load(Ordering::SeqCst), 2, "nothing created by the oversized bodies");
+}
+
+#[tokio::test]
+async fn cors_is_off_unless_origins_are_configured() {
+    // Found by schemathesis: `CORS_ORIGINS=""` (the default, one empty origin) switched CORS on and
+    // every `OPTIONS` answered 200 without a key.
+    let preflight = |uri: &str| {
+        Request::options(uri)
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "GET")
+            .body(Body::empty())
+            .expect("request")
+    };
+    for origins in [vec![], vec![String::new()], vec![" ".to_owned()]] {
+        let (app, _) = app_with(HttpConfig { cors_origins: origins.clone(), ..HttpConfig::default() });
+        let (status, body, headers) = send(&app, preflight("/api/tools")).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{origins:?}: {body}");
+        assert_error(&body, "method_not_allowed");
+        assert!(!headers.contains_key("access-control-allow-origin"), "{origins:?}");
+    }
+    let (app, _) =
+        app_with(HttpConfig { cors_origins: vec!["https://app.example".into()], ..HttpConfig::default() });
+    let (status, _, headers) = send(&app, preflight("/api/tools")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["access-control-allow-origin"], "https://app.example");
 }

@@ -325,17 +325,24 @@ impl Endpoint {
         }
     }
 
-    /// The de-duplication key of a delivery: the configured header, then `X-GitHub-Delivery`,
-    /// then `webhook-id`.
+    /// The de-duplication key of a verified delivery: the configured `dedup_header`, then the
+    /// scheme's replay key (what its signature covers: see [`Verification::replay_key`]), then
+    /// `X-GitHub-Delivery`, then `webhook-id`. A signed delivery sent again is therefore a duplicate
+    /// even when an unsigned id header was changed or left out.
     pub fn dedup_key(&self, headers: &HeaderMap) -> Option<String> {
+        let header = |h: &str| {
+            headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.trim().chars().take(200).collect::<String>())
+                .filter(|v| !v.is_empty())
+        };
         self.definition
             .dedup_header
-            .iter()
-            .map(String::as_str)
-            .chain(DEDUP_HEADERS)
-            .find_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
-            .map(|v| v.trim().chars().take(200).collect::<String>())
-            .filter(|v| !v.is_empty())
+            .as_deref()
+            .and_then(header)
+            .or_else(|| self.definition.verification.replay_key(headers))
+            .or_else(|| DEDUP_HEADERS.into_iter().find_map(header))
     }
 }
 
@@ -461,5 +468,14 @@ mod tests {
         assert_eq!(e.dedup_key(&h), Some("d-1".into()));
         h.insert("x-request-id", "r-9".parse().expect("v"));
         assert_eq!(e.dedup_key(&h), Some("r-9".into()));
+        // a signed scheme: the signature names the delivery, whatever X-GitHub-Delivery says
+        let gh = endpoint(json!({"verification": {"scheme": "github", "secret": "s"}}));
+        h.insert("x-hub-signature-256", format!("sha256={}", "ab".repeat(32)).parse().expect("v"));
+        let key = gh.dedup_key(&h);
+        assert_eq!(key, Some(format!("sig:{}", "ab".repeat(32))));
+        h.insert("x-github-delivery", "d-2".parse().expect("v"));
+        assert_eq!(gh.dedup_key(&h), key);
+        h.remove("x-github-delivery");
+        assert_eq!(gh.dedup_key(&h), key);
     }
 }

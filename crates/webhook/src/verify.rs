@@ -298,6 +298,36 @@ impl Verification {
         }
     }
 
+    /// A key naming a delivery by its verified signature, for replay protection: the same signed
+    /// delivery sent again has the same key. `slack`: timestamp and signature; `github` and `hmac`
+    /// (which sign the body only): the signature; `standard_webhooks`: the signed `webhook-id`;
+    /// `none` and `token`: no key (nothing distinguishes a replay). The signature is decoded and
+    /// written again in lowercase hex, so a replay cannot dodge the key by re-encoding it (upper
+    /// case, padding). Call it on verified deliveries only.
+    pub fn replay_key(&self, headers: &HeaderMap) -> Option<String> {
+        let signature = |name: &str, prefix: &str, encoding: SignatureEncoding| -> Option<String> {
+            let given = header(headers, name).ok()?.strip_prefix(prefix)?;
+            decode_signature(name, given, encoding).ok().map(|bytes| hex_encode(&bytes))
+        };
+        match self {
+            Verification::None | Verification::Token { .. } => None,
+            Verification::Hmac { header: name, prefix, encoding, .. } => {
+                signature(name, prefix, *encoding).map(|s| format!("sig:{s}"))
+            }
+            Verification::Github { .. } => {
+                signature("X-Hub-Signature-256", "sha256=", SignatureEncoding::Hex)
+                    .map(|s| format!("sig:{s}"))
+            }
+            Verification::Slack { .. } => {
+                let ts = header(headers, "X-Slack-Request-Timestamp").ok()?;
+                signature("X-Slack-Signature", "v0=", SignatureEncoding::Hex).map(|s| format!("sig:{ts}:{s}"))
+            }
+            Verification::StandardWebhooks { .. } => {
+                header(headers, "webhook-id").ok().filter(|id| !id.is_empty()).map(str::to_owned)
+            }
+        }
+    }
+
     /// Verify a delivery: its headers and raw body, at time `now`.
     pub fn verify(&self, headers: &HeaderMap, body: &[u8], now: SystemTime) -> Result<(), VerifyError> {
         if let Verification::None = self {
@@ -534,6 +564,36 @@ mod tests {
         assert!(matches!(v.verify(&v2, body, at(1_614_265_330)), Err(VerifyError::Malformed { .. })));
         let missing = headers(&[("webhook-id", "msg_1"), ("webhook-timestamp", "1614265330")]);
         assert!(matches!(v.verify(&missing, body, at(1_614_265_330)), Err(VerifyError::MissingHeader(_))));
+    }
+
+    #[test]
+    fn replay_keys_name_the_signed_delivery() {
+        let gh = scheme(serde_json::json!({"scheme": "github", "secret": "s"}));
+        let sig = hmac_hex(HmacAlgorithm::Sha256, b"s", b"body");
+        let lower = headers(&[("X-Hub-Signature-256", &format!("sha256={sig}"))]);
+        let upper = headers(&[("X-Hub-Signature-256", &format!("sha256={}", sig.to_uppercase()))]);
+        assert_eq!(gh.verify(&upper, b"body", at(0)), Ok(()), "upper-case hex verifies");
+        assert_eq!(gh.replay_key(&lower), Some(format!("sig:{sig}")));
+        assert_eq!(gh.replay_key(&upper), gh.replay_key(&lower), "re-encoding does not change the key");
+
+        let hm = scheme(serde_json::json!({"scheme": "hmac", "secret": "k", "header": "X-Sig",
+            "prefix": "sha1=", "algorithm": "sha1", "encoding": "base64"}));
+        let b64 = BASE64.encode(hex_decode(&hmac_hex(HmacAlgorithm::Sha1, b"k", b"body")).expect("hex"));
+        let key = hm.replay_key(&headers(&[("X-Sig", &format!("sha1={b64}"))])).expect("key");
+        assert!(key.starts_with("sig:") && key.len() == 4 + 40, "{key}");
+
+        let sl = scheme(serde_json::json!({"scheme": "slack", "secret": "s"}));
+        let a = headers(&[("X-Slack-Request-Timestamp", "100"), ("X-Slack-Signature", &format!("v0={sig}"))]);
+        let b = headers(&[("X-Slack-Request-Timestamp", "101"), ("X-Slack-Signature", &format!("v0={sig}"))]);
+        assert_ne!(sl.replay_key(&a), sl.replay_key(&b), "the timestamp is part of the key");
+
+        let sw = scheme(
+            serde_json::json!({"scheme": "standard_webhooks", "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+        );
+        assert_eq!(sw.replay_key(&headers(&[("webhook-id", "msg_1")])), Some("msg_1".into()));
+        let tok = scheme(serde_json::json!({"scheme": "token", "header": "X-T", "secret": "t"}));
+        assert_eq!(tok.replay_key(&headers(&[("X-T", "t")])), None);
+        assert_eq!(scheme(serde_json::json!({"scheme": "none"})).replay_key(&lower), None);
     }
 
     #[test]
