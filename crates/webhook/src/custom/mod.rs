@@ -213,6 +213,24 @@ impl CustomToolDefinition {
         value
     }
 
+    /// Validate the definition and render the request its tool would send first for `params`:
+    /// the URL with path values percent-encoded and the query appended, the headers (credentials
+    /// included) and the JSON body. Nothing is sent and the SSRF guard is not consulted (it checks
+    /// the host when a call connects); parameters are not validated against the schema.
+    pub fn render(&self, params: &Value) -> Result<RenderedRequest, IntegrationError> {
+        let (url, _) = self.validate().map_err(|e| {
+            IntegrationError::invalid_input(PROVIDER, format!("invalid definition at '{}': {e}", e.pointer))
+        })?;
+        let requests = Requests::new(self, url);
+        let params = params.as_object().cloned().unwrap_or_default();
+        Ok(RenderedRequest {
+            method: self.method,
+            url: requests.request_url(&params)?,
+            headers: requests.headers(&params, true)?,
+            body: self.body.as_ref().map(|t| render_body(t, &params)),
+        })
+    }
+
     fn validate(&self) -> Result<(Template, Option<Transform>), DefinitionError> {
         let tool_name_ok = !self.name.is_empty()
             && self.name.len() <= 64
@@ -359,51 +377,30 @@ impl CustomTools {
             .hints(hints);
         Ok(Arc::new(CustomTool {
             spec,
-            definition: definition.clone(),
-            url,
-            headers: definition.headers.iter().map(|(k, v)| (k.clone(), Template::parse(v))).collect(),
-            query: definition.query.iter().map(|(k, v)| (k.clone(), Template::parse(v))).collect(),
+            requests: Requests::new(definition, url),
             transform,
             tools: self.clone(),
         }))
     }
 }
 
-struct CustomTool {
-    spec: ToolSpec,
+/// A definition with its templates parsed: renders the request of a call (used by the tool and by
+/// [`CustomToolDefinition::render`], so both fill templates the same way).
+struct Requests {
     definition: CustomToolDefinition,
     url: Template,
     headers: Vec<(String, Template)>,
     query: Vec<(String, Template)>,
-    transform: Option<Transform>,
-    tools: CustomTools,
 }
 
-fn ssrf_error(tool: &str, error: &SsrfError) -> IntegrationError {
-    IntegrationError::invalid_input(PROVIDER, format!("{tool}: refused by the SSRF guard: {error}"))
-        .with_details(json!({ "error_type": "ssrf_refused", "rule": error.to_string() }))
-}
-
-fn find_ssrf(error: &(dyn std::error::Error + 'static)) -> Option<SsrfError> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<SsrfError>() {
-            return Some(found.clone());
+impl Requests {
+    fn new(definition: &CustomToolDefinition, url: Template) -> Self {
+        Self {
+            definition: definition.clone(),
+            url,
+            headers: definition.headers.iter().map(|(k, v)| (k.clone(), Template::parse(v))).collect(),
+            query: definition.query.iter().map(|(k, v)| (k.clone(), Template::parse(v))).collect(),
         }
-        current = e.source();
-    }
-    None
-}
-
-impl CustomTool {
-    fn scrub(&self, text: &str) -> String {
-        let mut out: String = text.chars().take(500).collect();
-        if let Some(secret) = self.definition.auth.as_ref().and_then(Auth::secret)
-            && !secret.expose().is_empty()
-        {
-            out = out.replace(secret.expose(), "[REDACTED]");
-        }
-        out
     }
 
     fn request_url(&self, params: &Map<String, Value>) -> Result<Url, IntegrationError> {
@@ -411,7 +408,7 @@ impl CustomTool {
         let mut url = Url::parse(&rendered).map_err(|e| {
             IntegrationError::invalid_input(
                 PROVIDER,
-                format!("{}: the filled URL is invalid: {e}", self.spec.name),
+                format!("{}: the filled URL is invalid: {e}", self.definition.name),
             )
         })?;
         let mut pairs: Vec<(String, String)> = Vec::new();
@@ -452,7 +449,7 @@ impl CustomTool {
                     PROVIDER,
                     format!(
                         "{}: the value of header {name} contains characters not allowed in a header",
-                        self.spec.name
+                        self.definition.name
                     ),
                 )
             })?;
@@ -470,7 +467,7 @@ impl CustomTool {
         let bad_secret = || {
             IntegrationError::configuration(
                 PROVIDER,
-                format!("{}: the stored credential is not a valid header value", self.spec.name),
+                format!("{}: the stored credential is not a valid header value", self.definition.name),
             )
         };
         match &self.definition.auth {
@@ -496,6 +493,56 @@ impl CustomTool {
         }
         Ok(map)
     }
+}
+
+/// The first request a custom tool sends for some parameters (before any redirect), as
+/// [`CustomToolDefinition::render`] builds it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RenderedRequest {
+    /// The method.
+    pub method: HttpMethod,
+    /// The URL: path values percent-encoded, then the query parameters (and an API key in the query).
+    pub url: Url,
+    /// The headers, credentials included (marked sensitive).
+    pub headers: reqwest::header::HeaderMap,
+    /// The JSON body.
+    pub body: Option<Value>,
+}
+
+struct CustomTool {
+    spec: ToolSpec,
+    requests: Requests,
+    transform: Option<Transform>,
+    tools: CustomTools,
+}
+
+fn ssrf_error(tool: &str, error: &SsrfError) -> IntegrationError {
+    IntegrationError::invalid_input(PROVIDER, format!("{tool}: refused by the SSRF guard: {error}"))
+        .with_details(json!({ "error_type": "ssrf_refused", "rule": error.to_string() }))
+}
+
+fn find_ssrf(error: &(dyn std::error::Error + 'static)) -> Option<SsrfError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<SsrfError>() {
+            return Some(found.clone());
+        }
+        current = e.source();
+    }
+    None
+}
+
+impl CustomTool {
+    fn scrub(&self, text: &str) -> String {
+        let mut out: String = text.chars().take(500).collect();
+        if let Some(secret) = self.requests.definition.auth.as_ref().and_then(Auth::secret)
+            && !secret.expose().is_empty()
+        {
+            out = out.replace(secret.expose(), "[REDACTED]");
+        }
+        out
+    }
 
     fn transport_error(&self, error: reqwest::Error) -> IntegrationError {
         if let Some(ssrf) = find_ssrf(&error) {
@@ -513,7 +560,7 @@ impl CustomTool {
     }
 
     async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, IntegrationError> {
-        let limit = self.definition.max_response_bytes;
+        let limit = self.requests.definition.max_response_bytes;
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(e))? {
             if body.len() + chunk.len() > limit {
@@ -537,13 +584,13 @@ impl Tool for CustomTool {
 
     async fn call(&self, ctx: &ToolContext, params: Value) -> Result<Value, IntegrationError> {
         let params = params.as_object().cloned().unwrap_or_default();
-        let mut url = self.request_url(&params)?;
+        let mut url = self.requests.request_url(&params)?;
         let origin = url.origin();
-        let mut method = self.definition.method.as_reqwest();
-        let mut body = self.definition.body.as_ref().map(|t| render_body(t, &params));
+        let mut method = self.requests.definition.method.as_reqwest();
+        let mut body = self.requests.definition.body.as_ref().map(|t| render_body(t, &params));
         let remaining = ctx.deadline.saturating_duration_since(Instant::now());
-        let timeout =
-            Duration::from_secs(self.definition.timeout_seconds).min(remaining.max(Duration::from_millis(1)));
+        let timeout = Duration::from_secs(self.requests.definition.timeout_seconds)
+            .min(remaining.max(Duration::from_millis(1)));
         let mut redirects = 0;
         let response = loop {
             self.tools.guard.check_url(&url).await.map_err(|e| ssrf_error(&self.spec.name, &e))?;
@@ -552,7 +599,7 @@ impl Tool for CustomTool {
                 .tools
                 .client
                 .request(method.clone(), url.clone())
-                .headers(self.headers(&params, same_origin)?)
+                .headers(self.requests.headers(&params, same_origin)?)
                 .timeout(timeout);
             if let Some(b) = &body {
                 request = request.json(b);
@@ -625,7 +672,7 @@ impl Tool for CustomTool {
             Some(t) => {
                 let limits = Limits {
                     time: Duration::from_secs(2),
-                    max_output_bytes: self.definition.max_response_bytes,
+                    max_output_bytes: self.requests.definition.max_response_bytes,
                 };
                 t.run(&value, limits).await.map_err(|e| {
                     IntegrationError::configuration(

@@ -259,3 +259,37 @@ fn definitions_validate() {
     assert_eq!(stored.clone().with_secrets(&ok.secrets()), ok);
     assert!(!format!("{ok:?}").contains("sekret"));
 }
+
+#[test]
+fn render_fills_the_request_without_sending_it() {
+    let def = CustomToolDefinition::parse(&json!({
+        "name": "status_lookup", "description": "d", "method": "POST",
+        "url": "https://status.example.com/api/{component}?fixed=1",
+        "query": {"q": "{q}", "opt": "{opt}"},
+        "headers": {"X-Trace": "t-{q}"},
+        "body": {"c": "{component}", "n": "{n}"},
+        "parameters_schema": {"type": "object", "properties": {
+            "component": {"type": "string"}, "q": {"type": "string"}, "opt": {"type": "string"},
+            "n": {"type": "integer"}}},
+        "auth": {"type": "api_key_query", "param": "api_key", "key": "k3y"},
+    }))
+    .expect("definition");
+    let hostile = "../x/@evil.example:1/?#";
+    let r = def.render(&json!({"component": hostile, "q": "a&b=c", "n": 7})).expect("renders");
+    assert_eq!(r.method, HttpMethod::Post);
+    assert_eq!(r.url.host_str(), Some("status.example.com"));
+    assert_eq!(r.url.path(), "/api/..%2Fx%2F%40evil.example%3A1%2F%3F%23");
+    let pairs: Vec<(String, String)> = r.url.query_pairs().into_owned().collect();
+    let expected = [("fixed", "1"), ("q", "a&b=c"), ("api_key", "k3y")];
+    assert_eq!(pairs, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    assert_eq!(r.headers.get("x-trace").and_then(|v| v.to_str().ok()), Some("t-a&b=c"));
+    assert_eq!(r.body, Some(json!({"c": hostile, "n": 7})));
+    // a header value that cannot be a header is refused, not sent
+    let err = def.render(&json!({"component": "c", "q": "line\r\nX-Injected: 1"})).expect_err("crlf");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+    // an invalid definition says where
+    let mut bad = def.clone();
+    bad.url = "https://{host}/x".into();
+    let err = bad.render(&json!({})).expect_err("invalid");
+    assert!(err.to_string().contains("/url"), "{err}");
+}
