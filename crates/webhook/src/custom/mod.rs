@@ -268,6 +268,12 @@ impl CustomToolDefinition {
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(DefinitionError::new("/url", "credentials in the URL are not allowed; use 'auth'"));
         }
+        if !keeps_path_segments(&sample, &parsed) {
+            return Err(DefinitionError::new(
+                "/url",
+                "the URL path may not contain '.' or '..' segments or backslashes",
+            ));
+        }
         for name in self.headers.keys() {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
                 return Err(DefinitionError::new("/headers", format!("'{name}' is not a valid header name")));
@@ -411,6 +417,15 @@ impl Requests {
                 format!("{}: the filled URL is invalid: {e}", self.definition.name),
             )
         })?;
+        if !keeps_path_segments(&rendered, &url) {
+            return Err(IntegrationError::invalid_input(
+                PROVIDER,
+                format!(
+                    "{}: a path parameter may not be '.' or '..' (it would change the request path)",
+                    self.definition.name
+                ),
+            ));
+        }
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (name, t) in &self.query {
             if let Some(p) = t.sole_param()
@@ -493,6 +508,24 @@ impl Requests {
         }
         Ok(map)
     }
+}
+
+/// Whether parsing `rendered` kept every path segment written in it. URL parsing resolves `.` and
+/// `..` segments (`%2e` spelled or not), so a value that is exactly `.` or `..` — percent-encoding
+/// cannot stop it — would remove a segment of the template's path; a backslash would add one.
+fn keeps_path_segments(rendered: &str, url: &Url) -> bool {
+    let after_scheme = rendered.find("://").map_or(rendered, |i| &rendered[i + 3..]);
+    let path = match after_scheme.find(['/', '?', '#']) {
+        Some(i) if after_scheme[i..].starts_with('/') => {
+            let rest = &after_scheme[i..];
+            &rest[..rest.find(['?', '#']).unwrap_or(rest.len())]
+        }
+        _ => "",
+    };
+    let written: Vec<&str> = if path.is_empty() { vec![""] } else { path.split('/').skip(1).collect() };
+    let is_dot =
+        |s: &&str| matches!(s.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e");
+    !written.iter().any(is_dot) && url.path_segments().map_or(0, Iterator::count) == written.len()
 }
 
 /// The first request a custom tool sends for some parameters (before any redirect), as

@@ -293,3 +293,40 @@ fn render_fills_the_request_without_sending_it() {
     let err = bad.render(&json!({})).expect_err("invalid");
     assert!(err.to_string().contains("/url"), "{err}");
 }
+
+#[test]
+fn dot_segment_values_cannot_change_the_path() {
+    let def = CustomToolDefinition::parse(&json!({
+        "name": "file_get", "description": "d", "method": "GET",
+        "url": "https://files.example.com/users/{user}/files/{name}?v=1",
+        "parameters_schema": {"type": "object", "properties": {"user": {"type": "string"}, "name": {"type": "string"}}},
+    }))
+    .expect("definition");
+    let url =
+        |user: &str, name: &str| def.render(&json!({"user": user, "name": name})).map(|r| r.url.to_string());
+    assert_eq!(url("u1", "a.txt").expect("plain"), "https://files.example.com/users/u1/files/a.txt?v=1");
+    assert_eq!(
+        url("u1", "...").expect("three dots are a name"),
+        "https://files.example.com/users/u1/files/...?v=1"
+    );
+    assert_eq!(url("u1", "").expect("empty"), "https://files.example.com/users/u1/files/?v=1");
+    // '..' would have been resolved to https://files.example.com/users/files/x (another user's tree)
+    for (user, name) in [("..", "x"), (".", "x"), ("u1", ".."), ("u1", ".")] {
+        let err = url(user, name).expect_err("dot segment");
+        assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{user}/{name}");
+        assert!(err.to_string().contains("'.' or '..'"), "{err}");
+    }
+    // a template whose own path has dot segments or backslashes is refused when it is defined
+    for bad in ["https://h.example/a/../b/{x}", "https://h.example/a/./{x}", "https://h.example/a\\b/{x}"] {
+        let mut d = def.clone();
+        d.url = bad.to_owned();
+        d.parameters_schema = json!({"type": "object", "properties": {"x": {}}});
+        let err = d.render(&json!({"x": "1"})).expect_err(bad);
+        assert!(err.to_string().contains("'.' or '..' segments"), "{bad}: {err}");
+    }
+    // no path at all, a query right after the host
+    let mut d = def.clone();
+    d.url = "https://h.example?q={x}".into();
+    d.parameters_schema = json!({"type": "object", "properties": {"x": {}}});
+    assert_eq!(d.render(&json!({"x": ".."})).expect("query value").url.as_str(), "https://h.example/?q=..");
+}
