@@ -190,7 +190,8 @@ pub(crate) fn hex_encode(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+    // Only hex digits: `u8::from_str_radix` alone would also take a sign ("+f" as 0x0f).
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
@@ -465,6 +466,22 @@ mod tests {
         let v = scheme(serde_json::json!({"scheme": "hmac", "secret": "k", "header": "X-Sig"}));
         let hex = hmac_hex(HmacAlgorithm::Sha256, b"k", b"body");
         assert_eq!(v.verify(&headers(&[("X-Sig", &hex.to_uppercase())]), b"body", at(0)), Ok(()));
+    }
+
+    #[test]
+    fn signatures_are_hex_digits_only() {
+        // found by the slack_signature fuzz target: "+f" decoded as 0x0f, so a signature with a
+        // '+' in place of a '0' was accepted (the Slack crate's verifier refused it)
+        assert_eq!(hex_decode("0f"), Some(vec![0x0f]));
+        assert_eq!(hex_decode("+f"), None);
+        assert_eq!(hex_decode("-0"), None);
+        assert_eq!(hex_decode("0F"), Some(vec![0x0f]));
+        let v = scheme(serde_json::json!({"scheme": "github", "secret": "It's a Secret to Everybody"}));
+        let good = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let plus = good.replacen("0e", "+e", 1);
+        assert_ne!(plus, good);
+        let h = headers(&[("X-Hub-Signature-256", &format!("sha256={plus}"))]);
+        assert!(matches!(v.verify(&h, b"Hello, World!", at(0)), Err(VerifyError::Malformed { .. })));
     }
 
     #[test]
