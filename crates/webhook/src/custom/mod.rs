@@ -252,6 +252,11 @@ impl CustomToolDefinition {
         let Some(authority_end) = authority_end else {
             return Err(DefinitionError::new("/url", "the URL must be absolute (http:// or https://)"));
         };
+        if self.url.chars().any(char::is_control) {
+            // URL parsing drops some (tabs, newlines, trailing controls), so a value next to one
+            // would decide whether the template's own text survives
+            return Err(DefinitionError::new("/url", "the URL may not contain control characters"));
+        }
         if self.url[..authority_end].contains('{') {
             return Err(DefinitionError::new("/url", "placeholders are not allowed in the scheme or host"));
         }

@@ -324,6 +324,14 @@ fn dot_segment_values_cannot_change_the_path() {
         let err = d.render(&json!({"x": "1"})).expect_err(bad);
         assert!(err.to_string().contains("'.' or '..' segments"), "{bad}: {err}");
     }
+    // control characters in the template itself are refused (URL parsing would drop some of them)
+    for bad in ["https://h.example/a\tb/{x}", "https://h.example/a?q={x}\u{0}"] {
+        let mut d = def.clone();
+        d.url = bad.to_owned();
+        d.parameters_schema = json!({"type": "object", "properties": {"x": {}}});
+        let err = d.render(&json!({"x": ""})).expect_err(bad);
+        assert!(err.to_string().contains("control characters"), "{bad:?}: {err}");
+    }
     // no path at all, a query right after the host
     let mut d = def.clone();
     d.url = "https://h.example?q={x}".into();
