@@ -267,3 +267,40 @@ pub(crate) fn backoff(failures: u32, max: Duration) -> Duration {
     let ceiling = Duration::from_millis(100).saturating_mul(1u32 << failures.min(10)).min(max);
     ceiling.mul_f64(0.5 + fastrand::f64() / 2.0)
 }
+
+#[cfg(test)]
+mod backoff_properties {
+    use super::backoff;
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// The reconnect delay doubles from 100 ms per failure up to 2^10, never exceeds `max`, and its
+        /// jitter keeps it in [50 %, 100 %] of that ceiling.
+        #[test]
+        fn reconnect_delay_stays_within_its_ceiling(failures in any::<u32>(), max_ms in 0u64..600_000, seed in any::<u64>()) {
+            fastrand::seed(seed);
+            let max = Duration::from_millis(max_ms);
+            let doubling = Duration::from_millis(100 * 2u64.pow(failures.min(10)));
+            let ceiling = doubling.min(max);
+            let delay = backoff(failures, max);
+            prop_assert!(delay <= max, "{delay:?} > max {max:?}");
+            prop_assert!(delay <= Duration::from_millis(102_400), "{delay:?}");
+            prop_assert!(delay <= ceiling && delay >= ceiling / 2, "{delay:?} outside [{:?}, {ceiling:?}]", ceiling / 2);
+        }
+
+        /// More failures never lower the ceiling.
+        #[test]
+        fn reconnect_ceiling_never_shrinks(failures in 0u32..64, max_ms in 0u64..600_000, seed in any::<u64>()) {
+            let max = Duration::from_millis(max_ms);
+            fastrand::seed(seed);
+            let now = backoff(failures, max);
+            fastrand::seed(seed);
+            let later = backoff(failures + 1, max);
+            // same jitter draw: the delay is monotone in the ceiling
+            prop_assert!(later >= now, "{later:?} < {now:?} after one more failure");
+        }
+    }
+}

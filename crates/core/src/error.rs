@@ -337,22 +337,36 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Parse a `Retry-After` header: delta seconds (fractions allowed) or an HTTP date.
+/// The longest wait an upstream can ask for through `Retry-After` or a reset time (one day).
+pub const MAX_UPSTREAM_WAIT: Duration = Duration::from_secs(86_400);
+
+/// Parse a `Retry-After` header: delta seconds (fractions allowed) or an HTTP date, at most
+/// [`MAX_UPSTREAM_WAIT`].
 pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let raw = header_str(headers, "retry-after")?.trim();
     if let Ok(secs) = raw.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(MAX_UPSTREAM_WAIT.as_secs_f64())));
     }
     let at = httpdate::parse_http_date(raw).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_UPSTREAM_WAIT))
+}
+
+/// The wait from `now` until the Unix second `epoch` (zero when past, at most
+/// [`MAX_UPSTREAM_WAIT`]). Any `u64` is accepted: a reset time too far away to represent is
+/// simply the longest wait.
+pub fn wait_until_epoch(epoch: u64, now: SystemTime) -> Duration {
+    SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(epoch))
+        .map_or(MAX_UPSTREAM_WAIT, |at| at.duration_since(now).unwrap_or(Duration::ZERO))
+        .min(MAX_UPSTREAM_WAIT)
 }
 
 /// Parse `x-ratelimit-reset` (GitHub: epoch seconds; Jira: an ISO timestamp is ignored) into a wait.
 fn parse_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
     let raw = header_str(headers, "x-ratelimit-reset")?.trim();
     let epoch: u64 = raw.parse().ok()?;
-    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(epoch);
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(wait_until_epoch(epoch, now))
 }
 
 #[cfg(test)]
@@ -436,6 +450,25 @@ mod tests {
         check(503, &[], ErrorKind::Upstream { status: Some(503) }, true);
         check(504, &[], ErrorKind::Upstream { status: Some(504) }, true);
         check(418, &[], ErrorKind::Upstream { status: Some(418) }, false);
+    }
+
+    #[test]
+    fn upstream_waits_are_bounded_and_never_overflow() {
+        let day = ErrorKind::RateLimited { retry_after: Some(MAX_UPSTREAM_WAIT) };
+        // a reset time beyond what SystemTime can hold used to panic ("overflow when adding duration")
+        check(429, &[("x-ratelimit-reset", "18446744073709551615")], day.clone(), true);
+        check(
+            403,
+            &[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "99999999999999")],
+            day.clone(),
+            true,
+        );
+        check(429, &[("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT")], day.clone(), true);
+        check(429, &[("retry-after", "1e300")], day, true);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(wait_until_epoch(u64::MAX, now), MAX_UPSTREAM_WAIT);
+        assert_eq!(wait_until_epoch(0, now), Duration::ZERO);
+        assert_eq!(wait_until_epoch(1_700_000_042, now), Duration::from_secs(42));
     }
 
     #[test]

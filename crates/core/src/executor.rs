@@ -345,13 +345,7 @@ impl Executor {
             }
         };
 
-        let backoff = full_jitter(
-            ExponentialBuilder::default()
-                .with_min_delay(self.config.backoff_base)
-                .with_max_delay(self.config.backoff_max)
-                .with_max_times(retries as usize)
-                .build(),
-        );
+        let backoff = full_jitter(envelope(&self.config, retries));
         let provider = spec.provider.clone();
         let tool_name = spec.name.clone();
         let result = attempt_once
@@ -359,13 +353,7 @@ impl Executor {
             .sleep(tokio::time::sleep)
             .when(|e: &IntegrationError| should_retry(e, idempotent))
             .adjust(|e: &IntegrationError, delay: Option<Duration>| {
-                let delay = delay?;
-                let delay = match e.retry_after() {
-                    Some(asked) if asked > delay => asked,
-                    _ => delay,
-                };
-                // Never sleep past the deadline: give the caller the error instead.
-                (Instant::now() + delay < deadline).then_some(delay)
+                next_delay(delay, e.retry_after(), Instant::now(), deadline)
             })
             .notify(|e: &IntegrationError, delay: Duration| {
                 metrics::counter!(
@@ -545,6 +533,33 @@ async fn call_with_deadline(
     }
 }
 
+/// The exponential envelope of the retry delays: from `backoff_base` doubling up to `backoff_max`,
+/// `retries` of them. The first delay is capped too (a base above the cap gives the cap).
+fn envelope(config: &ExecutorConfig, retries: u32) -> backon::ExponentialBackoff {
+    ExponentialBuilder::default()
+        .with_min_delay(config.backoff_base.min(config.backoff_max))
+        .with_max_delay(config.backoff_max)
+        .with_max_times(retries as usize)
+        .build()
+}
+
+/// The wait before the next attempt, or `None` to stop retrying: the jittered `delay` of the
+/// schedule, stretched to the upstream's `Retry-After` when that is longer, and only if the wait
+/// ends before the deadline (never sleep past it: the caller gets the error instead).
+fn next_delay(
+    delay: Option<Duration>,
+    retry_after: Option<Duration>,
+    now: Instant,
+    deadline: Instant,
+) -> Option<Duration> {
+    let delay = delay?;
+    let delay = match retry_after {
+        Some(asked) if asked > delay => asked,
+        _ => delay,
+    };
+    now.checked_add(delay).is_some_and(|end| end < deadline).then_some(delay)
+}
+
 /// "Full jitter": each delay is uniform in `[0, exponential delay]`, which spreads retries of many
 /// clients best (AWS architecture blog, "Exponential Backoff And Jitter").
 fn full_jitter<B>(backoff: B) -> impl backon::Backoff
@@ -610,5 +625,74 @@ mod tests {
         same(IntegrationError::new(ErrorKind::RateLimited { retry_after: None }, "jira", "slow"), false);
         same(IntegrationError::new(ErrorKind::Upstream { status: Some(200) }, "jira", "bad body"), false);
         same(IntegrationError::not_found("jira", "gone"), false);
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn millis(max: u64) -> impl Strategy<Value = Duration> {
+            (0..=max).prop_map(Duration::from_millis)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Every retry delay lies in [0, backoff_max]: the envelope starts at the base (capped),
+            /// doubles up to the cap, and full jitter only shortens it.
+            #[test]
+            fn retry_delays_stay_within_zero_and_the_cap(
+                base in millis(120_000), cap in millis(60_000), retries in 0u32..16, seed in any::<u64>(),
+            ) {
+                let config = ExecutorConfig { backoff_base: base, backoff_max: cap, ..ExecutorConfig::default() };
+                let schedule: Vec<Duration> = envelope(&config, retries).collect();
+                prop_assert_eq!(schedule.len(), retries as usize);
+                // backon multiplies with an f32 factor: doubling holds to within 0.1 %
+                let mut expected = base.min(cap);
+                let mut previous = Duration::ZERO;
+                for (i, d) in schedule.iter().enumerate() {
+                    prop_assert!(*d <= cap && *d >= previous, "delay {} = {:?} (cap {:?})", i, d, cap);
+                    prop_assert!(d.abs_diff(expected) <= expected / 1000, "delay {} = {:?}, expected {:?}", i, d, expected);
+                    previous = *d;
+                    expected = expected.saturating_mul(2).min(cap);
+                }
+                prop_assert_eq!(schedule.first().copied().unwrap_or(base.min(cap)), base.min(cap));
+                fastrand::seed(seed);
+                let jittered: Vec<Duration> = full_jitter(envelope(&config, retries)).collect();
+                prop_assert_eq!(jittered.len(), schedule.len());
+                for (j, e) in jittered.iter().zip(&schedule) {
+                    prop_assert!(j <= e && *j <= cap, "{:?} outside [0, {:?}] (cap {:?})", j, e, cap);
+                }
+            }
+
+            /// A retry waits at least what the upstream asked for (`Retry-After`) and at least its
+            /// jittered delay, and happens only if the wait ends before the deadline.
+            #[test]
+            fn retry_wait_honours_retry_after_and_the_deadline(
+                delay in proptest::option::of(millis(20_000)),
+                asked in proptest::option::of(millis(120_000)),
+                budget in millis(60_000),
+            ) {
+                let now = Instant::now();
+                let deadline = now + budget;
+                let wanted = delay.map(|d| asked.map_or(d, |a| a.max(d)));
+                match (wanted, next_delay(delay, asked, now, deadline)) {
+                    (None, got) => prop_assert_eq!(got, None, "the schedule is exhausted: no more retries"),
+                    (Some(w), Some(got)) => {
+                        prop_assert_eq!(got, w);
+                        prop_assert!(now + got < deadline);
+                    }
+                    (Some(w), None) => prop_assert!(now + w >= deadline, "{:?} fits before the deadline", w),
+                }
+            }
+        }
+
+        #[test]
+        fn a_huge_retry_after_stops_retrying_instead_of_overflowing() {
+            let now = Instant::now();
+            let deadline = now + Duration::from_secs(30);
+            assert_eq!(next_delay(Some(Duration::from_millis(5)), Some(Duration::MAX), now, deadline), None);
+            assert_eq!(next_delay(Some(Duration::MAX), None, now, deadline), None);
+        }
     }
 }

@@ -10,7 +10,7 @@
 //! | connect failures | `Network`, nothing sent (safe to retry) |
 //! | broken connections, bad bodies | `Network` / `Upstream`, may have acted |
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use integration_core::reexports::http::{HeaderMap, StatusCode};
 use integration_core::{ErrorKind, IntegrationError};
@@ -61,10 +61,10 @@ fn classify(
     err
 }
 
-/// The time from now until the epoch second `reset` (zero when past).
+/// The time from now until the epoch second `reset` (zero when past, at most a day: GitHub's
+/// header is upstream input, and any `u64` is accepted without overflow).
 pub(crate) fn until(reset: u64) -> Duration {
-    let at = UNIX_EPOCH + Duration::from_secs(reset);
-    at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)
+    integration_core::wait_until_epoch(reset, SystemTime::now())
 }
 
 pub(crate) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
@@ -127,5 +127,23 @@ fn transport(error: &(dyn std::error::Error + 'static)) -> IntegrationError {
         IntegrationError::connect(PROVIDER, message)
     } else {
         IntegrationError::new(ErrorKind::Network, PROVIDER, message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use integration_core::MAX_UPSTREAM_WAIT;
+
+    #[test]
+    fn a_reset_time_out_of_range_is_the_longest_wait_not_a_panic() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-remaining", "0".parse().expect("header"));
+        headers.insert("x-ratelimit-reset", u64::MAX.to_string().parse().expect("header"));
+        let err =
+            from_response(StatusCode::FORBIDDEN, &headers, br#"{"message": "API rate limit exceeded"}"#);
+        assert_eq!(err.retry_after(), Some(MAX_UPSTREAM_WAIT + Duration::from_secs(1)));
+        assert_eq!(until(u64::MAX), MAX_UPSTREAM_WAIT);
+        assert_eq!(until(0), Duration::ZERO);
     }
 }

@@ -396,4 +396,118 @@ mod tests {
             prop_assert!(rest[0] == "<str>" || KNOWN_FIELDS.contains(&rest[0].as_str()) || is_custom_field_id(&rest[0]));
         }
     }
+
+    /// A builder call with an arbitrary field name and values.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Eq(String, String),
+        AnyOf(String, Vec<String>),
+        IsEmpty(String),
+        CurrentUser(String),
+        Contains(String, String),
+        AtLeast(String, String),
+        AtMost(String, String),
+        OrderBy(String, bool),
+    }
+
+    /// Field names: known system fields, custom field ids and near misses, hostile text, any Unicode.
+    fn field_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(KNOWN_FIELDS.to_vec()).prop_map(str::to_owned),
+            prop::sample::select(vec!["cf[10010]", "cf[]", "cf[1a]", "cf[1]]", "Status", "order", "AND"])
+                .prop_map(str::to_owned),
+            hostile(),
+            any::<String>(),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let f = field_name;
+        prop_oneof![
+            (f(), hostile()).prop_map(|(a, b)| Op::Eq(a, b)),
+            (f(), prop::collection::vec(hostile(), 0..4)).prop_map(|(a, b)| Op::AnyOf(a, b)),
+            f().prop_map(Op::IsEmpty),
+            f().prop_map(Op::CurrentUser),
+            (f(), hostile()).prop_map(|(a, b)| Op::Contains(a, b)),
+            (f(), hostile()).prop_map(|(a, b)| Op::AtLeast(a, b)),
+            (f(), hostile()).prop_map(|(a, b)| Op::AtMost(a, b)),
+            (f(), any::<bool>()).prop_map(|(a, b)| Op::OrderBy(a, b)),
+        ]
+    }
+
+    /// The shape a field reference must have: its name when written bare, else one literal.
+    fn field_shape(name: &str) -> String {
+        if field(name) == name { name.to_owned() } else { "<str>".to_owned() }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any sequence of builder calls, with arbitrary Unicode field names and values, gives the
+        /// token structure the calls alone determine: no name or value adds an operator, a keyword,
+        /// a parenthesis or a clause.
+        #[test]
+        fn arbitrary_fields_and_values_keep_the_structure(ops in prop::collection::vec(op(), 0..8)) {
+            let mut jql = Jql::new();
+            let mut clauses: Vec<Vec<String>> = Vec::new();
+            let mut order: Vec<Vec<String>> = Vec::new();
+            let s = |t: &str| t.to_owned();
+            for op in &ops {
+                match op {
+                    Op::Eq(f, v) => {
+                        jql = jql.eq(f, v);
+                        clauses.push(vec![field_shape(f), s("="), s("<str>")]);
+                    }
+                    Op::AnyOf(f, vs) => {
+                        jql = jql.any_of(f, vs);
+                        match vs.len() {
+                            0 => {}
+                            1 => clauses.push(vec![field_shape(f), s("="), s("<str>")]),
+                            n => {
+                                let mut c = vec![field_shape(f), s("in"), s("(")];
+                                for i in 0..n {
+                                    if i > 0 { c.push(s(",")); }
+                                    c.push(s("<str>"));
+                                }
+                                c.push(s(")"));
+                                clauses.push(c);
+                            }
+                        }
+                    }
+                    Op::IsEmpty(f) => {
+                        jql = jql.is_empty(f);
+                        clauses.push(vec![field_shape(f), s("is"), s("EMPTY")]);
+                    }
+                    Op::CurrentUser(f) => {
+                        jql = jql.is_current_user(f);
+                        clauses.push(vec![field_shape(f), s("="), s("currentUser"), s("("), s(")")]);
+                    }
+                    Op::Contains(f, v) => {
+                        jql = jql.contains_text(f, v);
+                        clauses.push(vec![field_shape(f), s("~"), s("<str>")]);
+                    }
+                    Op::AtLeast(f, v) => {
+                        jql = jql.at_least(f, v);
+                        clauses.push(vec![field_shape(f), s(">"), s("="), s("<str>")]);
+                    }
+                    Op::AtMost(f, v) => {
+                        jql = jql.at_most(f, v);
+                        clauses.push(vec![field_shape(f), s("<"), s("="), s("<str>")]);
+                    }
+                    Op::OrderBy(f, asc) => {
+                        jql = jql.order_by(f, if *asc { Direction::Asc } else { Direction::Desc });
+                        order.push(vec![field_shape(f), s(if *asc { "ASC" } else { "DESC" })]);
+                    }
+                }
+            }
+            let mut expected: Vec<String> = clauses.join(&s("AND"));
+            if !order.is_empty() {
+                expected.extend([s("ORDER"), s("BY")]);
+                expected.extend(order.join(&s(",")));
+            }
+            let text = jql.build();
+            let tokens = tokenize(&text).map_err(TestCaseError::fail)?;
+            prop_assert_eq!(shape(&tokens), expected, "{}", text);
+        }
+    }
 }

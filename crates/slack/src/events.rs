@@ -550,4 +550,68 @@ mod tests {
         assert!(!w.first_seen("event:Ev1"));
         assert!(w.first_seen("event:Ev2"));
     }
+
+    /// Sign/verify round trips: what `sign` produces verifies within the window, and a one-bit
+    /// change of the body, the signature or the timestamp is refused.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn flip(bytes: &[u8], bit: usize) -> Vec<u8> {
+            let mut out = bytes.to_vec();
+            if !out.is_empty() {
+                let i = (bit / 8) % out.len();
+                out[i] ^= 1 << (bit % 8);
+            }
+            out
+        }
+
+        const NOW: u64 = 1_700_000_000;
+
+        fn at(secs: u64) -> SystemTime {
+            UNIX_EPOCH + Duration::from_secs(secs)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn sign_verify_round_trip(
+                secret in "\\PC{1,40}", body in prop::collection::vec(any::<u8>(), 0..256),
+                bit in any::<usize>(), skew in -300i64..=300,
+            ) {
+                let verifier = SignatureVerifier::new(secret.clone());
+                let ts = NOW;
+                let now = at(ts.saturating_add_signed(skew));
+                let signature = verifier.sign(ts, &body);
+                let ts_text = ts.to_string();
+                prop_assert_eq!(verifier.verify_parts(Some(&ts_text), Some(&signature), &body, now), Ok(()));
+
+                let mac = unhex(signature.strip_prefix("v0=").expect("v0= prefix")).expect("hex");
+                let flipped = format!("v0={}", hex(&flip(&mac, bit)));
+                prop_assert_eq!(
+                    verifier.verify_parts(Some(&ts_text), Some(&flipped), &body, now),
+                    Err(VerifyError::Mismatch)
+                );
+                if !body.is_empty() {
+                    prop_assert_eq!(
+                        verifier.verify_parts(Some(&ts_text), Some(&signature), &flip(&body, bit), now),
+                        Err(VerifyError::Mismatch)
+                    );
+                }
+                // another timestamp inside the window: the signature covers the timestamp
+                let moved = (ts - 1).to_string();
+                prop_assert!(verifier.verify_parts(Some(&moved), Some(&signature), &body, at(ts)).is_err());
+                // another secret
+                let other = SignatureVerifier::new(format!("{secret}x"));
+                prop_assert_eq!(
+                    other.verify_parts(Some(&ts_text), Some(&signature), &body, now),
+                    Err(VerifyError::Mismatch)
+                );
+                // outside the window the right signature is refused too
+                let stale = verifier.verify_parts(Some(&ts_text), Some(&signature), &body, at(ts + 301));
+                prop_assert!(matches!(stale, Err(VerifyError::Stale { .. })), "{:?}", stale);
+            }
+        }
+    }
 }

@@ -27,8 +27,8 @@ pub mod verify;
 use std::sync::Arc;
 
 pub use custom::{
-    Allowlist, Auth, CustomIntegration, CustomToolDefinition, CustomTools, HttpMethod, Resolver, SsrfError,
-    SsrfGuard, SystemResolver,
+    Allowlist, Auth, CustomIntegration, CustomToolDefinition, CustomTools, HttpMethod, RenderedRequest,
+    Resolver, SsrfError, SsrfGuard, SystemResolver,
 };
 pub use definition::{
     BodyError, DefinitionError, Endpoint, WebhookDefinition, redact_headers, validate_name,

@@ -190,7 +190,8 @@ pub(crate) fn hex_encode(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
+    // Only hex digits: `u8::from_str_radix` alone would also take a sign ("+f" as 0x0f).
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok()).collect()
@@ -498,6 +499,22 @@ mod tests {
     }
 
     #[test]
+    fn signatures_are_hex_digits_only() {
+        // found by the slack_signature fuzz target: "+f" decoded as 0x0f, so a signature with a
+        // '+' in place of a '0' was accepted (the Slack crate's verifier refused it)
+        assert_eq!(hex_decode("0f"), Some(vec![0x0f]));
+        assert_eq!(hex_decode("+f"), None);
+        assert_eq!(hex_decode("-0"), None);
+        assert_eq!(hex_decode("0F"), Some(vec![0x0f]));
+        let v = scheme(serde_json::json!({"scheme": "github", "secret": "It's a Secret to Everybody"}));
+        let good = "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        let plus = good.replacen("0e", "+e", 1);
+        assert_ne!(plus, good);
+        let h = headers(&[("X-Hub-Signature-256", &format!("sha256={plus}"))]);
+        assert!(matches!(v.verify(&h, b"Hello, World!", at(0)), Err(VerifyError::Malformed { .. })));
+    }
+
+    #[test]
     fn token_scheme() {
         let v = scheme(serde_json::json!({"scheme": "token", "header": "X-Token", "secret": "t0k3n"}));
         assert_eq!(v.verify(&headers(&[("X-Token", "t0k3n")]), b"", at(0)), Ok(()));
@@ -613,5 +630,159 @@ mod tests {
         );
         let no_secret = scheme(serde_json::json!({"scheme": "github"}));
         assert_eq!(no_secret.verify(&HeaderMap::new(), b"", at(0)), Err(VerifyError::NoSecret));
+    }
+
+    /// Sign/verify round trips of every scheme: what the sender computes is accepted, and a
+    /// one-bit change of the body or of the signature is refused.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Flip one bit of `bytes` (at `bit` modulo the length); nothing for an empty slice.
+        fn flip(bytes: &[u8], bit: usize) -> Vec<u8> {
+            let mut out = bytes.to_vec();
+            if !out.is_empty() {
+                let i = (bit / 8) % out.len();
+                out[i] ^= 1 << (bit % 8);
+            }
+            out
+        }
+
+        fn raw_mac(algorithm: HmacAlgorithm, key: &[u8], message: &[u8]) -> Vec<u8> {
+            hex_decode(&hmac_hex(algorithm, key, message)).expect("hmac_hex is hex")
+        }
+
+        fn encode(bytes: &[u8], encoding: SignatureEncoding) -> String {
+            match encoding {
+                SignatureEncoding::Hex => hex_encode(bytes),
+                SignatureEncoding::Base64 => BASE64.encode(bytes),
+            }
+        }
+
+        /// Printable ASCII without surrounding spaces (header values are trimmed).
+        fn secret() -> impl Strategy<Value = String> {
+            "[!-~][ -~]{0,38}[!-~]|[!-~]"
+        }
+
+        fn body() -> impl Strategy<Value = Vec<u8>> {
+            prop::collection::vec(any::<u8>(), 0..256)
+        }
+
+        const NOW: u64 = 1_700_000_000;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(128))]
+
+            #[test]
+            fn hmac_scheme_round_trips(
+                key in secret(), body in body(), bit in any::<usize>(),
+                sha1 in any::<bool>(), base64 in any::<bool>(), prefix in "[a-z0-9]{0,6}=?",
+            ) {
+                let algorithm = if sha1 { HmacAlgorithm::Sha1 } else { HmacAlgorithm::Sha256 };
+                let encoding = if base64 { SignatureEncoding::Base64 } else { SignatureEncoding::Hex };
+                let v = Verification::Hmac {
+                    secret: Some(Secret::new(key.clone())),
+                    header: "X-Sig".into(),
+                    algorithm,
+                    prefix: prefix.clone(),
+                    encoding,
+                };
+                let mac = raw_mac(algorithm, key.as_bytes(), &body);
+                let sig = |mac: &[u8]| headers(&[("X-Sig", &format!("{prefix}{}", encode(mac, encoding)))]);
+                prop_assert_eq!(v.verify(&sig(&mac), &body, at(NOW)), Ok(()));
+                prop_assert!(matches!(v.verify(&sig(&flip(&mac, bit)), &body, at(NOW)), Err(VerifyError::Mismatch(_))));
+                if !body.is_empty() {
+                    prop_assert!(matches!(v.verify(&sig(&mac), &flip(&body, bit), at(NOW)), Err(VerifyError::Mismatch(_))));
+                }
+                // the other hash never matches
+                let other = if sha1 { HmacAlgorithm::Sha256 } else { HmacAlgorithm::Sha1 };
+                prop_assert!(v.verify(&sig(&raw_mac(other, key.as_bytes(), &body)), &body, at(NOW)).is_err());
+            }
+
+            #[test]
+            fn github_scheme_round_trips(key in secret(), body in body(), bit in any::<usize>()) {
+                let v = Verification::Github { secret: Some(Secret::new(key.clone())) };
+                let mac = raw_mac(HmacAlgorithm::Sha256, key.as_bytes(), &body);
+                let sig = |mac: &[u8]| headers(&[("X-Hub-Signature-256", &format!("sha256={}", hex_encode(mac)))]);
+                prop_assert_eq!(v.verify(&sig(&mac), &body, at(NOW)), Ok(()));
+                prop_assert!(matches!(v.verify(&sig(&flip(&mac, bit)), &body, at(NOW)), Err(VerifyError::Mismatch(_))));
+                if !body.is_empty() {
+                    prop_assert!(matches!(v.verify(&sig(&mac), &flip(&body, bit), at(NOW)), Err(VerifyError::Mismatch(_))));
+                }
+                // a signature made with another secret fails
+                let other = raw_mac(HmacAlgorithm::Sha256, format!("{key}x").as_bytes(), &body);
+                prop_assert!(matches!(v.verify(&sig(&other), &body, at(NOW)), Err(VerifyError::Mismatch(_))));
+            }
+
+            #[test]
+            fn slack_scheme_round_trips(
+                key in secret(), body in body(), bit in any::<usize>(), skew in -300i64..=300, ts_offset in 0u64..1_000_000,
+            ) {
+                let v = Verification::Slack { secret: Some(Secret::new(key.clone())), tolerance_seconds: 300 };
+                let ts = NOW - ts_offset;
+                let now = at(ts.saturating_add_signed(skew));
+                let base = [format!("v0:{ts}:").as_bytes(), &body].concat();
+                let mac = raw_mac(HmacAlgorithm::Sha256, key.as_bytes(), &base);
+                let sig = |ts: u64, mac: &[u8]| headers(&[
+                    ("X-Slack-Request-Timestamp", &ts.to_string()),
+                    ("X-Slack-Signature", &format!("v0={}", hex_encode(mac))),
+                ]);
+                prop_assert_eq!(v.verify(&sig(ts, &mac), &body, now), Ok(()));
+                prop_assert!(matches!(v.verify(&sig(ts, &flip(&mac, bit)), &body, now), Err(VerifyError::Mismatch(_))));
+                if !body.is_empty() {
+                    prop_assert!(matches!(v.verify(&sig(ts, &mac), &flip(&body, bit), now), Err(VerifyError::Mismatch(_))));
+                }
+                // the timestamp is signed: moving it (within the window) breaks the signature
+                prop_assert!(v.verify(&sig(ts + 1, &mac), &body, now).is_err());
+                // outside the window even the right signature is refused
+                let stale = v.verify(&sig(ts, &mac), &body, at(ts + 301));
+                prop_assert!(matches!(stale, Err(VerifyError::Stale { .. })), "{:?}", stale);
+            }
+
+            #[test]
+            fn standard_webhooks_scheme_round_trips(
+                key in prop::collection::vec(any::<u8>(), 1..64), body in body(), bit in any::<usize>(),
+                id in "[A-Za-z0-9_]{1,32}", skew in -300i64..=300, decoys in 0usize..3,
+            ) {
+                let v = Verification::StandardWebhooks {
+                    secret: Some(Secret::new(format!("whsec_{}", BASE64.encode(&key)))),
+                    tolerance_seconds: 300,
+                };
+                let ts = NOW;
+                let signed = [format!("{id}.{ts}.").as_bytes(), &body].concat();
+                let mac = raw_mac(HmacAlgorithm::Sha256, &key, &signed);
+                prop_assert_eq!(BASE64.encode(&mac), hmac_base64(&key, &signed));
+                let sig = |mac: &[u8]| {
+                    let mut entries: Vec<String> = (0..decoys).map(|i| format!("v1,{}", BASE64.encode([i as u8; 32]))).collect();
+                    entries.push(format!("v1,{}", BASE64.encode(mac)));
+                    headers(&[
+                        ("webhook-id", id.as_str()),
+                        ("webhook-timestamp", &ts.to_string()),
+                        ("webhook-signature", &entries.join(" ")),
+                    ])
+                };
+                let now = at(ts.saturating_add_signed(skew));
+                prop_assert_eq!(v.verify(&sig(&mac), &body, now), Ok(()));
+                prop_assert!(matches!(v.verify(&sig(&flip(&mac, bit)), &body, now), Err(VerifyError::Mismatch(_))));
+                if !body.is_empty() {
+                    prop_assert!(matches!(v.verify(&sig(&mac), &flip(&body, bit), now), Err(VerifyError::Mismatch(_))));
+                }
+                let stale = v.verify(&sig(&mac), &body, at(ts + 301));
+                prop_assert!(matches!(stale, Err(VerifyError::Stale { .. })), "{:?}", stale);
+            }
+
+            #[test]
+            fn token_scheme_accepts_only_the_token(token in secret(), bit in any::<usize>()) {
+                let v = Verification::Token { header: "X-Token".into(), secret: Some(Secret::new(token.clone())) };
+                prop_assert_eq!(v.verify(&headers(&[("X-Token", &token)]), b"", at(NOW)), Ok(()));
+                let other = flip(token.as_bytes(), bit);
+                if let Ok(other) = String::from_utf8(other)
+                    && http::HeaderValue::from_str(&other).is_ok()
+                    && other.trim() == other
+                {
+                    prop_assert!(v.verify(&headers(&[("X-Token", &other)]), b"", at(NOW)).is_err());
+                }
+            }
+        }
     }
 }

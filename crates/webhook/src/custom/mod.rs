@@ -213,6 +213,24 @@ impl CustomToolDefinition {
         value
     }
 
+    /// Validate the definition and render the request its tool would send first for `params`:
+    /// the URL with path values percent-encoded and the query appended, the headers (credentials
+    /// included) and the JSON body. Nothing is sent and the SSRF guard is not consulted (it checks
+    /// the host when a call connects); parameters are not validated against the schema.
+    pub fn render(&self, params: &Value) -> Result<RenderedRequest, IntegrationError> {
+        let (url, _) = self.validate().map_err(|e| {
+            IntegrationError::invalid_input(PROVIDER, format!("invalid definition at '{}': {e}", e.pointer))
+        })?;
+        let requests = Requests::new(self, url);
+        let params = params.as_object().cloned().unwrap_or_default();
+        Ok(RenderedRequest {
+            method: self.method,
+            url: requests.request_url(&params)?,
+            headers: requests.headers(&params, true)?,
+            body: self.body.as_ref().map(|t| render_body(t, &params)),
+        })
+    }
+
     fn validate(&self) -> Result<(Template, Option<Transform>), DefinitionError> {
         let tool_name_ok = !self.name.is_empty()
             && self.name.len() <= 64
@@ -234,6 +252,11 @@ impl CustomToolDefinition {
         let Some(authority_end) = authority_end else {
             return Err(DefinitionError::new("/url", "the URL must be absolute (http:// or https://)"));
         };
+        if self.url.chars().any(char::is_control) {
+            // URL parsing drops some (tabs, newlines, trailing controls), so a value next to one
+            // would decide whether the template's own text survives
+            return Err(DefinitionError::new("/url", "the URL may not contain control characters"));
+        }
         if self.url[..authority_end].contains('{') {
             return Err(DefinitionError::new("/url", "placeholders are not allowed in the scheme or host"));
         }
@@ -249,6 +272,12 @@ impl CustomToolDefinition {
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(DefinitionError::new("/url", "credentials in the URL are not allowed; use 'auth'"));
+        }
+        if !keeps_path_segments(&sample, &parsed) {
+            return Err(DefinitionError::new(
+                "/url",
+                "the URL path may not contain '.' or '..' segments or backslashes",
+            ));
         }
         for name in self.headers.keys() {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -359,51 +388,30 @@ impl CustomTools {
             .hints(hints);
         Ok(Arc::new(CustomTool {
             spec,
-            definition: definition.clone(),
-            url,
-            headers: definition.headers.iter().map(|(k, v)| (k.clone(), Template::parse(v))).collect(),
-            query: definition.query.iter().map(|(k, v)| (k.clone(), Template::parse(v))).collect(),
+            requests: Requests::new(definition, url),
             transform,
             tools: self.clone(),
         }))
     }
 }
 
-struct CustomTool {
-    spec: ToolSpec,
+/// A definition with its templates parsed: renders the request of a call (used by the tool and by
+/// [`CustomToolDefinition::render`], so both fill templates the same way).
+struct Requests {
     definition: CustomToolDefinition,
     url: Template,
     headers: Vec<(String, Template)>,
     query: Vec<(String, Template)>,
-    transform: Option<Transform>,
-    tools: CustomTools,
 }
 
-fn ssrf_error(tool: &str, error: &SsrfError) -> IntegrationError {
-    IntegrationError::invalid_input(PROVIDER, format!("{tool}: refused by the SSRF guard: {error}"))
-        .with_details(json!({ "error_type": "ssrf_refused", "rule": error.to_string() }))
-}
-
-fn find_ssrf(error: &(dyn std::error::Error + 'static)) -> Option<SsrfError> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(found) = e.downcast_ref::<SsrfError>() {
-            return Some(found.clone());
+impl Requests {
+    fn new(definition: &CustomToolDefinition, url: Template) -> Self {
+        Self {
+            definition: definition.clone(),
+            url,
+            headers: definition.headers.iter().map(|(k, v)| (k.clone(), Template::parse(v))).collect(),
+            query: definition.query.iter().map(|(k, v)| (k.clone(), Template::parse(v))).collect(),
         }
-        current = e.source();
-    }
-    None
-}
-
-impl CustomTool {
-    fn scrub(&self, text: &str) -> String {
-        let mut out: String = text.chars().take(500).collect();
-        if let Some(secret) = self.definition.auth.as_ref().and_then(Auth::secret)
-            && !secret.expose().is_empty()
-        {
-            out = out.replace(secret.expose(), "[REDACTED]");
-        }
-        out
     }
 
     fn request_url(&self, params: &Map<String, Value>) -> Result<Url, IntegrationError> {
@@ -411,9 +419,18 @@ impl CustomTool {
         let mut url = Url::parse(&rendered).map_err(|e| {
             IntegrationError::invalid_input(
                 PROVIDER,
-                format!("{}: the filled URL is invalid: {e}", self.spec.name),
+                format!("{}: the filled URL is invalid: {e}", self.definition.name),
             )
         })?;
+        if !keeps_path_segments(&rendered, &url) {
+            return Err(IntegrationError::invalid_input(
+                PROVIDER,
+                format!(
+                    "{}: a path parameter may not be '.' or '..' (it would change the request path)",
+                    self.definition.name
+                ),
+            ));
+        }
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (name, t) in &self.query {
             if let Some(p) = t.sole_param()
@@ -452,7 +469,7 @@ impl CustomTool {
                     PROVIDER,
                     format!(
                         "{}: the value of header {name} contains characters not allowed in a header",
-                        self.spec.name
+                        self.definition.name
                     ),
                 )
             })?;
@@ -470,7 +487,7 @@ impl CustomTool {
         let bad_secret = || {
             IntegrationError::configuration(
                 PROVIDER,
-                format!("{}: the stored credential is not a valid header value", self.spec.name),
+                format!("{}: the stored credential is not a valid header value", self.definition.name),
             )
         };
         match &self.definition.auth {
@@ -496,6 +513,74 @@ impl CustomTool {
         }
         Ok(map)
     }
+}
+
+/// Whether parsing `rendered` kept every path segment written in it. URL parsing resolves `.` and
+/// `..` segments (`%2e` spelled or not), so a value that is exactly `.` or `..` — percent-encoding
+/// cannot stop it — would remove a segment of the template's path; a backslash would add one.
+fn keeps_path_segments(rendered: &str, url: &Url) -> bool {
+    let after_scheme = rendered.find("://").map_or(rendered, |i| &rendered[i + 3..]);
+    let path = match after_scheme.find(['/', '?', '#']) {
+        Some(i) if after_scheme[i..].starts_with('/') => {
+            let rest = &after_scheme[i..];
+            &rest[..rest.find(['?', '#']).unwrap_or(rest.len())]
+        }
+        _ => "",
+    };
+    let written: Vec<&str> = if path.is_empty() { vec![""] } else { path.split('/').skip(1).collect() };
+    let is_dot =
+        |s: &&str| matches!(s.to_ascii_lowercase().as_str(), "." | ".." | "%2e" | ".%2e" | "%2e." | "%2e%2e");
+    !written.iter().any(is_dot) && url.path_segments().map_or(0, Iterator::count) == written.len()
+}
+
+/// The first request a custom tool sends for some parameters (before any redirect), as
+/// [`CustomToolDefinition::render`] builds it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RenderedRequest {
+    /// The method.
+    pub method: HttpMethod,
+    /// The URL: path values percent-encoded, then the query parameters (and an API key in the query).
+    pub url: Url,
+    /// The headers, credentials included (marked sensitive).
+    pub headers: reqwest::header::HeaderMap,
+    /// The JSON body.
+    pub body: Option<Value>,
+}
+
+struct CustomTool {
+    spec: ToolSpec,
+    requests: Requests,
+    transform: Option<Transform>,
+    tools: CustomTools,
+}
+
+fn ssrf_error(tool: &str, error: &SsrfError) -> IntegrationError {
+    IntegrationError::invalid_input(PROVIDER, format!("{tool}: refused by the SSRF guard: {error}"))
+        .with_details(json!({ "error_type": "ssrf_refused", "rule": error.to_string() }))
+}
+
+fn find_ssrf(error: &(dyn std::error::Error + 'static)) -> Option<SsrfError> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<SsrfError>() {
+            return Some(found.clone());
+        }
+        current = e.source();
+    }
+    None
+}
+
+impl CustomTool {
+    fn scrub(&self, text: &str) -> String {
+        let mut out: String = text.chars().take(500).collect();
+        if let Some(secret) = self.requests.definition.auth.as_ref().and_then(Auth::secret)
+            && !secret.expose().is_empty()
+        {
+            out = out.replace(secret.expose(), "[REDACTED]");
+        }
+        out
+    }
 
     fn transport_error(&self, error: reqwest::Error) -> IntegrationError {
         if let Some(ssrf) = find_ssrf(&error) {
@@ -513,7 +598,7 @@ impl CustomTool {
     }
 
     async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, IntegrationError> {
-        let limit = self.definition.max_response_bytes;
+        let limit = self.requests.definition.max_response_bytes;
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(e))? {
             if body.len() + chunk.len() > limit {
@@ -537,13 +622,13 @@ impl Tool for CustomTool {
 
     async fn call(&self, ctx: &ToolContext, params: Value) -> Result<Value, IntegrationError> {
         let params = params.as_object().cloned().unwrap_or_default();
-        let mut url = self.request_url(&params)?;
+        let mut url = self.requests.request_url(&params)?;
         let origin = url.origin();
-        let mut method = self.definition.method.as_reqwest();
-        let mut body = self.definition.body.as_ref().map(|t| render_body(t, &params));
+        let mut method = self.requests.definition.method.as_reqwest();
+        let mut body = self.requests.definition.body.as_ref().map(|t| render_body(t, &params));
         let remaining = ctx.deadline.saturating_duration_since(Instant::now());
-        let timeout =
-            Duration::from_secs(self.definition.timeout_seconds).min(remaining.max(Duration::from_millis(1)));
+        let timeout = Duration::from_secs(self.requests.definition.timeout_seconds)
+            .min(remaining.max(Duration::from_millis(1)));
         let mut redirects = 0;
         let response = loop {
             self.tools.guard.check_url(&url).await.map_err(|e| ssrf_error(&self.spec.name, &e))?;
@@ -552,7 +637,7 @@ impl Tool for CustomTool {
                 .tools
                 .client
                 .request(method.clone(), url.clone())
-                .headers(self.headers(&params, same_origin)?)
+                .headers(self.requests.headers(&params, same_origin)?)
                 .timeout(timeout);
             if let Some(b) = &body {
                 request = request.json(b);
@@ -627,7 +712,7 @@ impl Tool for CustomTool {
             Some(t) => {
                 let limits = Limits {
                     time: Duration::from_secs(2),
-                    max_output_bytes: self.definition.max_response_bytes,
+                    max_output_bytes: self.requests.definition.max_response_bytes,
                 };
                 t.run(&value, limits).await.map_err(|e| {
                     IntegrationError::configuration(

@@ -1,5 +1,6 @@
 //! `{param}` templates of custom tools: URL paths (values percent-encoded, so a value can never add
-//! a path segment, a query or change the host), query values and headers (raw values; the URL
+//! a path segment, a query or change the host; a value that is exactly `.` or `..` is refused by the
+//! tool, since URL parsing would resolve it whatever its encoding), query values and headers (raw values; the URL
 //! encoder and the header check handle them) and JSON bodies (values inserted as JSON, never as
 //! text spliced into JSON).
 

@@ -259,3 +259,82 @@ fn definitions_validate() {
     assert_eq!(stored.clone().with_secrets(&ok.secrets()), ok);
     assert!(!format!("{ok:?}").contains("sekret"));
 }
+
+#[test]
+fn render_fills_the_request_without_sending_it() {
+    let def = CustomToolDefinition::parse(&json!({
+        "name": "status_lookup", "description": "d", "method": "POST",
+        "url": "https://status.example.com/api/{component}?fixed=1",
+        "query": {"q": "{q}", "opt": "{opt}"},
+        "headers": {"X-Trace": "t-{q}"},
+        "body": {"c": "{component}", "n": "{n}"},
+        "parameters_schema": {"type": "object", "properties": {
+            "component": {"type": "string"}, "q": {"type": "string"}, "opt": {"type": "string"},
+            "n": {"type": "integer"}}},
+        "auth": {"type": "api_key_query", "param": "api_key", "key": "k3y"},
+    }))
+    .expect("definition");
+    let hostile = "../x/@evil.example:1/?#";
+    let r = def.render(&json!({"component": hostile, "q": "a&b=c", "n": 7})).expect("renders");
+    assert_eq!(r.method, HttpMethod::Post);
+    assert_eq!(r.url.host_str(), Some("status.example.com"));
+    assert_eq!(r.url.path(), "/api/..%2Fx%2F%40evil.example%3A1%2F%3F%23");
+    let pairs: Vec<(String, String)> = r.url.query_pairs().into_owned().collect();
+    let expected = [("fixed", "1"), ("q", "a&b=c"), ("api_key", "k3y")];
+    assert_eq!(pairs, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    assert_eq!(r.headers.get("x-trace").and_then(|v| v.to_str().ok()), Some("t-a&b=c"));
+    assert_eq!(r.body, Some(json!({"c": hostile, "n": 7})));
+    // a header value that cannot be a header is refused, not sent
+    let err = def.render(&json!({"component": "c", "q": "line\r\nX-Injected: 1"})).expect_err("crlf");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput);
+    // an invalid definition says where
+    let mut bad = def.clone();
+    bad.url = "https://{host}/x".into();
+    let err = bad.render(&json!({})).expect_err("invalid");
+    assert!(err.to_string().contains("/url"), "{err}");
+}
+
+#[test]
+fn dot_segment_values_cannot_change_the_path() {
+    let def = CustomToolDefinition::parse(&json!({
+        "name": "file_get", "description": "d", "method": "GET",
+        "url": "https://files.example.com/users/{user}/files/{name}?v=1",
+        "parameters_schema": {"type": "object", "properties": {"user": {"type": "string"}, "name": {"type": "string"}}},
+    }))
+    .expect("definition");
+    let url =
+        |user: &str, name: &str| def.render(&json!({"user": user, "name": name})).map(|r| r.url.to_string());
+    assert_eq!(url("u1", "a.txt").expect("plain"), "https://files.example.com/users/u1/files/a.txt?v=1");
+    assert_eq!(
+        url("u1", "...").expect("three dots are a name"),
+        "https://files.example.com/users/u1/files/...?v=1"
+    );
+    assert_eq!(url("u1", "").expect("empty"), "https://files.example.com/users/u1/files/?v=1");
+    // '..' would have been resolved to https://files.example.com/users/files/x (another user's tree)
+    for (user, name) in [("..", "x"), (".", "x"), ("u1", ".."), ("u1", ".")] {
+        let err = url(user, name).expect_err("dot segment");
+        assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{user}/{name}");
+        assert!(err.to_string().contains("'.' or '..'"), "{err}");
+    }
+    // a template whose own path has dot segments or backslashes is refused when it is defined
+    for bad in ["https://h.example/a/../b/{x}", "https://h.example/a/./{x}", "https://h.example/a\\b/{x}"] {
+        let mut d = def.clone();
+        d.url = bad.to_owned();
+        d.parameters_schema = json!({"type": "object", "properties": {"x": {}}});
+        let err = d.render(&json!({"x": "1"})).expect_err(bad);
+        assert!(err.to_string().contains("'.' or '..' segments"), "{bad}: {err}");
+    }
+    // control characters in the template itself are refused (URL parsing would drop some of them)
+    for bad in ["https://h.example/a\tb/{x}", "https://h.example/a?q={x}\u{0}"] {
+        let mut d = def.clone();
+        d.url = bad.to_owned();
+        d.parameters_schema = json!({"type": "object", "properties": {"x": {}}});
+        let err = d.render(&json!({"x": ""})).expect_err(bad);
+        assert!(err.to_string().contains("control characters"), "{bad:?}: {err}");
+    }
+    // no path at all, a query right after the host
+    let mut d = def.clone();
+    d.url = "https://h.example?q={x}".into();
+    d.parameters_schema = json!({"type": "object", "properties": {"x": {}}});
+    assert_eq!(d.render(&json!({"x": ".."})).expect("query value").url.as_str(), "https://h.example/?q=..");
+}
