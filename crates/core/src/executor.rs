@@ -373,7 +373,9 @@ impl Executor {
         outcome.attempts = attempts.load(std::sync::atomic::Ordering::SeqCst);
         outcome.rate_limit_wait = *waited.lock().unwrap_or_else(|e| e.into_inner());
         // An upstream may echo the credential it was sent: never pass that on.
-        result.map_err(|e| explain_no_retry(e.redact_secrets(&connection), &spec.provider, &spec.name, idempotent))
+        result.map_err(|e| {
+            explain_no_retry(e.redact_secrets(&connection), &spec.provider, &spec.name, idempotent)
+        })
     }
 
     /// Take a rate-limit permit, waiting while the wait ends before the deadline.
