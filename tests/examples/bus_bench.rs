@@ -30,6 +30,10 @@ use serde_json::json;
 use sqlx::AssertSqlSafe;
 use tokio::sync::watch;
 
+/// The allocator the worker binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const MASTER_KEY: &str = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE=";
