@@ -396,6 +396,11 @@ impl FakeJira {
         self.lock().issues.len()
     }
 
+    /// The summaries of every issue, in creation order (to count duplicated creates).
+    pub fn issue_summaries(&self) -> Vec<String> {
+        self.lock().issues.iter().map(|issue| issue.summary.clone()).collect()
+    }
+
     /// Number of projects.
     pub fn project_count(&self) -> usize {
         self.lock().projects.len()
