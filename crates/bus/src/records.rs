@@ -37,9 +37,9 @@ pub struct StoreOutcomes {
 
 /// Requests taken into one batch at most.
 const MAX_BATCH: usize = 256;
-/// Batches in the database at once: one being written while the next one fills keeps the
+/// Batches in the database at once: a few being written while the next one fills keeps the
 /// database busy without letting batches shrink to single rows.
-const FLUSHES_IN_FLIGHT: usize = 2;
+const FLUSHES_IN_FLIGHT: usize = 4;
 
 enum Request {
     Begin { key: String, reply: oneshot::Sender<Result<Begin, BusError>> },

@@ -440,23 +440,27 @@ macro_rules! sql_backend {
             }
 
             async fn idem_finish_many(&self, rows: &[(&str, &str, String)], now: i64) -> Result<()> {
-                let mut tx = self.pool.begin().await?;
-                for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+                let statement = |chunk: &[(&str, &str, String)]| {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO idempotency_records (key, state, outcome, started_at, updated_at) ",
                     );
-                    query.push_values(chunk, |mut row, (key, state, outcome)| {
-                        row.push_bind(*key)
-                            .push_bind(*state)
-                            .push_bind(outcome.as_str())
-                            .push_bind(now)
-                            .push_bind(now);
+                    query.push_values(chunk.iter().map(|(k, st, o)| (*k, *st, o.clone())), |mut row, (key, state, outcome)| {
+                        row.push_bind(key).push_bind(state).push_bind(outcome).push_bind(now).push_bind(now);
                     });
                     query.push(
                         " ON CONFLICT (key) DO UPDATE SET state = excluded.state, \
                          outcome = excluded.outcome, updated_at = excluded.updated_at",
                     );
-                    query.build().execute(&mut *tx).await?;
+                    query
+                };
+                if rows.len() <= MAX_ROWS_PER_STATEMENT {
+                    // One statement is atomic on its own: no BEGIN/COMMIT round trips.
+                    statement(rows).build().execute(&self.pool).await?;
+                    return Ok(());
+                }
+                let mut tx = self.pool.begin().await?;
+                for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+                    statement(chunk).build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
