@@ -212,6 +212,8 @@ impl Cli {
         config.prefetch = self.prefetch.max(1);
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_seconds);
         config.max_output_bytes = self.max_output_bytes;
+        // A duplicate delivery waits for a command in flight a little longer than its deadline.
+        config.in_flight_wait = Duration::from_secs(self.integration_timeout.saturating_add(5));
         config
     }
 

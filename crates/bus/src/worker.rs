@@ -48,6 +48,10 @@ pub struct WorkerConfig {
     /// Output budget of a result in an event (`MAX_OUTPUT_BYTES`): anything cut is marked
     /// `"truncated": true` with counts, never cut mid-JSON.
     pub max_output_bytes: usize,
+    /// How long a delivery whose command another delivery has started (and not finished) waits
+    /// for that outcome before reporting `unknown_outcome`. It should exceed the executor's
+    /// deadline, so a duplicate publication of a command in flight gets the real outcome.
+    pub in_flight_wait: Duration,
 }
 
 impl WorkerConfig {
@@ -61,6 +65,7 @@ impl WorkerConfig {
             shutdown_grace: Duration::from_secs(30),
             max_reconnect_delay: Duration::from_secs(10),
             max_output_bytes: 65_536,
+            in_flight_wait: Duration::from_secs(35),
         }
     }
 }
@@ -198,6 +203,7 @@ impl Worker {
                         events_exchange: self.config.topology.events_exchange.clone(),
                         status: self.status.clone(),
                         max_output_bytes: self.config.max_output_bytes,
+                        in_flight_wait: self.config.in_flight_wait,
                     };
                     tasks.spawn(async move {
                         handler.handle(delivery).await;
@@ -251,6 +257,17 @@ struct Handler {
     events_exchange: String,
     status: Arc<WorkerStatus>,
     max_output_bytes: usize,
+    in_flight_wait: Duration,
+}
+
+/// What became of a command found `started` by another delivery.
+enum Waited {
+    /// It finished meanwhile: re-publish its event.
+    Done(Box<Event>),
+    /// Its record is gone (purged): this delivery owns it now.
+    Claimed,
+    /// Still `started` after the wait: its outcome is unknown.
+    StillStarted,
 }
 
 impl Handler {
@@ -313,6 +330,18 @@ impl Handler {
                     .map(|tool| tool.spec().hints.idempotent)
                     .unwrap_or(true);
                 if !idempotent {
+                    // Another delivery of the same command (a duplicate publication, or the
+                    // broker's redelivery while the first worker still runs it) may be in flight:
+                    // wait for its outcome rather than reporting a conflicting one.
+                    match self.wait_for_outcome(&key).await? {
+                        Waited::Done(event) => {
+                            metrics::counter!("bus_redelivered_outcomes_total").increment(1);
+                            self.publisher.publish_event(&self.events_exchange, &event).await?;
+                            return Ok(Disposition::Ack);
+                        }
+                        Waited::Claimed => return self.execute(&command, &key).await,
+                        Waited::StillStarted => {}
+                    }
                     let event = Event::failed(
                         &command.task_id,
                         &command.step_id,
@@ -328,6 +357,30 @@ impl Handler {
             }
             Begin::New => {}
         }
+        self.execute(&command, &key).await
+    }
+
+    /// Poll the record of `key` until it is finished or `in_flight_wait` has passed.
+    async fn wait_for_outcome(&self, key: &str) -> Result<Waited, BusError> {
+        let started = Instant::now();
+        loop {
+            let left = self.in_flight_wait.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Ok(Waited::StillStarted);
+            }
+            tokio::time::sleep(left.min(Duration::from_millis(250))).await;
+            match self.outcomes.begin(key).await? {
+                Begin::Done(event) => return Ok(Waited::Done(event)),
+                Begin::New => return Ok(Waited::Claimed),
+                Begin::Started => {}
+            }
+        }
+    }
+
+    /// Run the command (its record says `started` and belongs to this delivery), record the
+    /// outcome, publish the event.
+    async fn execute(&self, command: &crate::envelope::Command, key: &str) -> Result<Disposition, BusError> {
+        let key = key.to_owned();
         let call = ToolCall {
             tool: command.tool_name.clone(),
             connection: command.connection.clone(),
@@ -340,7 +393,7 @@ impl Handler {
         if let Ok(result) = outcome.result.as_mut() {
             *result = integration_core::shape::shape(std::mem::take(result), &[], self.max_output_bytes);
         }
-        let event = Event::from_outcome(&command, &outcome);
+        let event = Event::from_outcome(command, &outcome);
         self.outcomes.finish(&key, &event).await?;
         self.publisher.publish_event(&self.events_exchange, &event).await?;
         Ok(Disposition::Ack)

@@ -159,6 +159,7 @@ impl Bus {
         config.concurrency = 8;
         config.prefetch = 16;
         config.shutdown_grace = Duration::from_secs(5);
+        config.in_flight_wait = Duration::from_secs(2);
         config
     }
 
@@ -300,12 +301,42 @@ async fn redelivered_commands_do_not_repeat_effects() {
         Begin::New
     );
 
+    // A command still in flight elsewhere: it finishes while the duplicate delivery waits.
+    let late_key = integration_bus::idempotency_key("t", "late");
+    assert_eq!(outcomes.begin(&late_key).await.expect("begin"), Begin::New);
+    let late = Event::completed(
+        &integration_bus::Command {
+            task_id: "t".into(),
+            step_id: "late".into(),
+            tool_name: "test_echo".into(),
+            parameters: json!({"text": "x"}),
+            connection: None,
+        },
+        json!({"echo": "finished elsewhere"}),
+        5,
+    );
+    let finisher = {
+        let outcomes = outcomes.clone();
+        let late = late.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            outcomes.finish(&late_key, &late).await.expect("finish late");
+        })
+    };
+
     let worker = Worker::new(executor(calls.clone()), outcomes, bus.worker_config());
     let (stop, handle) = start(worker);
     bus.send_command("t", "done", "test_echo", json!({"text": "x"})).await;
     bus.send_command("t", "started", "test_echo", json!({"text": "x"})).await;
+    bus.send_command("t", "late", "test_echo", json!({"text": "x"})).await;
     let events: HashMap<String, Event> =
-        bus.events(2).await.into_iter().map(|(_, e)| (e.step_id.clone(), e)).collect();
+        bus.events(3).await.into_iter().map(|(_, e)| (e.step_id.clone(), e)).collect();
+    finisher.await.expect("finisher");
+    assert_eq!(
+        events["late"].result,
+        Some(json!({"echo": "finished elsewhere"})),
+        "a duplicate of a command in flight waits for its outcome instead of reporting unknown_outcome"
+    );
     assert_eq!(
         events["done"].result,
         Some(json!({"echo": "recorded"})),
