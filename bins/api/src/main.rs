@@ -3,11 +3,6 @@
 
 use clap::Parser;
 
-/// mimalloc instead of glibc malloc: the request and command paths allocate a lot of small,
-/// short-lived objects across threads, where glibc spent about a fifth of the CPU (docs/benchmarks.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> anyhow::Result<()> {
     let cli = integrations_api::Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
