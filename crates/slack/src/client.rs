@@ -151,7 +151,7 @@ impl SlackClient {
         method: &'static str,
         params: Vec<(&'static str, Option<String>)>,
     ) -> Result<Value, IntegrationError> {
-        self.inner.pacer.method(method).await;
+        self.inner.pacer.method(method).await.map_err(|wait| paced_out(method, wait))?;
         let session = self.inner.client.open_session(&self.inner.token);
         let started = std::time::Instant::now();
         let answer = session.http_session_api.http_get(method, &params, None).await;
@@ -166,7 +166,7 @@ impl SlackClient {
         method: &'static str,
         body: &RQ,
     ) -> Result<Value, IntegrationError> {
-        self.inner.pacer.method(method).await;
+        self.inner.pacer.method(method).await.map_err(|wait| paced_out(method, wait))?;
         self.post_unpaced(method, body).await
     }
 
@@ -185,7 +185,7 @@ impl SlackClient {
 
     /// `auth.test`: who the token authenticates as (slack-morphism's typed call).
     pub async fn auth_test(&self) -> Result<Value, IntegrationError> {
-        self.inner.pacer.method("auth.test").await;
+        self.inner.pacer.method("auth.test").await.map_err(|wait| paced_out("auth.test", wait))?;
         let session = self.inner.client.open_session(&self.inner.token);
         let me = session.auth_test().await.map_err(|e| error::from_client_error("auth.test", e))?;
         Ok(serde_json::json!({
@@ -336,6 +336,18 @@ fn page(mut answer: Value, field: &str) -> Page {
         .filter(|c| !c.is_empty())
         .map(str::to_owned);
     Page { items, next_cursor }
+}
+
+/// A call refused by the client's own tier pacing: Slack would answer 429 for it.
+fn paced_out(method: &str, wait: std::time::Duration) -> IntegrationError {
+    IntegrationError::new(
+        integration_core::ErrorKind::RateLimited { retry_after: Some(wait) },
+        PROVIDER,
+        format!(
+            "Slack allows no more '{method}' calls this minute (its rate-limit tier); retry in {} s",
+            wait.as_secs().max(1)
+        ),
+    )
 }
 
 #[cfg(test)]

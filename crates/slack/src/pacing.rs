@@ -61,6 +61,9 @@ pub fn tier_of(method: &str) -> Tier {
     }
 }
 
+/// The longest a call waits for its method's tier slot before it is refused as rate limited.
+pub(crate) const MAX_PACING_WAIT: Duration = Duration::from_secs(5);
+
 type Window = Arc<AsyncMutex<VecDeque<Instant>>>;
 type Gate = Arc<AsyncMutex<Option<Instant>>>;
 
@@ -108,9 +111,12 @@ impl Pacer {
         self.message_interval
     }
 
-    /// Wait until `method` has budget in its tier's one-minute window, then take a slot.
-    pub(crate) async fn method(&self, method: &'static str) {
-        let Some(limit) = tier_of(method).per_minute().filter(|_| self.enabled) else { return };
+    /// Wait until `method` has budget in its tier's one-minute window, then take a slot. A wait
+    /// longer than [`MAX_PACING_WAIT`] is not taken: the answer is `Err(wait)`, for the caller to
+    /// report as rate limited with that `Retry-After` (waiting up to a minute for a tier-2 slot
+    /// would outlast the call's deadline and end as a timeout).
+    pub(crate) async fn method(&self, method: &'static str) -> Result<(), Duration> {
+        let Some(limit) = tier_of(method).per_minute().filter(|_| self.enabled) else { return Ok(()) };
         let window = {
             let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
             windows.entry(method).or_default().clone()
@@ -124,14 +130,15 @@ impl Pacer {
             }
             if calls.len() < limit {
                 calls.push_back(now);
-                return;
+                return Ok(());
             }
-            let Some(oldest) = calls.front().copied() else { return };
-            tracing::debug!(
-                method,
-                wait_ms = (oldest + minute - now).as_millis() as u64,
-                "pacing slack method tier"
-            );
+            let Some(oldest) = calls.front().copied() else { return Ok(()) };
+            let wait = oldest + minute - now;
+            if wait > MAX_PACING_WAIT {
+                tracing::debug!(method, wait_ms = wait.as_millis() as u64, "slack method tier exhausted");
+                return Err(wait);
+            }
+            tracing::debug!(method, wait_ms = wait.as_millis() as u64, "pacing slack method tier");
             tokio::time::sleep_until(oldest + minute).await;
         }
     }
@@ -196,14 +203,19 @@ mod tests {
         let pacer = Pacer::new(true, Duration::from_secs(1));
         let start = Instant::now();
         for _ in 0..20 {
-            pacer.method("conversations.list").await;
+            assert_eq!(pacer.method("conversations.list").await, Ok(()));
         }
         assert_eq!(start.elapsed(), Duration::ZERO);
-        pacer.method("conversations.list").await;
+        // the 21st would wait a minute: refused at once with that wait, nothing taken
+        assert_eq!(pacer.method("conversations.list").await, Err(Duration::from_secs(60)));
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        // a short wait is taken: 57 s later the first slot frees within MAX_PACING_WAIT
+        tokio::time::sleep(Duration::from_secs(57)).await;
+        assert_eq!(pacer.method("conversations.list").await, Ok(()));
         assert_eq!(start.elapsed(), Duration::from_secs(60));
         let disabled = Pacer::new(false, Duration::from_secs(1));
         for _ in 0..100 {
-            disabled.method("conversations.list").await;
+            assert_eq!(disabled.method("conversations.list").await, Ok(()));
         }
         assert_eq!(start.elapsed(), Duration::from_secs(60));
     }
