@@ -352,6 +352,20 @@ pub fn parse_retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duratio
     Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_UPSTREAM_WAIT))
 }
 
+/// The kind of the first I/O error in the source chain of `error` (itself included), if any:
+/// how provider clients tell a broken connection from a bad answer when their HTTP library
+/// reports both the same way.
+pub fn io_error_kind(error: &(dyn std::error::Error + 'static)) -> Option<std::io::ErrorKind> {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        current = e.source();
+    }
+    None
+}
+
 /// The wait from `now` until the Unix second `epoch` (zero when past, at most
 /// [`MAX_UPSTREAM_WAIT`]). Any `u64` is accepted: a reset time too far away to represent is
 /// simply the longest wait.

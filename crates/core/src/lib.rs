@@ -31,7 +31,9 @@ pub use cache::{Cache, InMemoryCache};
 pub use connection::{
     Connection, ConnectionResolver, ConnectionSettings, ConnectionSource, InMemoryConnections, parse_base_url,
 };
-pub use error::{Effect, ErrorKind, IntegrationError, MAX_UPSTREAM_WAIT, classify_status, wait_until_epoch};
+pub use error::{
+    Effect, ErrorKind, IntegrationError, MAX_UPSTREAM_WAIT, classify_status, io_error_kind, wait_until_epoch,
+};
 pub use executor::{ExecutionObserver, Executor, ExecutorConfig, Source, ToolCall, ToolOutcome};
 pub use integration::{Health, Integration, IntegrationInfo};
 pub use observe::{observe_upstream, observe_upstream_budget};

@@ -90,19 +90,9 @@ pub fn from_reqwest(error: &reqwest::Error) -> IntegrationError {
 fn broke_off(error: &reqwest::Error) -> bool {
     use std::error::Error as _;
     use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, TimedOut, UnexpectedEof};
-    let mut source = error.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe | TimedOut
-            )
-        {
-            return true;
-        }
-        source = s.source();
-    }
-    false
+    error.source().and_then(integration_core::io_error_kind).is_some_and(|kind| {
+        matches!(kind, UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe | TimedOut)
+    })
 }
 
 fn without_url(error: &reqwest::Error) -> String {

@@ -214,42 +214,32 @@ pub fn from_client_error(method: &str, error: SlackClientError) -> IntegrationEr
         .with_effect(Effect::Unknown),
         // slack-morphism reports a failure while reading the answer's body as a system error too;
         // its cause is then an I/O error: the connection broke (or the body is not UTF-8).
-        SlackClientError::SystemError(e) => match e.cause.as_deref().and_then(io_cause) {
-            Some(std::io::ErrorKind::InvalidData) => IntegrationError::new(
-                ErrorKind::Upstream { status: Some(StatusCode::OK.as_u16()) },
-                PROVIDER,
-                format!("{method}: slack answered a body that is not text"),
-            )
-            .with_effect(Effect::Unknown),
-            Some(_) => {
-                let text = e.cause.as_deref().map(describe_chain).unwrap_or_default();
-                IntegrationError::new(
-                    ErrorKind::Network,
+        SlackClientError::SystemError(e) => {
+            match e.cause.as_deref().and_then(|cause| integration_core::io_error_kind(cause)) {
+                Some(std::io::ErrorKind::InvalidData) => IntegrationError::new(
+                    ErrorKind::Upstream { status: Some(StatusCode::OK.as_u16()) },
                     PROVIDER,
-                    format!("{method}: the connection to slack broke while reading the answer: {text}"),
+                    format!("{method}: slack answered a body that is not text"),
                 )
+                .with_effect(Effect::Unknown),
+                Some(_) => {
+                    let text = e.cause.as_deref().map(describe_chain).unwrap_or_default();
+                    IntegrationError::new(
+                        ErrorKind::Network,
+                        PROVIDER,
+                        format!("{method}: the connection to slack broke while reading the answer: {text}"),
+                    )
+                }
+                None => IntegrationError::internal(
+                    PROVIDER,
+                    format!("{method}: could not build the slack request: {e}"),
+                ),
             }
-            None => IntegrationError::internal(
-                PROVIDER,
-                format!("{method}: could not build the slack request: {e}"),
-            ),
-        },
+        }
         SlackClientError::SocketModeProtocolError(e) => {
             IntegrationError::internal(PROVIDER, format!("{method}: socket mode error: {}", e.message))
         }
     }
-}
-
-/// The kind of the first I/O error in the chain of `error`, if any.
-fn io_cause(error: &(dyn std::error::Error + Send + Sync + 'static)) -> Option<std::io::ErrorKind> {
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        current = e.source();
-    }
-    None
 }
 
 fn describe_chain(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
