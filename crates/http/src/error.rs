@@ -142,6 +142,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Whether `headers` say the body is JSON (`application/json` or `application/*+json`).
+pub(crate) fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|mime| {
+            let mime = mime.trim().to_ascii_lowercase();
+            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
 /// The error type and a default message for a status answered by a layer or an extractor rather
 /// than by our handlers.
 fn kind_of(status: StatusCode) -> (&'static str, &'static str, bool) {
@@ -178,17 +191,7 @@ pub(crate) async fn standard_error_body(request: Request, next: Next, max_body_b
     if mcp || status.as_u16() < 400 {
         return response;
     }
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| {
-            let m = m.trim().to_ascii_lowercase();
-            m == "application/json" || m.ends_with("+json")
-        })
-        .unwrap_or(false);
-    if is_json {
+    if is_json(response.headers()) {
         return response;
     }
     let (parts, body) = response.into_parts();

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use integration_core::{Method, RegisteredTool, Source, ToolCall, ToolOutcome};
 use serde::Deserialize;
@@ -272,16 +272,7 @@ pub(crate) fn parse_json_body<T: serde::de::DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|mime| {
-            let mime = mime.trim().to_ascii_lowercase();
-            mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
-        })
-        .unwrap_or(false);
-    if !is_json {
+    if !crate::error::is_json(headers) {
         return Err(ApiError::unsupported_media_type("expected a body with content-type application/json"));
     }
     serde_json::from_slice(body)
