@@ -139,29 +139,29 @@ impl Issue {
     /// Trim an `IssueBean`.
     pub fn from_value(v: &Value, client: &JiraClient) -> Self {
         let key = owned(v, "/key").unwrap_or_default();
-        let f = v.get("fields").cloned().unwrap_or(Value::Null);
+        let f = v.get("fields").unwrap_or(&Value::Null);
         let description =
             f.get("description").filter(|d| !d.is_null()).map(adf::to_text).filter(|d| !d.is_empty());
         Self {
             url: client.browse_url(&key),
             id: owned(v, "/id"),
-            summary: owned(&f, "/summary"),
-            status: owned(&f, "/status/name"),
-            status_category: owned(&f, "/status/statusCategory/key"),
-            assignee: owned(&f, "/assignee/displayName"),
-            assignee_account_id: owned(&f, "/assignee/accountId"),
-            reporter: owned(&f, "/reporter/displayName"),
-            priority: owned(&f, "/priority/name"),
-            issue_type: owned(&f, "/issuetype/name"),
-            project: owned(&f, "/project/key"),
-            parent: owned(&f, "/parent/key"),
+            summary: owned(f, "/summary"),
+            status: owned(f, "/status/name"),
+            status_category: owned(f, "/status/statusCategory/key"),
+            assignee: owned(f, "/assignee/displayName"),
+            assignee_account_id: owned(f, "/assignee/accountId"),
+            reporter: owned(f, "/reporter/displayName"),
+            priority: owned(f, "/priority/name"),
+            issue_type: owned(f, "/issuetype/name"),
+            project: owned(f, "/project/key"),
+            parent: owned(f, "/parent/key"),
             labels: f
                 .get("labels")
                 .and_then(Value::as_array)
                 .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
                 .unwrap_or_default(),
-            created: owned(&f, "/created"),
-            updated: owned(&f, "/updated"),
+            created: owned(f, "/created"),
+            updated: owned(f, "/updated"),
             description,
             key,
         }

@@ -113,7 +113,7 @@ fn offset_cursor(kind: &str, cursor: Option<&str>) -> Result<u64, IntegrationErr
 
 /// Case-insensitive equality.
 fn eq_ci(a: &str, b: &str) -> bool {
-    a.to_lowercase() == b.to_lowercase()
+    a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
 }
 
 /// Levenshtein distance over characters, for "did you mean" lists.
@@ -170,5 +170,14 @@ mod tests {
         assert_eq!(closest("engin", names.iter().copied(), 2), vec!["Engine Room", "Engineering"]);
         assert_eq!(closest("Salse", names.iter().copied(), 1), vec!["Sales"]);
         assert_eq!(distance("kitten", "sitting"), 3);
+    }
+
+    #[test]
+    fn case_insensitive_names() {
+        assert!(eq_ci("Engineering", "ENGINEERING"));
+        assert!(eq_ci("ÉCOLE", "école"));
+        assert!(!eq_ci("Eng", "Engineering"));
+        assert!(!eq_ci("Engineering", "Eng"));
+        assert!(eq_ci("", ""));
     }
 }
