@@ -238,6 +238,23 @@ impl Registry {
         self.read().integrations.get(name).cloned()
     }
 
+    /// Whether every tool on the REST route `method path` (`"GET"`, a route template) is
+    /// read-only; `None` when no tool has that route. Allocates nothing (the auth check runs it per
+    /// request).
+    pub fn route_read_only(&self, method: &str, path: &str) -> Option<bool> {
+        let inner = self.read();
+        let mut found = None;
+        for tool in inner.tools.values() {
+            if let Some(route) = &tool.spec().route
+                && route.method.as_str() == method
+                && route.path == path
+            {
+                found = Some(found.unwrap_or(true) && tool.spec().hints.read_only);
+            }
+        }
+        found
+    }
+
     /// Tools with a REST route, grouped by (method, path), most specific (most required
     /// parameters) first. The router mounts one handler per group.
     pub fn routes(&self) -> BTreeMap<(Method, String), Vec<RegisteredTool>> {

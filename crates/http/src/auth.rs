@@ -311,13 +311,19 @@ impl Auth {
     }
 }
 
-/// Template segments with every `{param}` made anonymous, to compare route shapes.
-fn shape_of(template: &str) -> String {
-    template
-        .split('/')
-        .map(|seg| if seg.starts_with('{') && seg.ends_with('}') { "{}" } else { seg })
-        .collect::<Vec<_>>()
-        .join("/")
+/// Whether a route template has the shape `pattern`, where `{}` in the pattern stands for any
+/// `{param}` segment of the template (compared segment by segment, without allocating).
+fn has_shape(template: &str, pattern: &str) -> bool {
+    let mut segments = template.split('/');
+    let mut wanted = pattern.split('/');
+    loop {
+        match (segments.next(), wanted.next()) {
+            (None, None) => return true,
+            (Some(seg), Some("{}")) if seg.starts_with('{') && seg.ends_with('}') => {}
+            (Some(seg), Some(want)) if seg == want => {}
+            _ => return false,
+        }
+    }
 }
 
 /// Routes anyone may call.
@@ -345,8 +351,8 @@ pub fn access_for(
     path: &str,
     metrics_public: bool,
 ) -> Access {
-    let shape = shape_of(template);
-    let listed = |list: &[(&str, &str)]| list.iter().any(|(m, t)| *m == method.as_str() && *t == shape);
+    let listed =
+        |list: &[(&str, &str)]| list.iter().any(|(m, t)| *m == method.as_str() && has_shape(template, t));
     if listed(PUBLIC) || (metrics_public && method == Method::GET && template == "/metrics") {
         return Access::Public;
     }
@@ -355,19 +361,16 @@ pub fn access_for(
         return Access::Scope(Scope::ToolsRead);
     }
     let registry = state.executor.registry();
-    if method == Method::POST && shape == "/api/tools/{}/invoke" {
+    if method == Method::POST && has_shape(template, "/api/tools/{}/invoke") {
         let name = path.trim_end_matches("/invoke").rsplit('/').next().unwrap_or_default();
         let name = percent_decode(name);
         let read_only = registry.get(&name).map(|t| t.spec().hints.read_only).unwrap_or(true);
         return Access::Scope(Caller::scope_for_tool(read_only));
     }
-    for ((tool_method, tool_path), group) in registry.routes() {
-        if tool_method.as_str() == method.as_str() && *tool_path == *template {
-            let read_only = group.iter().all(|t| t.spec().hints.read_only);
-            return Access::Scope(Caller::scope_for_tool(read_only));
-        }
+    match registry.route_read_only(method.as_str(), template) {
+        Some(read_only) => Access::Scope(Caller::scope_for_tool(read_only)),
+        None => Access::Scope(Scope::Admin),
     }
-    Access::Scope(Scope::Admin)
 }
 
 fn percent_decode(segment: &str) -> String {
@@ -563,7 +566,11 @@ mod tests {
 
     #[test]
     fn template_shapes() {
-        assert_eq!(shape_of("/api/integrations/webhook/{endpoint}"), "/api/integrations/webhook/{}");
+        assert!(has_shape("/api/integrations/webhook/{endpoint}", "/api/integrations/webhook/{}"));
+        assert!(has_shape("/healthz", "/healthz"));
+        assert!(!has_shape("/api/integrations/webhook/static", "/api/integrations/webhook/{}"));
+        assert!(!has_shape("/api/integrations/webhook/{endpoint}/x", "/api/integrations/webhook/{}"));
+        assert!(!has_shape("/api/integrations/webhook", "/api/integrations/webhook/{}"));
         assert_eq!(percent_decode("jira%5Fget"), "jira_get");
     }
 }
