@@ -1,11 +1,13 @@
 //! A small cache interface for read-mostly upstream lookups (project lists, channel lists, user
 //! info). The store crate implements it on Redis; [`InMemoryCache`] (moka) is the embedded default.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// A byte cache with per-entry time to live. Failures are never fatal: an implementation that
 /// cannot reach its backend answers `None` / ignores the write and logs.
@@ -17,6 +19,20 @@ pub trait Cache: Send + Sync + 'static {
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration);
     /// Drop `key`.
     async fn remove(&self, key: &str);
+
+    /// The JSON value under `key`, shared; a malformed entry counts as a miss. The default parses
+    /// the stored bytes; an in-process cache hands out the value it holds, parsing nothing.
+    async fn get_value(&self, key: &str) -> Option<Arc<Value>> {
+        let bytes = self.get(key).await?;
+        serde_json::from_slice(&bytes).ok().map(Arc::new)
+    }
+
+    /// Store a JSON value under `key` for `ttl` (the default stores its JSON text).
+    async fn set_value(&self, key: &str, value: Arc<Value>, ttl: Duration) {
+        if let Ok(bytes) = serde_json::to_vec(&*value) {
+            self.set(key, bytes, ttl).await;
+        }
+    }
 }
 
 /// Read a JSON value from the cache; a malformed entry counts as a miss.
@@ -32,9 +48,19 @@ pub async fn set_json<T: Serialize + ?Sized>(cache: &dyn Cache, key: &str, value
     }
 }
 
+/// What an entry holds: bytes as given, or a parsed JSON value (kept parsed, so a hit costs a
+/// reference count instead of a parse).
+#[derive(Clone)]
+enum Stored {
+    Bytes(Arc<Vec<u8>>),
+    Value(Arc<Value>),
+}
+
 #[derive(Clone)]
 struct Entry {
-    value: std::sync::Arc<Vec<u8>>,
+    value: Stored,
+    /// The weight: the size of the bytes, or of the value's JSON text.
+    size: usize,
     ttl: Duration,
 }
 
@@ -69,10 +95,10 @@ impl std::fmt::Debug for InMemoryCache {
 }
 
 impl InMemoryCache {
-    /// A cache holding at most `max_bytes` of values.
+    /// A cache holding at most `max_bytes` of values (parsed values weigh their JSON text).
     pub fn new(max_bytes: u64) -> Self {
         let inner = moka::future::Cache::builder()
-            .weigher(|k: &String, v: &Entry| u32::try_from(k.len() + v.value.len()).unwrap_or(u32::MAX))
+            .weigher(|k: &String, v: &Entry| u32::try_from(k.len() + v.size).unwrap_or(u32::MAX))
             .max_capacity(max_bytes)
             .expire_after(PerEntryTtl)
             .build();
@@ -89,15 +115,32 @@ impl Default for InMemoryCache {
 #[async_trait]
 impl Cache for InMemoryCache {
     async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.inner.get(key).await.map(|e| e.value.as_ref().clone())
+        match self.inner.get(key).await?.value {
+            Stored::Bytes(bytes) => Some(bytes.as_ref().clone()),
+            Stored::Value(value) => serde_json::to_vec(&*value).ok(),
+        }
     }
 
     async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
-        self.inner.insert(key.to_owned(), Entry { value: std::sync::Arc::new(value), ttl }).await;
+        let size = value.len();
+        self.inner.insert(key.to_owned(), Entry { value: Stored::Bytes(Arc::new(value)), size, ttl }).await;
     }
 
     async fn remove(&self, key: &str) {
         self.inner.invalidate(key).await;
+    }
+
+    async fn get_value(&self, key: &str) -> Option<Arc<Value>> {
+        match self.inner.get(key).await?.value {
+            Stored::Value(value) => Some(value),
+            Stored::Bytes(bytes) => serde_json::from_slice(&bytes).ok().map(Arc::new),
+        }
+    }
+
+    async fn set_value(&self, key: &str, value: Arc<Value>, ttl: Duration) {
+        // The weight is measured once, here, on the miss path.
+        let size = serde_json::to_vec(&*value).map(|b| b.len()).unwrap_or(usize::MAX / 2);
+        self.inner.insert(key.to_owned(), Entry { value: Stored::Value(value), size, ttl }).await;
     }
 }
 
@@ -116,5 +159,25 @@ mod tests {
         cache.set("a", b"x".to_vec(), Duration::from_secs(60)).await;
         cache.remove("a").await;
         assert_eq!(cache.get("a").await, None);
+    }
+
+    #[tokio::test]
+    async fn parsed_values_are_shared_and_readable_as_bytes() {
+        let cache = InMemoryCache::default();
+        let value = Arc::new(serde_json::json!({"projects": [{"key": "ENG"}]}));
+        cache.set_value("v", value.clone(), Duration::from_secs(60)).await;
+        let hit = cache.get_value("v").await.expect("hit");
+        assert!(Arc::ptr_eq(&hit, &value), "an in-process hit hands out the stored value");
+        assert_eq!(get_json::<Value>(&cache, "v").await, Some((*value).clone()));
+        // bytes stored by `set` are parsed on a value read; malformed bytes are a miss
+        cache.set("b", br#"[1,2]"#.to_vec(), Duration::from_secs(60)).await;
+        assert_eq!(cache.get_value("b").await.as_deref(), Some(&serde_json::json!([1, 2])));
+        cache.set("bad", b"{".to_vec(), Duration::from_secs(60)).await;
+        assert_eq!(cache.get_value("bad").await, None);
+        // the weigher counts a value's JSON text: a value bigger than the cache is not kept
+        let small = InMemoryCache::new(64);
+        small.set_value("big", Arc::new(serde_json::json!("x".repeat(1000))), Duration::from_secs(60)).await;
+        small.inner.run_pending_tasks().await;
+        assert_eq!(small.get_value("big").await, None);
     }
 }

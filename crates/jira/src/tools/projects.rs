@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use integration_core::cache::{get_json, set_json};
 use integration_core::{IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -171,9 +170,9 @@ async fn list_projects(
     let key =
         cache_key(ctx, &format!("projects:list:{}:{limit}:{start}:{}", p.raw, query.unwrap_or_default()));
     if ctx.use_cache
-        && let Some(hit) = get_json::<Value>(ctx.cache.as_ref(), &key).await
+        && let Some(hit) = ctx.cache.get_value(&key).await
     {
-        return Ok(hit);
+        return Ok(Arc::unwrap_or_clone(hit));
     }
     let client = shared.client(ctx)?;
     let mut projects = Vec::new();
@@ -195,7 +194,7 @@ async fn list_projects(
         "next_cursor": more.then(|| encode_cursor("p", &next.to_string())),
     });
     if ctx.use_cache {
-        set_json(ctx.cache.as_ref(), &key, &result, shared.options.project_cache_ttl).await;
+        ctx.cache.set_value(&key, Arc::new(result.clone()), shared.options.project_cache_ttl).await;
     }
     Ok(result)
 }
@@ -205,10 +204,11 @@ async fn all_projects(
     shared: &Shared,
     ctx: &ToolContext,
     client: &JiraClient,
-) -> Result<Vec<Value>, IntegrationError> {
+) -> Result<Arc<Value>, IntegrationError> {
     let key = cache_key(ctx, "projects:all");
     if ctx.use_cache
-        && let Some(hit) = get_json::<Vec<Value>>(ctx.cache.as_ref(), &key).await
+        && let Some(hit) = ctx.cache.get_value(&key).await
+        && hit.is_array()
     {
         return Ok(hit);
     }
@@ -224,8 +224,9 @@ async fn all_projects(
             break;
         }
     }
+    let projects = Arc::new(Value::Array(projects));
     if ctx.use_cache {
-        set_json(ctx.cache.as_ref(), &key, &projects, shared.options.project_cache_ttl).await;
+        ctx.cache.set_value(&key, projects.clone(), shared.options.project_cache_ttl).await;
     }
     Ok(projects)
 }
@@ -236,17 +237,19 @@ async fn find_project(shared: &Shared, ctx: &ToolContext, p: FindProject) -> Res
         return Err(IntegrationError::invalid_input(PROVIDER, "project_name must not be empty"));
     }
     let client = shared.client(ctx)?;
-    let projects = all_projects(shared, ctx, &client).await?;
-    let field = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let all = all_projects(shared, ctx, &client).await?;
+    let projects: &[Value] = all.as_array().map(Vec::as_slice).unwrap_or_default();
+    fn field<'v>(v: &'v Value, k: &str) -> &'v str {
+        v.get(k).and_then(Value::as_str).unwrap_or_default()
+    }
     let found = projects
         .iter()
-        .find(|v| eq_ci(&field(v, "name"), wanted))
-        .or_else(|| projects.iter().find(|v| eq_ci(&field(v, "key"), wanted)));
+        .find(|v| eq_ci(field(v, "name"), wanted))
+        .or_else(|| projects.iter().find(|v| eq_ci(field(v, "key"), wanted)));
     match found {
         Some(project) => Ok(project_out(project, &client, p.raw)),
         None => {
-            let names: Vec<String> = projects.iter().map(|v| field(v, "name")).collect();
-            let suggestions = closest(wanted, names.iter().map(String::as_str), 5);
+            let suggestions = closest(wanted, projects.iter().map(|v| field(v, "name")), 5);
             let message = if suggestions.is_empty() {
                 format!("no Jira project is named '{wanted}'")
             } else {
