@@ -469,7 +469,8 @@ async fn n_commands_in_n_events_out_through_the_store_backed_worker() {
 
     stop.send(true).expect("stop");
     handle.await.expect("join");
-    // Outcome records and audit rows are in the store.
+    // Outcome records and audit rows are in the store (audit rows are queued: write them first).
+    db.store.flush_audit().await;
     assert_eq!(db.count("SELECT count(*) FROM idempotency_records WHERE state = 'started'").await, 0);
     assert_eq!(
         db.count("SELECT count(*) FROM idempotency_records WHERE state = 'completed'").await,

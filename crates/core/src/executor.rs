@@ -109,7 +109,9 @@ pub struct ToolOutcome {
 /// Receives every finished call (the store writes audit rows).
 #[async_trait]
 pub trait ExecutionObserver: Send + Sync + 'static {
-    /// Called once per finished call, off the caller's path.
+    /// Called once per finished call, on the caller's path before the outcome is returned: queue
+    /// the work and return (waiting only as back-pressure when the queue is full), and copy what is
+    /// kept (the outcome is lent, not cloned).
     async fn record(&self, call: &ToolCall, outcome: &ToolOutcome);
 }
 
@@ -146,9 +148,15 @@ impl Default for ExecutorConfig {
     }
 }
 
-/// The pipeline. Cheap to clone.
+/// The pipeline. Cheap to clone (one reference count).
 #[derive(Clone)]
 pub struct Executor {
+    inner: Arc<Parts>,
+}
+
+/// What an [`Executor`] shares between its clones.
+#[derive(Clone)]
+struct Parts {
     registry: Arc<Registry>,
     connections: Arc<dyn ConnectionResolver>,
     limiter: Arc<dyn RateLimiter>,
@@ -160,7 +168,7 @@ pub struct Executor {
 
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Executor").field("config", &self.inner.config).finish_non_exhaustive()
     }
 }
 
@@ -172,63 +180,65 @@ impl Executor {
         config: ExecutorConfig,
     ) -> Self {
         Self {
-            registry,
-            connections,
-            limiter: Arc::new(InMemoryRateLimiter::new()),
-            cache: Arc::new(InMemoryCache::default()),
-            observer: None,
-            breakers: Arc::new(Breakers::new(config.breaker)),
-            config,
+            inner: Arc::new(Parts {
+                registry,
+                connections,
+                limiter: Arc::new(InMemoryRateLimiter::new()),
+                cache: Arc::new(InMemoryCache::default()),
+                observer: None,
+                breakers: Arc::new(Breakers::new(config.breaker)),
+                config,
+            }),
         }
     }
 
     /// Use another rate limiter (Redis, shared by replicas).
     pub fn with_rate_limiter(mut self, limiter: Arc<dyn RateLimiter>) -> Self {
-        self.limiter = limiter;
+        Arc::make_mut(&mut self.inner).limiter = limiter;
         self
     }
 
     /// Use another cache.
     pub fn with_cache(mut self, cache: Arc<dyn Cache>) -> Self {
-        self.cache = cache;
+        Arc::make_mut(&mut self.inner).cache = cache;
         self
     }
 
     /// Report finished calls to an observer.
     pub fn with_observer(mut self, observer: Arc<dyn ExecutionObserver>) -> Self {
-        self.observer = Some(observer);
+        Arc::make_mut(&mut self.inner).observer = Some(observer);
         self
     }
 
     /// The registry.
     pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+        &self.inner.registry
     }
 
     /// The connection resolver.
     pub fn connections(&self) -> &Arc<dyn ConnectionResolver> {
-        &self.connections
+        &self.inner.connections
     }
 
     /// The rate limiter.
     pub fn rate_limiter(&self) -> &Arc<dyn RateLimiter> {
-        &self.limiter
+        &self.inner.limiter
     }
 
     /// The cache.
     pub fn cache(&self) -> &Arc<dyn Cache> {
-        &self.cache
+        &self.inner.cache
     }
 
     /// The defaults.
     pub fn config(&self) -> &ExecutorConfig {
-        &self.config
+        &self.inner.config
     }
 
     /// The quota in force for a connection.
     pub fn quota_for(&self, connection: &Connection) -> Quota {
         Quota::per_minute(
-            connection.settings.rate_limit_per_minute.unwrap_or(self.config.rate_limit_per_minute),
+            connection.settings.rate_limit_per_minute.unwrap_or(self.inner.config.rate_limit_per_minute),
         )
     }
 
@@ -236,50 +246,56 @@ impl Executor {
     /// classified error in the outcome.
     pub async fn execute(&self, call: ToolCall) -> ToolOutcome {
         let started = Instant::now();
+        let tool = self.inner.registry.get(&call.tool);
+        // Everything known up front goes into the span when it is made: each later `record`
+        // re-formats the span's fields in the log layer.
+        let provider = tool.as_ref().map_or("core", |t| t.spec().provider.as_str());
+        let connection = call.connection.as_deref().unwrap_or(provider);
         let span = tracing::info_span!(
             "tool_call",
             tool = %call.tool,
             source = call.source.as_str(),
-            provider = tracing::field::Empty,
-            connection = tracing::field::Empty,
+            provider,
+            connection,
             attempts = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
         let mut outcome = ToolOutcome {
             tool: call.tool.clone(),
-            provider: "core".to_owned(),
+            provider: provider.to_owned(),
             connection: None,
             result: Ok(Value::Null),
             attempts: 0,
             duration: Duration::ZERO,
             rate_limit_wait: Duration::ZERO,
         };
-        outcome.result = self.run(&call, &mut outcome, &span).instrument(span.clone()).await;
+        outcome.result = self.run(tool, &call, &mut outcome).instrument(span.clone()).await;
         outcome.duration = started.elapsed();
         self.record(&call, &outcome, &span);
+        if let Some(observer) = &self.inner.observer {
+            observer.record(&call, &outcome).await;
+        }
         outcome
     }
 
     async fn run(
         &self,
+        tool: Option<RegisteredTool>,
         call: &ToolCall,
         outcome: &mut ToolOutcome,
-        span: &tracing::Span,
     ) -> Result<Value, IntegrationError> {
         let started = Instant::now();
-        let tool = self.registry.get(&call.tool).ok_or_else(|| {
+        let tool = tool.ok_or_else(|| {
             IntegrationError::not_found("core", format!("unknown tool '{}'", call.tool))
                 .with_details(serde_json::json!({ "error_type": "unknown_tool" }))
         })?;
         let spec = tool.spec();
-        outcome.provider = spec.provider.clone();
-        span.record("provider", spec.provider.as_str());
         tool.validate(&call.params)?;
 
         let connection_name = call.connection.clone().unwrap_or_else(|| spec.provider.clone());
-        span.record("connection", connection_name.as_str());
         outcome.connection = Some(connection_name.clone());
         let connection = self
+            .inner
             .connections
             .resolve(&connection_name)
             .await
@@ -294,8 +310,8 @@ impl Executor {
             ));
         }
 
-        let timeout = connection.settings.timeout.unwrap_or(self.config.timeout);
-        let retries = connection.settings.max_retry_attempts.unwrap_or(self.config.max_retry_attempts);
+        let timeout = connection.settings.timeout.unwrap_or(self.inner.config.timeout);
+        let retries = connection.settings.max_retry_attempts.unwrap_or(self.inner.config.max_retry_attempts);
         let deadline = started + timeout;
         let quota = self.quota_for(&connection);
 
@@ -304,7 +320,7 @@ impl Executor {
         let idempotent = spec.hints.idempotent;
         let base_ctx = ToolContext {
             connection: connection.clone(),
-            cache: self.cache.clone(),
+            cache: self.inner.cache.clone(),
             use_cache: call.use_cache,
             deadline,
             attempt: 0,
@@ -319,7 +335,7 @@ impl Executor {
             let waited = &waited;
             async move {
                 let connection = ctx.connection.name.clone();
-                if let Admission::Rejected(wait) = self.breakers.admit(&connection) {
+                if let Admission::Rejected(wait) = self.inner.breakers.admit(&connection) {
                     metrics::counter!("integration_circuit_rejections_total", "connection" => connection.clone())
                         .increment(1);
                     return Err(IntegrationError::new(
@@ -336,7 +352,7 @@ impl Executor {
                     *waited.lock().unwrap_or_else(|e| e.into_inner()) += wait;
                 }
                 let result = call_with_deadline(&tool, &ctx, call.params.clone(), deadline).await;
-                if self.breakers.record(&connection, result.as_ref().map(|_| ())) {
+                if self.inner.breakers.record(&connection, result.as_ref().map(|_| ())) {
                     metrics::counter!("integration_circuit_opened_total", "connection" => connection.clone())
                         .increment(1);
                     tracing::warn!(connection = %connection, "circuit opened after repeated upstream failures");
@@ -345,7 +361,7 @@ impl Executor {
             }
         };
 
-        let backoff = full_jitter(envelope(&self.config, retries));
+        let backoff = full_jitter(envelope(&self.inner.config, retries));
         let provider = spec.provider.clone();
         let tool_name = spec.name.clone();
         let result = attempt_once
@@ -388,7 +404,7 @@ impl Executor {
     ) -> Result<Duration, IntegrationError> {
         let started = Instant::now();
         loop {
-            match self.limiter.try_acquire(connection, quota).await? {
+            match self.inner.limiter.try_acquire(connection, quota).await? {
                 Decision::Allowed => {
                     let waited = started.elapsed();
                     metrics::counter!("integration_rate_limit_permits_total", "connection" => connection.to_owned())
@@ -426,8 +442,10 @@ impl Executor {
     fn record(&self, call: &ToolCall, outcome: &ToolOutcome, span: &tracing::Span) {
         let status = if outcome.result.is_ok() { "success" } else { "failure" };
         let kind = outcome.result.as_ref().err().map(|e| e.kind().as_str()).unwrap_or("none");
-        span.record("attempts", outcome.attempts);
-        span.record("outcome", status);
+        if span.has_field("attempts") {
+            span.record("attempts", outcome.attempts);
+            span.record("outcome", status);
+        }
         let connection = outcome.connection.clone().unwrap_or_default();
         metrics::counter!(
             "integration_tool_calls_total",
@@ -445,11 +463,11 @@ impl Executor {
             "tool" => outcome.tool.clone(),
         )
         .record(outcome.duration.as_secs_f64());
-        if !self.config.slow_call.is_zero() && outcome.duration >= self.config.slow_call {
+        if !self.inner.config.slow_call.is_zero() && outcome.duration >= self.inner.config.slow_call {
             tracing::warn!(
                 parent: span,
                 duration_ms = outcome.duration.as_millis() as u64,
-                threshold_ms = self.config.slow_call.as_millis() as u64,
+                threshold_ms = self.inner.config.slow_call.as_millis() as u64,
                 attempts = outcome.attempts,
                 rate_limit_wait_ms = outcome.rate_limit_wait.as_millis() as u64,
                 "slow tool call"
@@ -466,12 +484,6 @@ impl Executor {
                 duration_ms = outcome.duration.as_millis() as u64,
                 "tool call failed"
             ),
-        }
-        if let Some(observer) = &self.observer {
-            let observer = observer.clone();
-            let call = call.clone();
-            let outcome = outcome.clone();
-            tokio::spawn(async move { observer.record(&call, &outcome).await });
         }
     }
 }

@@ -7,7 +7,6 @@ use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use integration_core::{
     Connection, ConnectionSettings, ConnectionSource, ExecutionObserver, IntegrationInfo, ToolCall,
@@ -223,8 +222,13 @@ struct Inner {
     audit: AuditQueue,
 }
 
-/// One audit row waiting for the writer, and who to tell once it is written.
-type AuditJob = (AuditRecord, tokio::sync::oneshot::Sender<Result<(), String>>);
+/// What the audit writer is asked to do.
+enum AuditJob {
+    /// Store a row; tell the sender, if any, once it is written (or failed).
+    Row(AuditRecord, Option<tokio::sync::oneshot::Sender<Result<(), String>>>),
+    /// Answer once every row queued before this one is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
 
 /// Audit rows are written by one task per store in batches (one transaction each), so many
 /// concurrent calls cost one commit instead of one commit per call.
@@ -233,12 +237,15 @@ struct AuditQueue {
 }
 
 /// Rows written in one audit transaction at most.
-const AUDIT_BATCH: usize = 256;
+const AUDIT_BATCH: usize = 4096;
+/// How long the writer lets rows gather before a write: one commit (and one wake-up of the
+/// writer) per period under load instead of one per finished call.
+const AUDIT_LINGER: Duration = Duration::from_millis(50);
 
 impl AuditQueue {
     /// The queue and the receiving end its writer task drains.
     fn new() -> (Self, tokio::sync::mpsc::Receiver<AuditJob>) {
-        let (sender, receiver) = tokio::sync::mpsc::channel(8 * AUDIT_BATCH);
+        let (sender, receiver) = tokio::sync::mpsc::channel(2 * AUDIT_BATCH);
         (Self { sender }, receiver)
     }
 }
@@ -247,12 +254,43 @@ impl AuditQueue {
 async fn audit_writer(inner: std::sync::Weak<Inner>, mut receiver: tokio::sync::mpsc::Receiver<AuditJob>) {
     let mut batch: Vec<AuditJob> = Vec::with_capacity(AUDIT_BATCH);
     while receiver.recv_many(&mut batch, AUDIT_BATCH).await > 0 {
+        let flushing = batch.iter().any(|job| matches!(job, AuditJob::Flush(_)));
+        if !flushing && batch.len() < AUDIT_BATCH {
+            tokio::time::sleep(AUDIT_LINGER).await;
+            while batch.len() < AUDIT_BATCH {
+                match receiver.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+        }
         let Some(inner) = inner.upgrade() else { return };
-        let rows: Vec<AuditRow<'_>> = batch.iter().map(|(record, _)| audit_row(record)).collect();
-        let result = inner.db.insert_audits(&rows).await.map_err(|e| e.to_string());
+        let rows: Vec<AuditRow<'_>> = batch
+            .iter()
+            .filter_map(|job| match job {
+                AuditJob::Row(record, _) => Some(audit_row(record)),
+                AuditJob::Flush(_) => None,
+            })
+            .collect();
+        let result = if rows.is_empty() {
+            Ok(())
+        } else {
+            inner.db.insert_audits(&rows).await.map_err(|e| e.to_string())
+        };
         drop(rows);
-        for (_, done) in batch.drain(..) {
-            let _ = done.send(result.clone());
+        if let Err(error) = &result {
+            tracing::warn!(%error, "could not write a batch of audit rows");
+        }
+        for job in batch.drain(..) {
+            match job {
+                AuditJob::Row(_, Some(done)) => {
+                    let _ = done.send(result.clone());
+                }
+                AuditJob::Row(_, None) => {}
+                AuditJob::Flush(done) => {
+                    let _ = done.send(());
+                }
+            }
         }
     }
 }
@@ -459,8 +497,11 @@ impl Store {
         self.inner.db.ping().await
     }
 
-    /// Close the connection pool.
+    /// Write the queued audit rows (waiting at most 5 s), then close the connection pool.
     pub async fn close(&self) {
+        if tokio::time::timeout(Duration::from_secs(5), self.flush_audit()).await.is_err() {
+            tracing::warn!("audit rows still queued at close");
+        }
         self.inner.db.close().await;
     }
 
@@ -651,13 +692,39 @@ impl Store {
     /// returns once the row is stored.
     pub async fn record_execution(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let (done, written) = tokio::sync::oneshot::channel();
-        if self.inner.audit.sender.send((record.clone(), done)).await.is_err() {
+        if self.inner.audit.sender.send(AuditJob::Row(record.clone(), Some(done))).await.is_err() {
             return self.inner.db.insert_audits(std::slice::from_ref(&audit_row(record))).await;
         }
         match written.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StoreError::Corrupt(format!("audit batch not written: {message}"))),
             Err(_) => self.inner.db.insert_audits(std::slice::from_ref(&audit_row(record))).await,
+        }
+    }
+
+    /// Queue an audit row without waiting for it to be written: the writer stores it with the
+    /// next batch (within [`AUDIT_LINGER`] plus one write). When the queue is full this waits for
+    /// room (back-pressure: memory stays bounded and no row is dropped).
+    pub async fn queue_execution(&self, record: AuditRecord) {
+        use tokio::sync::mpsc::error::TrySendError;
+        let job = match self.inner.audit.sender.try_send(AuditJob::Row(record, None)) {
+            Ok(()) => return,
+            Err(TrySendError::Full(job)) => job,
+            Err(TrySendError::Closed(_)) => {
+                tracing::warn!("store closed; an audit row was not written");
+                return;
+            }
+        };
+        if self.inner.audit.sender.send(job).await.is_err() {
+            tracing::warn!("store closed; an audit row was not written");
+        }
+    }
+
+    /// Wait until every audit row queued so far is written (or its write failed).
+    pub async fn flush_audit(&self) {
+        let (done, flushed) = tokio::sync::oneshot::channel();
+        if self.inner.audit.sender.send(AuditJob::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
         }
     }
 
@@ -685,13 +752,12 @@ impl Store {
     }
 }
 
-/// Writes one audit row per finished call. A database failure is logged, never raised.
-#[async_trait]
+/// Queues one audit row per finished call (see [`Store::queue_execution`]). A database failure is
+/// logged, never raised.
+#[async_trait::async_trait]
 impl ExecutionObserver for Store {
     async fn record(&self, call: &ToolCall, outcome: &ToolOutcome) {
-        if let Err(error) = self.record_execution(&AuditRecord::from_outcome(call, outcome)).await {
-            tracing::warn!(%error, tool = %outcome.tool, "could not write the audit row");
-        }
+        self.queue_execution(AuditRecord::from_outcome(call, outcome)).await;
     }
 }
 

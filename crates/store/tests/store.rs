@@ -426,6 +426,7 @@ async fn audit_counts(db: Arc<TestDb>) {
         rate_limit_wait: Duration::ZERO,
     };
     integration_core::ExecutionObserver::record(&store, &call, &outcome).await;
+    store.flush_audit().await;
 
     let counts = store.call_counts("jira", Duration::from_secs(15 * 60)).await.expect("counts");
     assert_eq!((counts.calls, counts.failures), (4, 2));
