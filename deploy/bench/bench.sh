@@ -81,7 +81,10 @@ lua() { # name method body header...
   } >"$WORK/$name.lua"
 }
 JIRA_AUTH="Authorization: Basic $(printf 'bot@example.com:fake-api-token' | base64 -w0)"
-lua jira_direct POST '{"jql":"project = \"ENG\" ORDER BY updated DESC","maxResults":50}' \
+# The same request the api sends for `GET /api/integrations/jira/issues?project_key=ENG` (its JQL,
+# page size and field list), so (a), (b) and (d) cost the fake the same.
+JIRA_FIELDS='"summary","status","assignee","reporter","priority","issuetype","project","parent","labels","created","updated","description"'
+lua jira_direct POST "{\"jql\":\"project = \\\"ENG\\\" ORDER BY created DESC\",\"maxResults\":50,\"fields\":[$JIRA_FIELDS]}" \
     "$JIRA_AUTH" "Content-Type: application/json" "Accept: application/json"
 lua github_direct GET '' "Authorization: Bearer ghp_fakeOctocatToken0000000000000000000" "Accept: application/json"
 lua slack_direct POST '{"channel":"#general","text":"bench"}' \
