@@ -223,6 +223,8 @@ struct Inner {
 }
 
 /// What the audit writer is asked to do.
+// Nearly every job is a row: boxing it would add an allocation per call to shrink rare flushes.
+#[allow(clippy::large_enum_variant)]
 enum AuditJob {
     /// Store a row; tell the sender, if any, once it is written (or failed).
     Row(AuditRecord, Option<tokio::sync::oneshot::Sender<Result<(), String>>>),
