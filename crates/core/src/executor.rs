@@ -442,10 +442,8 @@ impl Executor {
     fn record(&self, call: &ToolCall, outcome: &ToolOutcome, span: &tracing::Span) {
         let status = if outcome.result.is_ok() { "success" } else { "failure" };
         let kind = outcome.result.as_ref().err().map(|e| e.kind().as_str()).unwrap_or("none");
-        if span.has_field("attempts") {
-            span.record("attempts", outcome.attempts);
-            span.record("outcome", status);
-        }
+        span.record("attempts", outcome.attempts);
+        span.record("outcome", status);
         let connection = outcome.connection.clone().unwrap_or_default();
         metrics::counter!(
             "integration_tool_calls_total",
