@@ -14,6 +14,7 @@
 //! every worker; [`OutboxRelay`] publishes the events other front doors wrote into the store's
 //! outbox. The crate names no provider: the binaries register them.
 
+mod acks;
 mod client;
 pub mod envelope;
 mod error;

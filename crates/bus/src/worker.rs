@@ -1,5 +1,5 @@
 //! The worker: consume tool commands, run them through the executor, record the outcome, publish
-//! the event with a broker confirm, then acknowledge the command.
+//! the event with a broker confirm, then acknowledge the command (in batches, see `acks`).
 //!
 //! Order of effects for one command: `begin` (record `started`) → execute → `finish` (record the
 //! event) → publish and wait for the confirm → ack. A crash anywhere leads to a redelivery, and
@@ -14,16 +14,14 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use integration_core::{Executor, Source, ToolCall};
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    BasicRejectOptions,
-};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Connection, ConnectionProperties};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use crate::acks::{self, Settle};
 use crate::envelope::{Event, parse_command};
 use crate::error::BusError;
 use crate::outcome::{Begin, OutcomeStore};
@@ -74,7 +72,7 @@ impl WorkerConfig {
 #[derive(Debug, Default)]
 pub struct WorkerStatus {
     connected: AtomicBool,
-    processed: AtomicU64,
+    pub(crate) processed: AtomicU64,
     reconnects: AtomicU64,
 }
 
@@ -178,6 +176,9 @@ impl Worker {
             .await?;
         self.status.connected.store(true, Ordering::SeqCst);
         tracing::info!(queue = %self.config.topology.commands_queue, "consuming commands");
+        let (settles, settled) = mpsc::unbounded_channel();
+        let acker =
+            tokio::spawn(acks::run(channel.clone(), self.config.prefetch, settled, self.status.clone()));
 
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
         let mut tasks = JoinSet::new();
@@ -196,12 +197,15 @@ impl Worker {
             };
             match next {
                 Some(Ok(delivery)) => {
+                    // Registered before the handler exists, so the ledger sees it in flight
+                    // before it can be finished.
+                    let _ = settles.send(Settle::Delivered(delivery.delivery_tag));
                     let handler = Handler {
                         executor: self.executor.clone(),
                         outcomes: self.outcomes.clone(),
                         publisher: publisher.clone(),
                         events_exchange: self.config.topology.events_exchange.clone(),
-                        status: self.status.clone(),
+                        settles: settles.clone(),
                         max_output_bytes: self.config.max_output_bytes,
                         in_flight_wait: self.config.in_flight_wait,
                     };
@@ -229,6 +233,12 @@ impl Worker {
                     "grace period over; unfinished commands will be redelivered"
                 );
                 tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+            }
+            // Every handler is gone: the acker sends what it holds and ends.
+            drop(settles);
+            if tokio::time::timeout(Duration::from_secs(5), acker).await.is_err() {
+                tracing::warn!("acknowledgements not sent within 5 s; those commands will be redelivered");
             }
             let _ = publisher.channel().close(200, "shutdown".into()).await;
             let _ = channel.close(200, "shutdown".into()).await;
@@ -245,6 +255,9 @@ impl Worker {
                 tracing::warn!(abandoned = tasks.len(), "in-flight commands outlived the grace period");
                 tasks.abort_all();
             }
+            acker.abort();
+        } else {
+            acker.abort();
         }
         Ok(end)
     }
@@ -255,7 +268,7 @@ struct Handler {
     outcomes: Arc<dyn OutcomeStore>,
     publisher: Publisher,
     events_exchange: String,
-    status: Arc<WorkerStatus>,
+    settles: mpsc::UnboundedSender<Settle>,
     max_output_bytes: usize,
     in_flight_wait: Duration,
 }
@@ -277,29 +290,17 @@ impl Handler {
         let headers = delivery.properties.headers().as_ref();
         integration_core::propagation::set_parent(&span, &|name| header_text(headers, name));
         let result = self.process(&delivery).instrument(span).await;
-        let settled = match result {
-            Ok(Disposition::Ack) => delivery.acker.ack(BasicAckOptions::default()).await.map(|_| "ack"),
-            Ok(Disposition::DeadLetter) => {
-                delivery.acker.reject(BasicRejectOptions { requeue: false }).await.map(|_| "dead_letter")
-            }
+        let tag = delivery.delivery_tag;
+        let settle = match result {
+            Ok(Disposition::Ack) => Settle::Ack(tag),
+            Ok(Disposition::DeadLetter) => Settle::DeadLetter(tag),
             Err(error) => {
                 tracing::warn!(%error, "command not settled, returning it to the queue");
-                delivery
-                    .acker
-                    .nack(BasicNackOptions { requeue: true, multiple: false })
-                    .await
-                    .map(|_| "requeue")
+                Settle::Requeue(tag)
             }
         };
-        match settled {
-            Ok(disposition) => {
-                self.status.processed.fetch_add(1, Ordering::SeqCst);
-                metrics::counter!("bus_commands_total", "disposition" => disposition).increment(1);
-            }
-            Err(error) => {
-                tracing::debug!(%error, "could not settle the delivery; the broker will redeliver it")
-            }
-        }
+        // A closed acker means the connection is gone: the broker redelivers.
+        let _ = self.settles.send(settle);
     }
 
     async fn process(&self, delivery: &Delivery) -> Result<Disposition, BusError> {
