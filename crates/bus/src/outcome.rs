@@ -28,6 +28,12 @@ pub trait OutcomeStore: Send + Sync + 'static {
     async fn begin(&self, key: &str) -> Result<Begin, BusError>;
     /// Record the final event of `key`.
     async fn finish(&self, key: &str, event: &Event) -> Result<(), BusError>;
+    /// Record the final event of `key`, given also as the JSON text the worker publishes, so a
+    /// store that keeps JSON text need not serialize the event a second time.
+    async fn finish_with_json(&self, key: &str, event: &Event, json: &str) -> Result<(), BusError> {
+        let _ = json;
+        self.finish(key, event).await
+    }
 }
 
 /// An in-process outcome store: for tests and single-process embedding only (it forgets on

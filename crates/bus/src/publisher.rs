@@ -65,8 +65,17 @@ impl Publisher {
 
     /// Publish an event on `exchange` with its routing key and event id.
     pub async fn publish_event(&self, exchange: &str, event: &Event) -> Result<(), BusError> {
-        let payload = serde_json::to_vec(event)?;
-        self.publish_json(exchange, &event.routing_key(), &event.event_id, &payload).await?;
+        self.publish_event_json(exchange, event, &serde_json::to_vec(event)?).await
+    }
+
+    /// [`Publisher::publish_event`] with the event already serialized to `payload`.
+    pub async fn publish_event_json(
+        &self,
+        exchange: &str,
+        event: &Event,
+        payload: &[u8],
+    ) -> Result<(), BusError> {
+        self.publish_json(exchange, &event.routing_key(), &event.event_id, payload).await?;
         metrics::counter!("bus_events_published_total", "status" => event.status.as_str()).increment(1);
         Ok(())
     }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use integration_store::{Idempotency, OutcomeState, Store};
-use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::envelope::{Event, Status};
@@ -42,8 +41,17 @@ const MAX_BATCH: usize = 256;
 const FLUSHES_IN_FLIGHT: usize = 4;
 
 enum Request {
-    Begin { key: String, reply: oneshot::Sender<Result<Begin, BusError>> },
-    Finish { key: String, state: OutcomeState, outcome: Value, reply: oneshot::Sender<Result<(), BusError>> },
+    Begin {
+        key: String,
+        reply: oneshot::Sender<Result<Begin, BusError>>,
+    },
+    /// `json`: the event as JSON text.
+    Finish {
+        key: String,
+        state: OutcomeState,
+        json: String,
+        reply: oneshot::Sender<Result<(), BusError>>,
+    },
 }
 
 impl StoreOutcomes {
@@ -80,7 +88,7 @@ async fn flush(records: &Idempotency, batch: Vec<Request>) {
     for request in batch {
         match request {
             Request::Begin { key, reply } => begins.push((key, reply)),
-            Request::Finish { key, state, outcome, reply } => finishes.push((key, state, outcome, reply)),
+            Request::Finish { key, state, json, reply } => finishes.push((key, state, json, reply)),
         }
     }
     let begin_all = async {
@@ -106,8 +114,8 @@ async fn flush(records: &Idempotency, batch: Vec<Request>) {
         if finishes.is_empty() {
             return;
         }
-        let rows: Vec<(&str, OutcomeState, &Value)> =
-            finishes.iter().map(|(key, state, outcome, _)| (key.as_str(), *state, outcome)).collect();
+        let rows: Vec<(&str, OutcomeState, &str)> =
+            finishes.iter().map(|(key, state, json, _)| (key.as_str(), *state, json.as_str())).collect();
         let result = records.finish_many(&rows).await.map_err(|e| e.to_string());
         for (_, _, _, reply) in finishes {
             let _ = reply.send(result.clone().map_err(BusError::Store));
@@ -154,14 +162,17 @@ impl OutcomeStore for StoreOutcomes {
     }
 
     async fn finish(&self, key: &str, event: &Event) -> Result<(), BusError> {
+        self.finish_with_json(key, event, &serde_json::to_string(event)?).await
+    }
+
+    async fn finish_with_json(&self, key: &str, event: &Event, json: &str) -> Result<(), BusError> {
         let state = match event.status {
             Status::Completed => OutcomeState::Completed,
             Status::Failed => OutcomeState::Failed,
         };
-        let outcome = serde_json::to_value(event)?;
         let (reply, answered) = oneshot::channel();
         self.requests
-            .send(Request::Finish { key: key.to_owned(), state, outcome, reply })
+            .send(Request::Finish { key: key.to_owned(), state, json: json.to_owned(), reply })
             .await
             .map_err(|_| closed())?;
         answer(answered).await

@@ -391,12 +391,19 @@ impl Handler {
             use_cache: true,
         };
         let mut outcome = self.executor.execute(call).await;
-        if let Ok(result) = outcome.result.as_mut() {
-            *result = integration_core::shape::shape(std::mem::take(result), &[], self.max_output_bytes);
-        }
-        let event = Event::from_outcome(command, &outcome);
-        self.outcomes.finish(&key, &event).await?;
-        self.publisher.publish_event(&self.events_exchange, &event).await?;
+        let event = match outcome.result.as_mut() {
+            Ok(result) => {
+                let duration_ms = u64::try_from(outcome.duration.as_millis()).unwrap_or(u64::MAX);
+                let result =
+                    integration_core::shape::shape(std::mem::take(result), &[], self.max_output_bytes);
+                Event::completed(command, result, duration_ms)
+            }
+            Err(_) => Event::from_outcome(command, &outcome),
+        };
+        // Serialized once: the same text is recorded and published.
+        let payload = serde_json::to_string(&event)?;
+        self.outcomes.finish_with_json(&key, &event, &payload).await?;
+        self.publisher.publish_event_json(&self.events_exchange, &event, payload.as_bytes()).await?;
         Ok(Disposition::Ack)
     }
 }

@@ -59,6 +59,14 @@ async fn store_outcomes_record_states_and_never_take_over_a_started_record() {
         Begin::Done(event) => assert_eq!(event.error_type.as_deref(), Some("not_found")),
         other => panic!("expected the recorded failure, got {other:?}"),
     }
+    // The worker's path: the event recorded as the JSON text it publishes reads back the same.
+    let text_key = idempotency_key("task", "s3");
+    assert_eq!(outcomes.begin(&text_key).await.expect("begin"), Begin::New);
+    let published = Event::completed(&command("s3"), json!({"key": "ENG-10", "labels": ["a"]}), 7);
+    let json = serde_json::to_string(&published).expect("event JSON");
+    outcomes.finish_with_json(&text_key, &published, &json).await.expect("finish");
+    assert_eq!(outcomes.begin(&text_key).await.expect("begin"), Begin::Done(Box::new(published)));
+
     // A record written by someone else than the bus is reported, not mistaken for an event.
     store.idempotency().begin("bus:foreign", Duration::from_secs(1)).await.expect("claim");
     store.idempotency().complete("bus:foreign", &json!({"not": "an event"})).await.expect("complete");

@@ -37,8 +37,8 @@ pub use crypto::{Keyring, MasterKey};
 pub use error::StoreError;
 pub use store::{
     AuditRecord, Begin, CallCounts, CheckRecord, Idempotency, NewOutboxMessage, Outbox, OutboxMessage,
-    OutcomeState, RotationReport, SETTINGS_FIELDS, Store, StoreConfig, StoredConnection, StoredOutcome,
-    StoredSettings, connection_from_body, validate_name,
+    OutcomeJson, OutcomeState, RotationReport, SETTINGS_FIELDS, Store, StoreConfig, StoredConnection,
+    StoredOutcome, StoredSettings, connection_from_body, validate_name,
 };
 pub use webhooks::{
     DEFAULT_DELIVERIES_PER_ENDPOINT, DEFAULT_DELIVERY_MAX_AGE, DeliveryFilter, DeliveryInsert,

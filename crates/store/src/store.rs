@@ -872,6 +872,26 @@ pub fn connection_from_body(
     })
 }
 
+/// An outcome as the idempotency records store it: JSON text. A [`Value`] is serialized; text a
+/// caller already serialized (the bus publishes the same bytes) is stored as it is. The text must
+/// be valid JSON.
+pub trait OutcomeJson {
+    /// The JSON text.
+    fn json_text(&self) -> String;
+}
+
+impl OutcomeJson for Value {
+    fn json_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl OutcomeJson for str {
+    fn json_text(&self) -> String {
+        self.to_owned()
+    }
+}
+
 /// The state of an idempotency record after a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -1024,7 +1044,12 @@ impl Idempotency {
 
     /// Record many outcomes in one statement and one commit. A key given twice keeps its last
     /// outcome.
-    pub async fn finish_many(&self, records: &[(&str, OutcomeState, &Value)]) -> Result<(), StoreError> {
+    ///
+    /// An outcome is a JSON [`Value`] or JSON text already serialized (see [`OutcomeJson`]).
+    pub async fn finish_many<T: OutcomeJson + ?Sized>(
+        &self,
+        records: &[(&str, OutcomeState, &T)],
+    ) -> Result<(), StoreError> {
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(records.len());
         for (i, (key, _, _)) in records.iter().enumerate() {
             last.insert(key, i);
@@ -1033,7 +1058,7 @@ impl Idempotency {
             .iter()
             .enumerate()
             .filter(|(i, (key, _, _))| last.get(key) == Some(i))
-            .map(|(_, (key, state, outcome))| (*key, state.as_str(), outcome.to_string()))
+            .map(|(_, (key, state, outcome))| (*key, state.as_str(), outcome.json_text()))
             .collect();
         if rows.is_empty() {
             return Ok(());

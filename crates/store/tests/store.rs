@@ -292,7 +292,13 @@ async fn idempotency_batches(db: Arc<TestDb>) {
     let answers = idem.begin_many(&["b-new-1", "b-new-2"]).await.expect("begin_many");
     assert!(matches!(&answers[0], Begin::Done(d) if d.outcome == second), "{:?}", answers[0]);
     assert!(matches!(&answers[1], Begin::Done(d) if d.state == OutcomeState::Failed && d.outcome == failed));
-    idem.finish_many(&[]).await.expect("empty batch");
+    idem.finish_many::<serde_json::Value>(&[]).await.expect("empty batch");
+
+    // outcomes given as JSON text are stored as that JSON
+    assert_eq!(idem.begin_many(&["b-text"]).await.expect("begin_many"), vec![Begin::New]);
+    idem.finish_many(&[("b-text", OutcomeState::Completed, r#"{"v":[3,"x"]}"#)]).await.expect("text outcome");
+    let answers = idem.begin_many(&["b-text"]).await.expect("begin_many");
+    assert!(matches!(&answers[0], Begin::Done(d) if d.outcome == json!({"v": [3, "x"]})), "{:?}", answers[0]);
 
     // a batch larger than one statement's rows
     let many: Vec<String> = (0..1_200).map(|i| format!("bulk-{i}")).collect();
