@@ -65,12 +65,13 @@ pub struct SearchRequest {
     pub next_page_token: Option<String>,
 }
 
-/// One page of the enhanced search (`SearchAndReconcileResults`).
+/// One page of the enhanced search (`SearchAndReconcileResults`), its issues read as `I`
+/// (`IssueBean`s as JSON values by default).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
-pub struct SearchPage {
+pub struct SearchPage<I = Value> {
     /// The issues (`IssueBean`s) of this page.
-    pub issues: Vec<Value>,
+    pub issues: Vec<I>,
     /// The token of the next page; absent on the last page.
     pub next_page_token: Option<String>,
     /// Whether this is the last page.
@@ -208,12 +209,24 @@ impl JiraClient {
     }
 
     /// `POST /rest/api/3/search/jql`: one page of the enhanced JQL search.
-    pub async fn search_jql(&self, request: &SearchRequest) -> Result<SearchPage, IntegrationError> {
+    pub async fn search_jql<I: DeserializeOwned + Default>(
+        &self,
+        request: &SearchRequest,
+    ) -> Result<SearchPage<I>, IntegrationError> {
         self.send_json(self.api(Method::POST, &["search", "jql"]).json(request)).await
     }
 
     /// `GET /rest/api/3/issue/{issueIdOrKey}` with the given fields (all when empty).
     pub async fn get_issue(&self, key: &str, fields: &[&str]) -> Result<Value, IntegrationError> {
+        self.get_issue_as(key, fields).await
+    }
+
+    /// [`JiraClient::get_issue`] read as `T`.
+    pub(crate) async fn get_issue_as<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        fields: &[&str],
+    ) -> Result<T, IntegrationError> {
         let mut request = self.api(Method::GET, &["issue", key]);
         if !fields.is_empty() {
             request = request.query(&[("fields", fields.join(","))]);

@@ -38,6 +38,7 @@ pub mod error;
 pub mod jql;
 pub mod models;
 mod tools;
+mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::adf;
 use crate::client::JiraClient;
+use crate::wire::IssueBean;
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -136,6 +137,42 @@ pub const ISSUE_FIELDS: &[&str] = &[
 ];
 
 impl Issue {
+    /// Trim an `IssueBean` read by the typed view (the same result as [`Issue::from_value`] on
+    /// the same JSON, without building the parts it skips).
+    pub(crate) fn from_bean(bean: IssueBean, client: &JiraClient) -> Self {
+        let key = bean.key.0.unwrap_or_default();
+        let f = bean.fields.0.unwrap_or_default();
+        let description =
+            f.description.filter(|d| !d.is_null()).map(|d| adf::to_text(&d)).filter(|d| !d.is_empty());
+        let (status, status_category) = match f.status.0 {
+            Some(s) => (s.name.0, s.category.0.and_then(|c| c.key.0)),
+            None => (None, None),
+        };
+        let (assignee, assignee_account_id) = match f.assignee.0 {
+            Some(a) => (a.display_name.0, a.account_id.0),
+            None => (None, None),
+        };
+        Self {
+            url: client.browse_url(&key),
+            id: bean.id.0,
+            summary: f.summary.0,
+            status,
+            status_category,
+            assignee,
+            assignee_account_id,
+            reporter: f.reporter.0.and_then(|r| r.display_name.0),
+            priority: f.priority.0.and_then(|p| p.name.0),
+            issue_type: f.issuetype.0.and_then(|t| t.name.0),
+            project: f.project.0.and_then(|p| p.key.0),
+            parent: f.parent.0.and_then(|p| p.key.0),
+            labels: f.labels.0,
+            created: f.created.0,
+            updated: f.updated.0,
+            description,
+            key,
+        }
+    }
+
     /// Trim an `IssueBean`.
     pub fn from_value(v: &Value, client: &JiraClient) -> Self {
         let key = owned(v, "/key").unwrap_or_default();

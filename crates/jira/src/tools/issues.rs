@@ -11,9 +11,10 @@ use super::users::resolve_account;
 use super::{OneOrMany, ROUTE, Shared, check_key, decode_cursor, encode_cursor, eq_ci, limit, list};
 use crate::PROVIDER;
 use crate::adf::TextOrAdf;
-use crate::client::{JiraClient, MAX_PAGE, SearchRequest};
+use crate::client::{MAX_PAGE, SearchPage, SearchRequest};
 use crate::jql::{Direction, Jql};
 use crate::models::{Comment, ISSUE_FIELDS, Issue, Transition};
+use crate::wire::IssueBean;
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
@@ -349,10 +350,6 @@ fn build_jql(p: &SearchIssues) -> Result<String, IntegrationError> {
     Ok(q.order_by(order_by, direction).build())
 }
 
-fn issue_out(issue: &Value, client: &JiraClient, raw: bool) -> Value {
-    if raw { issue.clone() } else { json!(Issue::from_value(issue, client)) }
-}
-
 async fn search_issues(
     shared: &Shared,
     ctx: &ToolContext,
@@ -376,10 +373,19 @@ async fn search_issues(
             fields: fields.clone(),
             next_page_token: token.take(),
         };
-        let page = client.search_jql(&request).await?;
-        let got = page.issues.len();
-        issues.extend(page.issues.iter().map(|i| issue_out(i, &client, p.raw)));
-        token = page.next_page_token.filter(|t| !t.is_empty() && page.is_last != Some(true));
+        // The trimmed view reads each issue through the typed, lenient `IssueBean`; raw keeps it all.
+        let (got, next_page_token, is_last) = if p.raw {
+            let page: SearchPage = client.search_jql(&request).await?;
+            let got = page.issues.len();
+            issues.extend(page.issues);
+            (got, page.next_page_token, page.is_last)
+        } else {
+            let page: SearchPage<IssueBean> = client.search_jql(&request).await?;
+            let got = page.issues.len();
+            issues.extend(page.issues.into_iter().map(|i| json!(Issue::from_bean(i, &client))));
+            (got, page.next_page_token, page.is_last)
+        };
+        token = next_page_token.filter(|t| !t.is_empty() && is_last != Some(true));
         if token.is_none() || got == 0 || issues.len() >= limit {
             break;
         }
@@ -402,15 +408,16 @@ async fn get_issue(shared: &Shared, ctx: &ToolContext, p: GetIssue) -> Result<Va
     }
     let mut fields: Vec<&str> = ISSUE_FIELDS.to_vec();
     fields.push("comment");
-    let issue = client.get_issue(&p.key, &fields).await?;
-    let mut out = json!(Issue::from_value(&issue, &client));
-    let comments: Vec<Comment> = issue
-        .pointer("/fields/comment/comments")
+    let mut issue: IssueBean = client.get_issue_as(&p.key, &fields).await?;
+    let comment = issue.fields.0.as_mut().and_then(|f| f.comment.take()).unwrap_or(Value::Null);
+    let mut out = json!(Issue::from_bean(issue, &client));
+    let comments: Vec<Comment> = comment
+        .get("comments")
         .and_then(Value::as_array)
         .map(|c| c.iter().rev().take(20).rev().map(Comment::from_value).collect())
         .unwrap_or_default();
     out["comments"] = json!(comments);
-    out["comment_count"] = issue.pointer("/fields/comment/total").cloned().unwrap_or(json!(comments.len()));
+    out["comment_count"] = comment.get("total").cloned().unwrap_or(json!(comments.len()));
     Ok(out)
 }
 

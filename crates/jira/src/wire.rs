@@ -1,0 +1,373 @@
+//! Typed, lenient views of Jira's answers for the hot paths.
+//!
+//! Parsing a whole answer into a [`Value`] builds every avatar URL, `self` link and nested object
+//! only for the trimmed models to read a dozen strings out of it. These views deserialize the
+//! parts the models read and skip everything else without building it. They are as lenient as
+//! the `from_value` readers in [`crate::models`]: a missing field, a `null`, an empty string or a
+//! value of an unexpected type reads as absent and never fails the answer.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+
+/// Consume the rest of a sequence or map without building it.
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// A non-empty string, or absent.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Text(pub(crate) Option<String>);
+
+/// A string (empty ones too), or absent: the items of `labels`.
+struct AnyText(Option<String>);
+
+/// Reads a string; anything else is consumed and read as absent.
+struct TextVisitor {
+    keep_empty: bool,
+}
+
+impl<'de> Visitor<'de> for TextVisitor {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((self.keep_empty || !v.is_empty()).then(|| v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok((self.keep_empty || !v.is_empty()).then_some(v))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        drain_seq(seq).map(|()| None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map).map(|()| None)
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TextVisitor { keep_empty: false }).map(Text)
+    }
+}
+
+impl<'de> Deserialize<'de> for AnyText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(TextVisitor { keep_empty: true }).map(AnyText)
+    }
+}
+
+/// An object read as `T`, or absent when the value is not an object.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Obj<T>(pub(crate) Option<T>);
+
+impl<T> Default for Obj<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Obj<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(|t| Obj(Some(t)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Obj<T>, A::Error> {
+                drain_seq(seq).map(|()| Obj(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_unit<E>(self) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+            fn visit_none<E>(self) -> Result<Obj<T>, E> {
+                Ok(Obj(None))
+            }
+        }
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+/// The strings of an array (other items skipped); empty when the value is not an array.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Strings(pub(crate) Vec<String>);
+
+impl<'de> Deserialize<'de> for Strings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Strings;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
+                let mut out = Vec::new();
+                while let Some(AnyText(text)) = seq.next_element::<AnyText>()? {
+                    out.extend(text);
+                }
+                Ok(Strings(out))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Strings, A::Error> {
+                drain_map(map).map(|()| Strings::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_unit<E>(self) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+            fn visit_none<E>(self) -> Result<Strings, E> {
+                Ok(Strings::default())
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// `{"name": ..}` (status category, priority, issue type).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Named {
+    pub(crate) name: Text,
+}
+
+/// `{"key": ..}` (project, parent, status category).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct Keyed {
+    pub(crate) key: Text,
+}
+
+/// A status: its name and category key.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct StatusRef {
+    pub(crate) name: Text,
+    #[serde(rename = "statusCategory")]
+    pub(crate) category: Obj<Keyed>,
+}
+
+/// A user reference: display name and account id.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct UserRef {
+    #[serde(rename = "displayName")]
+    pub(crate) display_name: Text,
+    #[serde(rename = "accountId")]
+    pub(crate) account_id: Text,
+}
+
+/// The `fields` of an issue that [`crate::models::Issue`] reads.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct BeanFields {
+    pub(crate) summary: Text,
+    pub(crate) status: Obj<StatusRef>,
+    pub(crate) assignee: Obj<UserRef>,
+    pub(crate) reporter: Obj<UserRef>,
+    pub(crate) priority: Obj<Named>,
+    pub(crate) issuetype: Obj<Named>,
+    pub(crate) project: Obj<Keyed>,
+    pub(crate) parent: Obj<Keyed>,
+    pub(crate) labels: Strings,
+    pub(crate) created: Text,
+    pub(crate) updated: Text,
+    /// Atlassian Document Format, read as a whole (it becomes plain text).
+    pub(crate) description: Option<Value>,
+    /// The comment page (`jira_get_issue` asks for it; searches do not).
+    pub(crate) comment: Option<Value>,
+}
+
+/// An `IssueBean`, as far as [`crate::models::Issue`] reads it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct IssueBean {
+    pub(crate) id: Text,
+    pub(crate) key: Text,
+    pub(crate) fields: Obj<BeanFields>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unexpected_types_read_as_absent() {
+        let bean: IssueBean = serde_json::from_str(
+            r#"{"id": 10001, "key": "", "fields": {
+                "summary": {"nested": [1, 2]}, "status": "Done", "assignee": [1, {"a": 2}],
+                "labels": ["a", 3, "", {"x": 1}, "b"], "priority": null, "project": {"key": ["X"]},
+                "unknown": {"deep": [{"deeper": true}]}, "created": "2026-01-01"
+            }}"#,
+        )
+        .expect("lenient");
+        assert_eq!(bean.id, Text(None));
+        assert_eq!(bean.key, Text(None));
+        let fields = bean.fields.0.expect("fields");
+        assert_eq!(fields.summary, Text(None));
+        assert!(fields.status.0.is_none());
+        assert!(fields.assignee.0.is_none());
+        assert!(fields.priority.0.is_none());
+        assert_eq!(fields.project.0.expect("project").key, Text(None));
+        assert_eq!(fields.labels, Strings(vec!["a".into(), String::new(), "b".into()]));
+        assert_eq!(fields.created, Text(Some("2026-01-01".into())));
+    }
+
+    #[test]
+    fn fields_that_are_not_an_object_read_as_absent() {
+        let bean: IssueBean = serde_json::from_str(r#"{"key": "ENG-1", "fields": [1]}"#).expect("lenient");
+        assert_eq!(bean.key, Text(Some("ENG-1".into())));
+        assert!(bean.fields.0.is_none());
+    }
+
+    #[test]
+    fn malformed_json_is_still_an_error() {
+        assert!(serde_json::from_str::<IssueBean>(r#"{"key": "ENG-1", "fields": {"summary": }"#).is_err());
+    }
+}
+
+/// The typed view must trim exactly as the `Value` reader does.
+#[cfg(test)]
+mod same_as_value {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::IssueBean;
+    use crate::client::JiraClient;
+    use crate::config::JiraConfig;
+    use crate::models::Issue;
+
+    fn client() -> JiraClient {
+        JiraClient::new(JiraConfig::data_center("https://jira.example.com/", "t").expect("config"))
+            .expect("client")
+    }
+
+    fn both(issue: &Value) -> (Value, Value) {
+        let client = client();
+        let by_value = json!(Issue::from_value(issue, &client));
+        let bean: IssueBean = serde_json::from_str(&issue.to_string()).expect("typed view");
+        (by_value, json!(Issue::from_bean(bean, &client)))
+    }
+
+    #[test]
+    fn atlassian_examples() {
+        let search: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/search_jql_200.json")).expect("fixture");
+        let get: Value =
+            serde_json::from_str(include_str!("../tests/fixtures/get_issue_200.json")).expect("fixture");
+        let issues = search["issues"].as_array().expect("issues").iter().chain([&get]);
+        for issue in issues {
+            let (by_value, by_bean) = both(issue);
+            assert_eq!(by_value, by_bean);
+            assert!(by_value["key"].as_str().is_some_and(|k| !k.is_empty()), "{by_value}");
+        }
+    }
+
+    /// Any JSON value, a few levels deep.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            "[a-z]{0,3}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("name".to_owned()),
+                        Just("key".to_owned()),
+                        Just("displayName".to_owned()),
+                        Just("accountId".to_owned()),
+                        Just("statusCategory".to_owned()),
+                        "[a-z]{1,3}"
+                    ],
+                    inner,
+                    0..4
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_shape_trims_the_same(
+            id in any_json(), key in any_json(), summary in any_json(), status in any_json(),
+            assignee in any_json(), reporter in any_json(), priority in any_json(), project in any_json(),
+            labels in any_json(), created in any_json(), extra in any_json(),
+        ) {
+            let issue = json!({
+                "id": id, "key": key, "expand": extra.clone(),
+                "fields": {
+                    "summary": summary, "status": status, "assignee": assignee, "reporter": reporter,
+                    "priority": priority, "issuetype": priority.clone(), "project": project,
+                    "parent": key.clone(), "labels": labels, "created": created, "updated": extra.clone(),
+                    "customfield_10000": extra,
+                }
+            });
+            let (by_value, by_bean) = both(&issue);
+            prop_assert_eq!(by_value, by_bean);
+        }
+    }
+}
