@@ -3,6 +3,13 @@
 
 use clap::Parser;
 
+/// jemalloc instead of glibc malloc: every proxied call parses and builds JSON, and glibc's
+/// allocator spent about a quarter of the api's CPU on it; mimalloc was as fast but doubled the
+/// resident memory (docs/benchmarks.md).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = integrations_api::Cli::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
