@@ -180,6 +180,10 @@ pub(crate) struct State {
     pub(crate) next_comment_id: u64,
     pub(crate) last_time: i64,
     pub(crate) calls: Vec<(String, String)>,
+    /// Bodies of `GET /issue/{key}` answers by (site, key, fields): rendering an issue is most of
+    /// this fake's work under load, and a real Jira's costs are not ours to measure. Emptied by
+    /// every [`FakeJira::lock`], so a change is never served stale.
+    pub(crate) rendered: std::collections::HashMap<(String, String, String), bytes::Bytes>,
 }
 
 impl State {
@@ -309,7 +313,15 @@ impl FakeJira {
         jira
     }
 
+    /// The state, for reading or changing it; drops the rendered-issue cache.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        let mut state = self.peek();
+        state.rendered.clear();
+        state
+    }
+
+    /// The state for reading (and recording calls or rendered answers), keeping the cache.
+    pub(crate) fn peek(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 

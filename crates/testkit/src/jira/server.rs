@@ -91,7 +91,7 @@ async fn gate(AxumState(jira): AxumState<FakeJira>, mut request: Request, next: 
         .unwrap_or("fake-jira.invalid")
         .to_owned();
     let account = {
-        let mut s = jira.lock();
+        let mut s = jira.peek();
         let account = authenticate(&s, request.headers());
         if account.is_some() {
             s.calls.push((request.method().to_string(), path));
@@ -582,13 +582,20 @@ async fn get_issue(
     Path(key): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let s = jira.lock();
+    let mut s = jira.peek();
     let Some(i) = s.issue_index(&key) else { return no_issue() };
-    let fields: Vec<String> = q
-        .get("fields")
-        .map(|f| f.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect())
-        .unwrap_or_default();
-    ok_json(StatusCode::OK, issue_json(&s, &site, &s.issues[i], &fields))
+    let cache_key = (site, s.issues[i].key.clone(), q.get("fields").cloned().unwrap_or_default());
+    let body = match s.rendered.get(&cache_key) {
+        Some(body) => body.clone(),
+        None => {
+            let fields: Vec<String> =
+                cache_key.2.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
+            let body = bytes::Bytes::from(issue_json(&s, &cache_key.0, &s.issues[i], &fields).to_string());
+            s.rendered.insert(cache_key, body.clone());
+            body
+        }
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn is_adf(v: &Value) -> bool {
@@ -1036,5 +1043,36 @@ mod tests {
         assert_eq!(days_from_civil(2024, 1, 31), 19_753);
         assert_eq!(decode_token(&encode_token(150)), Some(150));
         assert_eq!(decode_token("garbage"), None);
+    }
+
+    async fn get(app: &Router, uri: &str, host: &str) -> Value {
+        use tower::ServiceExt as _;
+        let request = Request::builder()
+            .uri(uri)
+            .header(header::HOST, host)
+            .header(header::AUTHORIZATION, format!("Bearer {}", FakeJira::PERSONAL_ACCESS_TOKEN))
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let response = app.clone().oneshot(request).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn rendered_issues_are_never_served_stale() {
+        let jira = FakeJira::demo();
+        let app = router(jira.clone());
+        let first = get(&app, "/rest/api/3/issue/ENG-1?fields=summary,labels", "a.test").await;
+        assert_eq!(first["fields"]["summary"], "Login page crashes on submit");
+        assert!(first["fields"].get("status").is_none(), "only the fields asked for");
+        // Cached per site and field list.
+        let other = get(&app, "/rest/api/3/issue/ENG-1", "b.test").await;
+        assert!(other["self"].as_str().is_some_and(|s| s.starts_with("http://b.test/")), "{other}");
+        assert!(other["fields"].get("status").is_some());
+        // Any change through the state drops the cache.
+        jira.lock().issues[0].summary = "Changed".to_owned();
+        let again = get(&app, "/rest/api/3/issue/ENG-1?fields=summary,labels", "a.test").await;
+        assert_eq!(again["fields"]["summary"], "Changed");
     }
 }
