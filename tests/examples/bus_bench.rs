@@ -69,6 +69,19 @@ struct Args {
     /// Write an audit row per call (the store observer), as the binary does.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     audit: bool,
+    /// How the event observer (standing for the agent) acknowledges events.
+    #[arg(long, value_enum, default_value = "each")]
+    observer_ack: ObserverAck,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ObserverAck {
+    /// Consume with `no_ack`: the agent's acknowledgements are not the worker's cost.
+    None,
+    /// One `basic.ack` per event.
+    Each,
+    /// One `basic.ack` with `multiple` per 256 events.
+    Batch,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -174,11 +187,14 @@ async fn main() -> anyhow::Result<()> {
     let events_connection = lapin::Connection::connect(AMQP, ConnectionProperties::default()).await?;
     let events_channel = events_connection.create_channel().await?;
     events_channel.basic_qos(1000, BasicQosOptions::default()).await?;
+    // The observer stands for the agent. Its acknowledgements cost the broker (a durable queue keeps
+    // each event until acked; with `no_ack` it need not), so `--observer-ack` shows both.
+    let observer_ack = args.observer_ack;
     let mut consumer = events_channel
         .basic_consume(
             events_queue.as_str().into(),
             "bench".into(),
-            BasicConsumeOptions::default(),
+            BasicConsumeOptions { no_ack: observer_ack == ObserverAck::None, ..Default::default() },
             FieldTable::default(),
         )
         .await?;
@@ -187,6 +203,7 @@ async fn main() -> anyhow::Result<()> {
     let consumer_task = tokio::spawn(async move {
         let mut done = Some(done_tx);
         let mut failed = 0usize;
+        let mut received = 0usize;
         while let Some(Ok(delivery)) = consumer.next().await {
             let now = Instant::now();
             let event: integration_bus::Event = serde_json::from_slice(&delivery.data).expect("event");
@@ -197,7 +214,17 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             let index: usize = event.step_id.trim_start_matches('s').parse().expect("index");
-            let _ = delivery.ack(BasicAckOptions { multiple: false }).await;
+            received += 1;
+            match observer_ack {
+                ObserverAck::None => {}
+                ObserverAck::Each => {
+                    let _ = delivery.ack(BasicAckOptions { multiple: false }).await;
+                }
+                ObserverAck::Batch if received.is_multiple_of(256) => {
+                    let _ = delivery.ack(BasicAckOptions { multiple: true }).await;
+                }
+                ObserverAck::Batch => {}
+            }
             let count = {
                 let mut map = sink.lock().unwrap_or_else(|e| e.into_inner());
                 map.entry(index).or_insert(now);
@@ -248,13 +275,14 @@ async fn main() -> anyhow::Result<()> {
     let mut latencies: Vec<Duration> = (0..n).map(|i| arrivals[&i] - published[i]).collect();
     latencies.sort();
     println!(
-        "bus_bench: {n} commands (jira_get_issue, store {:?}, audit {}, concurrency {}, prefetch {}): \
+        "bus_bench: {n} commands (jira_get_issue, store {:?}, audit {}, concurrency {}, prefetch {}, observer acks {:?}): \
          {:.0} commands/s end to end ({:.2} s); publishing alone {:.0}/s; \
          publish->event p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms; upstream calls {}",
         args.store,
         args.audit && args.store != StoreKind::Memory,
         args.concurrency,
         args.prefetch,
+        args.observer_ack,
         n as f64 / elapsed.as_secs_f64(),
         elapsed.as_secs_f64(),
         n as f64 / publish_elapsed.as_secs_f64(),
