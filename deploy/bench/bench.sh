@@ -87,6 +87,13 @@ JIRA_FIELDS='"summary","status","assignee","reporter","priority","issuetype","pr
 lua jira_direct POST "{\"jql\":\"project = \\\"ENG\\\" ORDER BY created DESC\",\"maxResults\":50,\"fields\":[$JIRA_FIELDS]}" \
     "$JIRA_AUTH" "Content-Type: application/json" "Accept: application/json"
 lua github_direct GET '' "Authorization: Bearer ghp_fakeOctocatToken0000000000000000000" "Accept: application/json"
+# get-repository makes two upstream calls (the repository and its languages, in parallel): this
+# script alternates them, so two of its requests are one call of the tool.
+{ echo 'wrk.headers["Authorization"] = "Bearer ghp_fakeOctocatToken0000000000000000000"'
+  echo 'wrk.headers["Accept"] = "application/json"'
+  echo 'local n = 0'
+  echo 'request = function() n = n + 1; return wrk.format("GET", (n % 2 == 0) and "/repos/octocat/hello-world/languages" or "/repos/octocat/hello-world") end'
+} >"$WORK/github_pair.lua"
 lua slack_direct POST '{"channel":"#general","text":"bench"}' \
     "Authorization: Bearer xoxb-fake-bot-token" "Content-Type: application/json; charset=utf-8"
 lua slack_api POST '{"channel":"#general","text":"bench"}' "Content-Type: application/json"
@@ -112,6 +119,8 @@ run "(d) Jira search-issues, nginx -> fake"      jira_direct   "http://$PROXY/re
 run "(a) GitHub get-repository, fake direct"     github_direct "http://$GITHUB/repos/octocat/hello-world"
 run "(b) GitHub get-repository, through the api" get           "http://$API/api/integrations/github/repos/octocat/hello-world?cache=false"
 run "(d) GitHub get-repository, nginx -> fake"   github_direct "http://$PROXY/repos/octocat/hello-world"
+run "(a) GitHub both calls (2 req = 1 op), direct" github_pair  "http://$GITHUB/"
+run "(d) GitHub both calls (2 req = 1 op), nginx"  github_pair  "http://$PROXY/"
 run "(a) Slack send-message, fake direct"        slack_direct  "http://$SLACK/api/chat.postMessage"
 run "(b) Slack send-message, through the api"    slack_api     "http://$API/api/integrations/slack/message"
 run "(d) Slack send-message, nginx -> fake"      slack_direct  "http://$PROXY/api/chat.postMessage"
