@@ -31,6 +31,34 @@ pub(crate) struct Text(pub(crate) Option<String>);
 /// A string (empty ones too), or absent: the items of `labels`.
 struct AnyText(Option<String>);
 
+/// The visitor methods every lenient view shares: its `expecting` text, and the scalars it does not
+/// read, which become `$absent`.
+macro_rules! scalars_absent {
+    ($absent:expr) => {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok($absent)
+        }
+    };
+}
+
 /// Reads a string; anything else is consumed and read as absent.
 struct TextVisitor {
     keep_empty: bool,
@@ -38,32 +66,12 @@ struct TextVisitor {
 
 impl<'de> Visitor<'de> for TextVisitor {
     type Value = Option<String>;
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
+    scalars_absent!(None);
     fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
         Ok((self.keep_empty || !v.is_empty()).then(|| v.to_owned()))
     }
     fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
         Ok((self.keep_empty || !v.is_empty()).then_some(v))
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_none<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         drain_seq(seq).map(|()| None)
@@ -100,9 +108,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
         struct V<T>(PhantomData<T>);
         impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
             type Value = Obj<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
+            scalars_absent!(Obj(None));
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Obj<T>, A::Error> {
                 T::deserialize(MapAccessDeserializer::new(map)).map(|t| Obj(Some(t)))
             }
@@ -110,24 +116,6 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Obj<T> {
                 drain_seq(seq).map(|()| Obj(None))
             }
             fn visit_str<E>(self, _: &str) -> Result<Obj<T>, E> {
-                Ok(Obj(None))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Obj<T>, E> {
-                Ok(Obj(None))
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Obj<T>, E> {
-                Ok(Obj(None))
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Obj<T>, E> {
-                Ok(Obj(None))
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Obj<T>, E> {
-                Ok(Obj(None))
-            }
-            fn visit_unit<E>(self) -> Result<Obj<T>, E> {
-                Ok(Obj(None))
-            }
-            fn visit_none<E>(self) -> Result<Obj<T>, E> {
                 Ok(Obj(None))
             }
         }
@@ -144,9 +132,7 @@ impl<'de> Deserialize<'de> for Strings {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = Strings;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
+            scalars_absent!(Strings::default());
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strings, A::Error> {
                 let mut out = Vec::new();
                 while let Some(AnyText(text)) = seq.next_element::<AnyText>()? {
@@ -158,24 +144,6 @@ impl<'de> Deserialize<'de> for Strings {
                 drain_map(map).map(|()| Strings::default())
             }
             fn visit_str<E>(self, _: &str) -> Result<Strings, E> {
-                Ok(Strings::default())
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Strings, E> {
-                Ok(Strings::default())
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Strings, E> {
-                Ok(Strings::default())
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Strings, E> {
-                Ok(Strings::default())
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Strings, E> {
-                Ok(Strings::default())
-            }
-            fn visit_unit<E>(self) -> Result<Strings, E> {
-                Ok(Strings::default())
-            }
-            fn visit_none<E>(self) -> Result<Strings, E> {
                 Ok(Strings::default())
             }
         }
