@@ -442,8 +442,15 @@ impl Executor {
     fn record(&self, call: &ToolCall, outcome: &ToolOutcome, span: &tracing::Span) {
         let status = if outcome.result.is_ok() { "success" } else { "failure" };
         let kind = outcome.result.as_ref().err().map(|e| e.kind().as_str()).unwrap_or("none");
-        span.record("attempts", outcome.attempts);
-        span.record("outcome", status);
+        // Both end fields in one record: the JSON log layer re-parses and re-writes a span's
+        // formatted fields on every record.
+        if let Some(fields) = span.metadata().map(tracing::Metadata::fields)
+            && let (Some(attempts), Some(result)) = (fields.field("attempts"), fields.field("outcome"))
+        {
+            let values: [(&tracing::field::Field, Option<&dyn tracing::Value>); 2] =
+                [(&attempts, Some(&outcome.attempts)), (&result, Some(&status))];
+            span.record_all(&fields.value_set(&values));
+        }
         let connection = outcome.connection.clone().unwrap_or_default();
         metrics::counter!(
             "integration_tool_calls_total",

@@ -409,3 +409,45 @@ async fn an_open_circuit_fails_fast_without_reaching_the_upstream_then_probes() 
     assert!(matches!(outcome.result.expect_err("reopened").kind(), ErrorKind::CircuitOpen { .. }));
     assert_eq!(tool.calls(), 4);
 }
+
+/// A `Write` into a shared buffer, for capturing log lines.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_failed_call_logs_its_attempts_and_outcome_with_the_span() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let tool =
+        Scripted::new("t_read", ToolHints::read_only(), vec![IntegrationError::not_found("test", "gone")]);
+    let outcome = executor(tool).execute(ToolCall::new("t_read", json!({}))).await;
+    assert!(outcome.result.is_err());
+    let text =
+        String::from_utf8(captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone()).expect("utf-8");
+    let line: Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"] == "tool call failed")
+        .unwrap_or_else(|| panic!("no failure line in\n{text}"));
+    assert_eq!(line["span"]["tool"], "t_read", "{line}");
+    assert_eq!(line["span"]["attempts"], 1, "{line}");
+    assert_eq!(line["span"]["outcome"], "failure", "{line}");
+}
