@@ -124,7 +124,7 @@ pub(crate) trait Backend: Send + Sync + 'static {
     /// The records of `keys` that exist, in one statement.
     async fn idem_get_many(&self, keys: &[&str]) -> Result<Vec<(String, IdempotencyRow)>>;
     /// Record many outcomes in one statement (one commit). Keys must be distinct.
-    async fn idem_finish_many(&self, rows: &[(&str, &str, String)], now: i64) -> Result<()>;
+    async fn idem_finish_many(&self, rows: &[(&str, &str, &str)], now: i64) -> Result<()>;
     async fn idem_release(&self, key: &str) -> Result<bool>;
     async fn idem_purge(&self, before: i64) -> Result<u64>;
 
@@ -441,12 +441,12 @@ macro_rules! sql_backend {
                 Ok(found)
             }
 
-            async fn idem_finish_many(&self, rows: &[(&str, &str, String)], now: i64) -> Result<()> {
-                let statement = |chunk: &[(&str, &str, String)]| {
+            async fn idem_finish_many(&self, rows: &[(&str, &str, &str)], now: i64) -> Result<()> {
+                let statement = |chunk: &[(&str, &str, &str)]| {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO idempotency_records (key, state, outcome, started_at, updated_at) ",
                     );
-                    query.push_values(chunk.iter().map(|(k, st, o)| (*k, *st, o.clone())), |mut row, (key, state, outcome)| {
+                    query.push_values(chunk.iter().copied(), |mut row, (key, state, outcome)| {
                         row.push_bind(key).push_bind(state).push_bind(outcome).push_bind(now).push_bind(now);
                     });
                     query.push(

@@ -876,19 +876,19 @@ pub fn connection_from_body(
 /// caller already serialized (the bus publishes the same bytes) is stored as it is. The text must
 /// be valid JSON.
 pub trait OutcomeJson {
-    /// The JSON text.
-    fn json_text(&self) -> String;
+    /// The JSON text (borrowed when it already is text).
+    fn json_text(&self) -> std::borrow::Cow<'_, str>;
 }
 
 impl OutcomeJson for Value {
-    fn json_text(&self) -> String {
-        self.to_string()
+    fn json_text(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Owned(self.to_string())
     }
 }
 
 impl OutcomeJson for str {
-    fn json_text(&self) -> String {
-        self.to_owned()
+    fn json_text(&self) -> std::borrow::Cow<'_, str> {
+        std::borrow::Cow::Borrowed(self)
     }
 }
 
@@ -1054,15 +1054,16 @@ impl Idempotency {
         for (i, (key, _, _)) in records.iter().enumerate() {
             last.insert(key, i);
         }
-        let rows: Vec<(&str, &str, String)> = records
+        let texts: Vec<(&str, &str, std::borrow::Cow<'_, str>)> = records
             .iter()
             .enumerate()
             .filter(|(i, (key, _, _))| last.get(key) == Some(i))
             .map(|(_, (key, state, outcome))| (*key, state.as_str(), outcome.json_text()))
             .collect();
-        if rows.is_empty() {
+        if texts.is_empty() {
             return Ok(());
         }
+        let rows: Vec<(&str, &str, &str)> = texts.iter().map(|(k, s, o)| (*k, *s, o.as_ref())).collect();
         self.store.inner.db.idem_finish_many(&rows, now_ms()).await
     }
 
