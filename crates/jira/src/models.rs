@@ -4,7 +4,7 @@
 //! `None`), so an unusual field on one site never fails a whole call.
 
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use serde_json::Value;
 
 use crate::adf;
@@ -137,8 +137,7 @@ pub const ISSUE_FIELDS: &[&str] = &[
 ];
 
 impl Issue {
-    /// Trim an `IssueBean` read by the typed view (the same result as [`Issue::from_value`] on
-    /// the same JSON, without building the parts it skips).
+    /// Trim an `IssueBean` read by the typed view, which builds only the fields kept here.
     pub(crate) fn from_bean(bean: IssueBean, client: &JiraClient) -> Self {
         let key = bean.key.0.unwrap_or_default();
         let f = bean.fields.0.unwrap_or_default();
@@ -173,35 +172,10 @@ impl Issue {
         }
     }
 
-    /// Trim an `IssueBean`.
+    /// Trim an `IssueBean` given as a JSON value (through the same typed, lenient view).
     pub fn from_value(v: &Value, client: &JiraClient) -> Self {
-        let key = owned(v, "/key").unwrap_or_default();
-        let f = v.get("fields").unwrap_or(&Value::Null);
-        let description =
-            f.get("description").filter(|d| !d.is_null()).map(adf::to_text).filter(|d| !d.is_empty());
-        Self {
-            url: client.browse_url(&key),
-            id: owned(v, "/id"),
-            summary: owned(f, "/summary"),
-            status: owned(f, "/status/name"),
-            status_category: owned(f, "/status/statusCategory/key"),
-            assignee: owned(f, "/assignee/displayName"),
-            assignee_account_id: owned(f, "/assignee/accountId"),
-            reporter: owned(f, "/reporter/displayName"),
-            priority: owned(f, "/priority/name"),
-            issue_type: owned(f, "/issuetype/name"),
-            project: owned(f, "/project/key"),
-            parent: owned(f, "/parent/key"),
-            labels: f
-                .get("labels")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(|l| l.as_str().map(str::to_owned)).collect())
-                .unwrap_or_default(),
-            created: owned(f, "/created"),
-            updated: owned(f, "/updated"),
-            description,
-            key,
-        }
+        // The view never fails on a JSON value: unexpected types read as absent.
+        Self::from_bean(IssueBean::deserialize(v).unwrap_or_default(), client)
     }
 }
 
