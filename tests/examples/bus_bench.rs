@@ -76,7 +76,7 @@ struct Args {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ObserverAck {
-    /// Consume with `no_ack`: the agent's acknowledgements are not the worker's cost.
+    /// Consume with `no_ack` (the broker then need not keep the events at all).
     None,
     /// One `basic.ack` per event.
     Each,
