@@ -177,7 +177,7 @@ impl Worker {
         self.status.connected.store(true, Ordering::SeqCst);
         tracing::info!(queue = %self.config.topology.commands_queue, "consuming commands");
         let (settles, settled) = mpsc::unbounded_channel();
-        let acker =
+        let mut acker =
             tokio::spawn(acks::run(channel.clone(), self.config.prefetch, settled, self.status.clone()));
 
         let permits = Arc::new(Semaphore::new(self.config.concurrency.max(1)));
@@ -237,7 +237,7 @@ impl Worker {
             }
             // Every handler is gone: the acker sends what it holds and ends.
             drop(settles);
-            if tokio::time::timeout(Duration::from_secs(5), acker).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut acker).await.is_err() {
                 tracing::warn!("acknowledgements not sent within 5 s; those commands will be redelivered");
             }
             let _ = publisher.channel().close(200, "shutdown".into()).await;
@@ -255,10 +255,9 @@ impl Worker {
                 tracing::warn!(abandoned = tasks.len(), "in-flight commands outlived the grace period");
                 tasks.abort_all();
             }
-            acker.abort();
-        } else {
-            acker.abort();
         }
+        // Lost connection, or a shutdown whose acks did not go out in time: stop the acker.
+        acker.abort();
         Ok(end)
     }
 }
