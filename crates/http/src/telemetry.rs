@@ -9,6 +9,7 @@ mod imp;
 #[cfg(not(feature = "otel"))]
 #[path = "telemetry/disabled.rs"]
 mod imp;
+mod span_json;
 
 pub use imp::Telemetry;
 
@@ -59,7 +60,12 @@ pub fn init_tracing(config: &TracingConfig<'_>) -> Option<Telemetry> {
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let fmt = tracing_subscriber::fmt::layer().with_target(false);
     let fmt = if config.json {
-        fmt.json().flatten_event(true).with_current_span(true).with_filter(filter).boxed()
+        fmt.json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .fmt_fields(span_json::SpanFieldsJson)
+            .with_filter(filter)
+            .boxed()
     } else {
         fmt.with_filter(filter).boxed()
     };
