@@ -146,6 +146,26 @@ pub(crate) trait Backend: Send + Sync + 'static {
 /// per connection, ~100 KB each for SQLite) grew the api by ~4 MB/s under load (found by heaptrack).
 const MAX_ROWS_PER_STATEMENT: usize = 500;
 
+/// Rows per prepared multi-row statement (a power of two): see [`prepared_chunks`].
+const MAX_PREPARED_ROWS: usize = 64;
+
+/// Split `rows` into chunks whose lengths are powers of two, largest first, at most
+/// [`MAX_PREPARED_ROWS`]: seven statement shapes cover every batch, so they stay prepared in the
+/// driver's cache instead of being parsed again for each batch (the SQLite parse was half of the
+/// audit insert's cost; callgrind, docs/benchmarks.md), and the cache stays small.
+fn prepared_chunks<T>(mut rows: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rows.is_empty() {
+            return None;
+        }
+        let n = rows.len().min(MAX_PREPARED_ROWS);
+        let size = 1 << (usize::BITS - 1 - n.leading_zeros());
+        let (chunk, rest) = rows.split_at(size);
+        rows = rest;
+        Some(chunk)
+    })
+}
+
 macro_rules! connection_select {
     ($tail:literal) => {
         concat!(
@@ -318,7 +338,7 @@ macro_rules! sql_backend {
             async fn insert_audits(&self, rows: &[AuditRow<'_>]) -> Result<()> {
                 // Multi-row statements: one round trip per chunk, one commit for the batch.
                 let mut tx = self.pool.begin().await?;
-                for chunk in rows.chunks(MAX_ROWS_PER_STATEMENT) {
+                for chunk in prepared_chunks(rows) {
                     let mut query = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO tool_executions (tool, provider, connection, source, task_id, step_id, \
                          idempotency_key, status, error_kind, attempts, duration_ms, created_at) ",
@@ -337,7 +357,7 @@ macro_rules! sql_backend {
                             .push_bind(a.duration_ms)
                             .push_bind(a.created_at);
                     });
-                    query.build().persistent(false).execute(&mut *tx).await?;
+                    query.build().execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -611,3 +631,27 @@ sql_backend!(
     "migrations/postgres"
 );
 sql_backend!(Sqlite, sqlx::Sqlite, sqlx::SqlitePool, sqlx::sqlite::SqliteRow, "sqlite", "migrations/sqlite");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepared_chunks_cover_every_row_in_order_with_few_shapes() {
+        for n in 0..=300_usize {
+            let rows: Vec<usize> = (0..n).collect();
+            let chunks: Vec<&[usize]> = prepared_chunks(&rows).collect();
+            let joined: Vec<usize> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+            assert_eq!(joined, rows, "{n} rows");
+            for chunk in &chunks {
+                assert!(
+                    chunk.len().is_power_of_two() && chunk.len() <= MAX_PREPARED_ROWS,
+                    "{n}: {}",
+                    chunk.len()
+                );
+            }
+            assert!(chunks.windows(2).all(|w| w[0].len() >= w[1].len()), "{n}: largest first");
+        }
+        assert_eq!(prepared_chunks(&[0_u8; 100]).map(<[u8]>::len).collect::<Vec<_>>(), vec![64, 32, 4]);
+    }
+}
