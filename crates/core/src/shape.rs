@@ -20,6 +20,20 @@ pub const MIN_OUTPUT_BYTES: usize = 512;
 /// A string is never shortened below this many characters unless nothing else helps.
 const MIN_STRING_CHARS: usize = 32;
 
+/// The value at a JSON-pointer path (`/fields/status/name`, `/items/0`) without allocating:
+/// `serde_json::Value::pointer` makes two `String`s per segment to undo `~0`/`~1` escapes, which
+/// the fixed paths of the providers' trimmed views never have (a segment is taken literally here).
+pub fn json_at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    if path.is_empty() {
+        return Some(value);
+    }
+    path.strip_prefix('/')?.split('/').try_fold(value, |target, segment| match target {
+        Value::Object(map) => map.get(segment),
+        Value::Array(list) => segment.parse::<usize>().ok().and_then(|i| list.get(i)),
+        _ => None,
+    })
+}
+
 /// The shaping options of one call.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutputOptions {
@@ -54,6 +68,20 @@ pub fn shape(value: Value, fields: &[String], max_output_bytes: usize) -> Value 
         return value;
     }
     truncate(&value, original, max)
+}
+
+/// [`shape`], serialized: the JSON text of the shaped result. A result that fits is serialized
+/// once (its size is the length of that text), where `shape` and then a serializer would write it
+/// twice.
+pub fn shape_json(value: Value, fields: &[String], max_output_bytes: usize) -> Vec<u8> {
+    let paths: Vec<Vec<String>> = fields.iter().map(|f| parse_path(f)).filter(|p| !p.is_empty()).collect();
+    let value = if paths.is_empty() { value } else { project(&value, &paths) };
+    let max = max_output_bytes.max(MIN_OUTPUT_BYTES);
+    let text = serde_json::to_vec(&value).unwrap_or_default();
+    if text.len() <= max {
+        return text;
+    }
+    serde_json::to_vec(&truncate(&value, text.len(), max)).unwrap_or_default()
 }
 
 /// Parse `/a/b~1c` (JSON pointer) or `a.b` (dotted) into segments.
@@ -232,6 +260,36 @@ mod tests {
 
     fn fields(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn shape_json_is_the_text_of_shape() {
+        let big =
+            json!({"items": (0..400).map(|i| json!({"n": i, "text": "x".repeat(40)})).collect::<Vec<_>>()});
+        for (value, fields, max) in [
+            (json!({"a": 1, "b": {"c": "d"}}), fields(&[]), 65_536),
+            (json!({"a": 1, "b": {"c": "d"}}), fields(&["b.c"]), 65_536),
+            (big.clone(), fields(&[]), 65_536),
+            (big.clone(), fields(&[]), 2_048),
+            (big, fields(&["/items"]), 600),
+        ] {
+            let text = shape_json(value.clone(), &fields, max);
+            let parsed: Value = serde_json::from_slice(&text).expect("JSON");
+            assert_eq!(parsed, shape(value, &fields, max));
+            assert!(text.len() <= max.max(MIN_OUTPUT_BYTES), "{} > {max}", text.len());
+        }
+    }
+
+    #[test]
+    fn json_at_agrees_with_serde_json_pointer_on_plain_paths() {
+        let v = json!({"a": {"b": [10, {"c": "deep"}], "": "empty key"}, "n": null, "s": "x"});
+        for path in [
+            "", "/a", "/a/b", "/a/b/0", "/a/b/1/c", "/a/b/2", "/a/b/x", "/a/", "/n", "/n/x", "/s/0", "/z",
+            "a",
+        ] {
+            assert_eq!(json_at(&v, path), v.pointer(path), "{path}");
+        }
+        assert_eq!(json_at(&v, "/a/b/1/c"), Some(&json!("deep")));
     }
 
     fn check_projection(input: Value, paths: &[&str], expected: Value) {

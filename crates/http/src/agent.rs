@@ -62,6 +62,12 @@ impl AgentConfig {
         let max = options.max_output_bytes.unwrap_or(self.max_output_bytes);
         shape(value, &options.fields, max)
     }
+
+    /// [`Self::shape`], as the JSON text of the result (serialized once).
+    pub fn shape_json(&self, value: Value, options: &OutputOptions) -> Vec<u8> {
+        let max = options.max_output_bytes.unwrap_or(self.max_output_bytes);
+        integration_core::shape_json(value, &options.fields, max)
+    }
 }
 
 /// Take `max_output_bytes` and `fields` out of a query string (unless the tool itself has

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use integration_core::{Method, RegisteredTool, Source, ToolCall, ToolOutcome};
 use serde::Deserialize;
@@ -243,13 +243,14 @@ pub(crate) async fn route_call(
         use_cache,
     };
     let outcome: ToolOutcome = state.executor.execute(call).await;
-    let result = state.agent.shape(outcome.result?, &output);
+    let result = state.agent.shape_json(outcome.result?, &output);
     let status = if method == Method::Post && !spec.hints.idempotent && !spec.hints.read_only {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(result)).into_response())
+    let json = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    Ok((status, json, result).into_response())
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {

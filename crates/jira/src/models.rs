@@ -12,7 +12,7 @@ use crate::client::JiraClient;
 use crate::wire::IssueBean;
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+    integration_core::json_at(v, pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 fn owned(v: &Value, pointer: &str) -> Option<String> {

@@ -272,7 +272,10 @@ mod same_as_value {
     /// The trimming as it was written over `Value` before the typed view (the oracle).
     fn reference(v: &Value, client: &JiraClient) -> Value {
         let text = |v: &Value, pointer: &str| {
-            v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+            integration_core::json_at(v, pointer)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
         };
         let key = text(v, "/key").unwrap_or_default();
         let f = v.get("fields").unwrap_or(&Value::Null);

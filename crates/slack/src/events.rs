@@ -427,7 +427,10 @@ impl SlackInbound {
 }
 
 fn str_at(value: &Value, pointer: &str) -> Option<String> {
-    value.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+    integration_core::json_at(value, pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 /// A verified, parsed inbound request with Slack's retry headers.

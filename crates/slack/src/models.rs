@@ -5,11 +5,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 fn s(v: &Value, pointer: &str) -> Option<String> {
-    v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+    integration_core::json_at(v, pointer).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
 fn b(v: &Value, pointer: &str) -> bool {
-    v.pointer(pointer).and_then(Value::as_bool).unwrap_or(false)
+    integration_core::json_at(v, pointer).and_then(Value::as_bool).unwrap_or(false)
 }
 
 /// A conversation (channel, private channel, DM).
