@@ -68,6 +68,53 @@ pub struct Connection {
     pub revision: u64,
 }
 
+impl Connection {
+    /// A digest of what a provider builds its client from (config and secrets), so two different
+    /// connections that share a name and a revision (built in code, or from two resolvers) never
+    /// share a cached client. Hashes the config's structure, not its text (this runs on every call).
+    /// Kept in memory only.
+    pub fn fingerprint(&self) -> u64 {
+        use std::hash::{Hash as _, Hasher as _};
+        fn value(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+            match v {
+                Value::Null => h.write_u8(0),
+                Value::Bool(b) => {
+                    h.write_u8(1);
+                    b.hash(h);
+                }
+                Value::Number(n) => {
+                    h.write_u8(2);
+                    n.hash(h);
+                }
+                Value::String(s) => {
+                    h.write_u8(3);
+                    s.hash(h);
+                }
+                Value::Array(items) => {
+                    h.write_u8(4);
+                    h.write_usize(items.len());
+                    items.iter().for_each(|item| value(item, h));
+                }
+                Value::Object(map) => {
+                    h.write_u8(5);
+                    h.write_usize(map.len());
+                    for (k, v) in map {
+                        k.hash(h);
+                        value(v, h);
+                    }
+                }
+            }
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        value(&self.config, &mut hasher);
+        for (field, secret) in &self.secrets {
+            field.hash(&mut hasher);
+            secret.expose_secret().hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+}
+
 impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
@@ -221,6 +268,42 @@ mod base_url_tests {
         ] {
             let error = parse_base_url("p", "api_url", bad).expect_err(bad);
             assert!(!error.message().contains("pw@"), "{error}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn fingerprint_changes_with_config_and_secrets_only() {
+        let base = || {
+            Connection::new("jira", "jira", json!({"base_url": "http://a", "n": 1, "list": [1, "x"]}))
+                .with_secret("api_token", "one")
+        };
+        assert_eq!(base().fingerprint(), base().fingerprint());
+        let mut renamed = base();
+        renamed.revision = 7;
+        assert_eq!(renamed.fingerprint(), base().fingerprint(), "name and revision are keyed separately");
+        let changed = [
+            Connection::new("jira", "jira", json!({"base_url": "http://b", "n": 1, "list": [1, "x"]}))
+                .with_secret("api_token", "one"),
+            Connection::new("jira", "jira", json!({"base_url": "http://a", "n": 2, "list": [1, "x"]}))
+                .with_secret("api_token", "one"),
+            Connection::new("jira", "jira", json!({"base_url": "http://a", "n": 1, "list": ["1", "x"]}))
+                .with_secret("api_token", "one"),
+            Connection::new("jira", "jira", json!({"base_url": "http://a", "n": 1, "list": [1, "x"]}))
+                .with_secret("api_token", "two"),
+            Connection::new("jira", "jira", json!({"base_url": "http://a", "n": 1, "list": [1, "x"]}))
+                .with_secret("other", "one"),
+            Connection::new("jira", "jira", json!({"base_url": "http://a", "n": 1, "list": [[1], "x"]}))
+                .with_secret("api_token", "one"),
+        ];
+        for (i, other) in changed.iter().enumerate() {
+            assert_ne!(other.fingerprint(), base().fingerprint(), "variant {i}");
         }
     }
 }

@@ -74,23 +74,10 @@ pub(crate) struct ClientCache {
     clients: Mutex<HashMap<String, (u64, u64, JiraClient)>>,
 }
 
-/// A fingerprint of a connection's settings and secrets; kept in memory only.
-fn fingerprint(connection: &Connection) -> u64 {
-    use secrecy::ExposeSecret as _;
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    connection.config.to_string().hash(&mut hasher);
-    for (name, secret) in &connection.secrets {
-        name.hash(&mut hasher);
-        secret.expose_secret().hash(&mut hasher);
-    }
-    hasher.finish()
-}
-
 impl ClientCache {
     /// The client of a connection, built once per (name, revision).
     pub(crate) fn client_for(&self, connection: &Connection) -> Result<JiraClient, IntegrationError> {
-        let print = fingerprint(connection);
+        let print = connection.fingerprint();
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((revision, known, client)) = clients.get(&connection.name)
             && *revision == connection.revision

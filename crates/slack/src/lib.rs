@@ -83,20 +83,6 @@ pub(crate) struct ClientCache {
     options: SlackClientOptions,
 }
 
-/// A digest of what a client is built from, so two different connections that share a name and a
-/// revision (built in code, or from two resolvers) never share a client. Kept in memory only.
-fn fingerprint(connection: &Connection) -> u64 {
-    use secrecy::ExposeSecret;
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    connection.config.to_string().hash(&mut hasher);
-    for (field, value) in &connection.secrets {
-        field.hash(&mut hasher);
-        value.expose_secret().hash(&mut hasher);
-    }
-    hasher.finish()
-}
-
 impl ClientCache {
     fn new(options: SlackClientOptions) -> Self {
         Self { clients: Mutex::default(), options }
@@ -104,7 +90,7 @@ impl ClientCache {
 
     /// The client of a connection, built once per (name, revision).
     pub(crate) fn client_for(&self, connection: &Connection) -> Result<SlackClient, IntegrationError> {
-        let digest = fingerprint(connection);
+        let digest = connection.fingerprint();
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((revision, seen, client)) = clients.get(&connection.name)
             && *revision == connection.revision
