@@ -314,6 +314,14 @@ impl Auth {
 /// Whether a route template has the shape `pattern`, where `{}` in the pattern stands for any
 /// `{param}` segment of the template (compared segment by segment, without allocating).
 fn has_shape(template: &str, pattern: &str) -> bool {
+    // Checked on every request against each listed route: most patterns are literal, and the
+    // part before the first `{}` rejects most templates without splitting them.
+    let Some((literal, _)) = pattern.split_once("{}") else {
+        return template == pattern;
+    };
+    if !template.starts_with(literal) {
+        return false;
+    }
     let mut segments = template.split('/');
     let mut wanted = pattern.split('/');
     loop {
@@ -571,6 +579,10 @@ mod tests {
         assert!(!has_shape("/api/integrations/webhook/static", "/api/integrations/webhook/{}"));
         assert!(!has_shape("/api/integrations/webhook/{endpoint}/x", "/api/integrations/webhook/{}"));
         assert!(!has_shape("/api/integrations/webhook", "/api/integrations/webhook/{}"));
+        assert!(has_shape("/api/tools/{name}/invoke", "/api/tools/{}/invoke"));
+        assert!(!has_shape("/api/tools/{name}/other", "/api/tools/{}/invoke"));
+        assert!(!has_shape("/api/tools/name/invoke", "/api/tools/{}/invoke"));
+        assert!(!has_shape("/healthz/", "/healthz"));
         assert_eq!(percent_decode("jira%5Fget"), "jira_get");
     }
 }
