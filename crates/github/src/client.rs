@@ -45,6 +45,20 @@ pub struct RateBudget {
     pub reset: u64,
 }
 
+/// The JSON of a 2xx body (`null` when empty).
+fn parse_body(status: StatusCode, text: &str) -> Result<Value, IntegrationError> {
+    if text.trim().is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text).map_err(|e| {
+        IntegrationError::new(
+            ErrorKind::Upstream { status: Some(status.as_u16()) },
+            PROVIDER,
+            format!("github answered an unexpected body: {e}"),
+        )
+    })
+}
+
 /// A successful answer: status, headers and the JSON body.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -229,7 +243,34 @@ impl GitHubClient {
         self.send(true, path, Some(body)).await
     }
 
+    /// `GET` a path and read the body as `T` (a typed view that skips what it does not keep, far
+    /// cheaper than building a `Value` of GitHub's large objects); `None` when the body is not a
+    /// `T`, so the caller can fall back to [`Self::get`]'s `Value`.
+    pub(crate) async fn get_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path_and_query: &str,
+    ) -> Result<Result<T, Value>, IntegrationError> {
+        let (status, _headers, text) = self.send_text(false, path_and_query, None).await?;
+        match serde_json::from_str::<T>(&text) {
+            Ok(typed) => Ok(Ok(typed)),
+            Err(_) => Ok(Err(parse_body(status, &text)?)),
+        }
+    }
+
     async fn send(&self, post: bool, path: &str, body: Option<&Value>) -> Result<Answer, IntegrationError> {
+        let (status, headers, text) = self.send_text(post, path, body).await?;
+        let body = parse_body(status, &text)?;
+        Ok(Answer { status, headers, body })
+    }
+
+    /// One request: the budget check, trace context, metrics, and the error mapping of a non-2xx
+    /// answer; the body of a 2xx answer as text.
+    async fn send_text(
+        &self,
+        post: bool,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, HeaderMap, String), IntegrationError> {
         let resource = if path.starts_with("/search/") { "search" } else { "core" };
         // `GET /rate_limit` costs nothing and answers with a spent budget too.
         if path != "/rate_limit" {
@@ -264,18 +305,7 @@ impl GitHubClient {
             tracing::debug!(provider = PROVIDER, status = status.as_u16(), "github answered an error");
             return Err(error::from_response(status, &headers, text.as_bytes()));
         }
-        let body = if text.trim().is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).map_err(|e| {
-                IntegrationError::new(
-                    ErrorKind::Upstream { status: Some(status.as_u16()) },
-                    PROVIDER,
-                    format!("github answered an unexpected body: {e}"),
-                )
-            })?
-        };
-        Ok(Answer { status, headers, body })
+        Ok((status, headers, text))
     }
 
     /// Fail fast when the last answer said the budget of `resource` is spent until a later reset.

@@ -1,6 +1,7 @@
 //! Trimmed views of GitHub objects: what an agent needs, not the 100 URL templates of a
 //! repository. Every tool also offers `raw: true` for the upstream object as GitHub sent it.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 fn s(v: &Value, key: &str) -> Value {
@@ -23,6 +24,71 @@ pub fn truncate(text: &str, max: usize) -> (String, bool) {
     (text[..end].to_owned(), true)
 }
 
+/// The fields of a repository that [`repository`] keeps, read straight from GitHub's text: the
+/// rest of its ~100 members (URL templates, `owner`'s and `organization`'s details, `permissions`,
+/// a fork's whole `parent` and `source`) is skipped without being built. A body this does not fit
+/// (a member of an unexpected type) is read as a `Value` instead, so the answer is the same.
+#[derive(Debug, Deserialize)]
+pub(crate) struct RepositoryView {
+    full_name: Option<Value>,
+    owner: Option<LoginView>,
+    name: Option<Value>,
+    description: Option<Value>,
+    html_url: Option<Value>,
+    private: Option<Value>,
+    fork: Option<Value>,
+    archived: Option<Value>,
+    language: Option<Value>,
+    topics: Option<Value>,
+    stargazers_count: Option<Value>,
+    forks_count: Option<Value>,
+    open_issues_count: Option<Value>,
+    default_branch: Option<Value>,
+    license: Option<LicenseView>,
+    homepage: Option<Value>,
+    created_at: Option<Value>,
+    pushed_at: Option<Value>,
+    updated_at: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginView {
+    login: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LicenseView {
+    spdx_id: Option<Value>,
+}
+
+impl RepositoryView {
+    /// The same object as [`repository`] makes of the whole `Value`.
+    pub(crate) fn into_json(self) -> Value {
+        let v = |field: Option<Value>| field.unwrap_or(Value::Null);
+        json!({
+            "full_name": v(self.full_name),
+            "owner": v(self.owner.and_then(|o| o.login)),
+            "name": v(self.name),
+            "description": v(self.description),
+            "html_url": v(self.html_url),
+            "private": v(self.private),
+            "fork": v(self.fork),
+            "archived": v(self.archived),
+            "language": v(self.language),
+            "topics": self.topics.unwrap_or_else(|| json!([])),
+            "stars": v(self.stargazers_count),
+            "forks": v(self.forks_count),
+            "open_issues": v(self.open_issues_count),
+            "default_branch": v(self.default_branch),
+            "license": v(self.license.and_then(|l| l.spdx_id)),
+            "homepage": v(self.homepage),
+            "created_at": v(self.created_at),
+            "pushed_at": v(self.pushed_at),
+            "updated_at": v(self.updated_at),
+        })
+    }
+}
+
 /// A repository (`full-repository`, `repo-search-result-item`, `minimal-repository`).
 pub fn repository(v: &Value) -> Value {
     json!({
@@ -35,7 +101,7 @@ pub fn repository(v: &Value) -> Value {
         "fork": s(v, "fork"),
         "archived": s(v, "archived"),
         "language": s(v, "language"),
-        "topics": v.get("topics").cloned().unwrap_or_else(|| json!([])),
+        "topics": v.get("topics").filter(|t| !t.is_null()).cloned().unwrap_or_else(|| json!([])),
         "stars": s(v, "stargazers_count"),
         "forks": s(v, "forks_count"),
         "open_issues": s(v, "open_issues_count"),
@@ -183,6 +249,56 @@ pub fn language_of(path: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every repository object in GitHub's recorded payloads (webhook events and a pull request
+    /// list: full repositories, a push event's variant with epoch timestamps, forks' `head.repo`).
+    fn recorded_repositories() -> Vec<Value> {
+        fn walk(v: &Value, out: &mut Vec<Value>) {
+            match v {
+                Value::Object(map) => {
+                    if map.contains_key("full_name") && map.contains_key("owner") {
+                        out.push(v.clone());
+                    }
+                    map.values().for_each(|v| walk(v, out));
+                }
+                Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        for text in [
+            include_str!("../tests/fixtures/pull_request_opened_webhook_event.json"),
+            include_str!("../tests/fixtures/push_webhook_event.json"),
+            include_str!("../tests/fixtures/pull_requests_list.json"),
+        ] {
+            walk(&serde_json::from_str(text).expect("fixture is JSON"), &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn the_repository_view_reads_what_the_value_reader_reads() {
+        let repos = recorded_repositories();
+        assert!(repos.len() >= 6, "{} repositories in the fixtures", repos.len());
+        for repo in &repos {
+            let text = repo.to_string();
+            let view: RepositoryView =
+                serde_json::from_str(&text).expect("a recorded repository fits the view");
+            assert_eq!(view.into_json(), repository(repo), "{}", repo["full_name"]);
+        }
+        // Members missing, null, or of other types than GitHub's.
+        for odd in [
+            json!({}),
+            json!({"full_name": null, "owner": null, "license": null, "topics": null}),
+            json!({"full_name": "a/b", "owner": {"login": 5}, "stargazers_count": "many", "license": {}}),
+        ] {
+            let view: RepositoryView = serde_json::from_value(odd.clone()).expect("fits");
+            assert_eq!(view.into_json(), repository(&odd), "{odd}");
+        }
+        // A body the view does not fit is left to the `Value` reader (the tool falls back to it).
+        assert!(serde_json::from_value::<RepositoryView>(json!({"owner": "octocat"})).is_err());
+        assert!(serde_json::from_value::<RepositoryView>(json!([1, 2])).is_err());
+    }
 
     #[test]
     fn truncates_at_char_boundaries() {

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use base64::Engine;
-use integration_core::{IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool};
+use integration_core::{
+    ErrorKind, IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -187,7 +189,14 @@ async fn get_repository(
 ) -> Result<Value, IntegrationError> {
     let base = repo_path(&p.owner, &p.repo)?;
     let client = shared.client(ctx)?;
-    let repo = client.get(&base).await?.body;
+    let repo = if p.raw {
+        client.get(&base).await?.body
+    } else {
+        match client.get_as::<models::RepositoryView>(&base).await? {
+            Ok(view) => view.into_json(),
+            Err(value) => models::repository(&value),
+        }
+    };
     let languages = client.get(&format!("{base}/languages")).await?.body;
     let total: u64 = languages.as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
     let mut langs: Vec<(String, u64)> = languages
@@ -203,9 +212,15 @@ async fn get_repository(
             json!({"language": name, "bytes": bytes, "percent": percent})
         })
         .collect();
-    let mut out = if p.raw { repo } else { models::repository(&repo) };
-    out["languages"] = json!(languages_view);
-    Ok(out)
+    let Value::Object(mut out) = repo else {
+        return Err(IntegrationError::new(
+            ErrorKind::Upstream { status: None },
+            PROVIDER,
+            "github answered a repository that is not a JSON object",
+        ));
+    };
+    out.insert("languages".to_owned(), json!(languages_view));
+    Ok(Value::Object(out))
 }
 
 /// Whether bytes look binary: a NUL in the first 8000 bytes (git's rule) or not UTF-8.
