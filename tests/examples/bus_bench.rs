@@ -24,7 +24,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, ExchangeDeleteOptions,
     QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, ConnectionProperties};
 use serde_json::json;
 use sqlx::AssertSqlSafe;
@@ -72,6 +72,10 @@ struct Args {
     /// How the event observer (standing for the agent) acknowledges events.
     #[arg(long, value_enum, default_value = "each")]
     observer_ack: ObserverAck,
+    /// The classic queue version of the observer's events queue (`x-queue-version`, RabbitMQ
+    /// 3.10+): 1 (the default of 3.x) or 2 (its newer index and store; the default from 4.0).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..=2))]
+    events_queue_version: i32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -153,11 +157,13 @@ async fn main() -> anyhow::Result<()> {
     let channel = connection.create_channel().await?;
     topology.declare(&channel).await?;
     let events_queue = format!("{prefix}.events");
+    let mut events_queue_args = FieldTable::default();
+    events_queue_args.insert("x-queue-version".into(), AMQPValue::LongInt(args.events_queue_version));
     channel
         .queue_declare(
             events_queue.as_str().into(),
             QueueDeclareOptions { durable: true, ..Default::default() },
-            FieldTable::default(),
+            events_queue_args,
         )
         .await?;
     channel
