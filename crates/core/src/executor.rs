@@ -253,7 +253,7 @@ impl Executor {
         let connection = call.connection.as_deref().unwrap_or(provider);
         let span = tracing::info_span!(
             "tool_call",
-            tool = %call.tool,
+            tool = call.tool.as_str(),
             source = call.source.as_str(),
             provider,
             connection,

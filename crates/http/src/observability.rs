@@ -75,8 +75,8 @@ pub(crate) fn make_span(request: &Request) -> tracing::Span {
     let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let span = tracing::info_span!(
         "http_request",
-        method = %request.method(),
-        path = %request.uri().path(),
+        method = request.method().as_str(),
+        path = request.uri().path(),
         route = route.as_deref().unwrap_or(""),
         request_id,
     );

@@ -20,11 +20,15 @@ pub(crate) struct SpanFieldsJson;
 
 impl<'writer> FormatFields<'writer> for SpanFieldsJson {
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'writer>, fields: R) -> fmt::Result {
-        writer.write_char('{')?;
-        let mut visitor = Visitor { out: &mut writer, first: true, result: Ok(()) };
+        // Built in a local buffer and handed over in one write: the writer is a `dyn fmt::Write`,
+        // and a dynamic call per quote and comma cost more than the copy.
+        let mut out = String::with_capacity(128);
+        out.push('{');
+        let mut visitor = Visitor { out: &mut out, first: true, result: Ok(()) };
         fields.record(&mut visitor);
         visitor.result?;
-        writer.write_char('}')
+        out.push('}');
+        writer.write_str(&out)
     }
 
     fn add_fields(
@@ -140,6 +144,9 @@ impl<W: Write> Write for Escaped<'_, W> {
         let bytes = s.as_bytes();
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
+            if b >= 0x20 && b != b'"' && b != b'\\' {
+                continue;
+            }
             let escape = match b {
                 b'"' => "\\\"",
                 b'\\' => "\\\\",
