@@ -3,6 +3,7 @@
 #
 #   deploy/bench/bench.sh                 # builds release binaries, runs every case, prints one table
 #   SKIP_BUILD=1 DURATION=10s CONNS=64 deploy/bench/bench.sh      # reuse the binaries (PROFILE=release)
+#   MCONF=narenas:2,dirty_decay_ms:300 ...   # override the api's jemalloc options (_RJEM_MALLOC_CONF)
 #
 # Needs wrk and nginx (Debian: apt-get install -y wrk nginx). Everything binds to 127.0.0.1 and every
 # case is bounded by DURATION; all processes started here are stopped on exit.
@@ -35,7 +36,7 @@ sleep 0.3
 
 # --- the api: embedded SQLite, a quota that never binds, connections from the environment ---------
 start_ns=$(date +%s%N)
-env -i PATH="$PATH" INTEGRATIONS_BIND=$API INTEGRATIONS_DATA_DIR="$WORK/data" LOG_LEVEL=info LOG_FORMAT=json \
+env -i PATH="$PATH" ${MCONF:+_RJEM_MALLOC_CONF=$MCONF} INTEGRATIONS_BIND=$API INTEGRATIONS_DATA_DIR="$WORK/data" LOG_LEVEL=info LOG_FORMAT=json \
     RATE_LIMIT_PER_MINUTE=100000000 \
     JIRA_BASE_URL=http://$JIRA JIRA_USERNAME=bot@example.com JIRA_API_TOKEN=fake-api-token \
     GITHUB_API_URL=http://$GITHUB GITHUB_TOKEN=ghp_fakeOctocatToken0000000000000000000 \
