@@ -88,7 +88,7 @@ JIRA_FIELDS='"summary","status","assignee","reporter","priority","issuetype","pr
 lua jira_direct POST "{\"jql\":\"project = \\\"ENG\\\" ORDER BY created DESC\",\"maxResults\":50,\"fields\":[$JIRA_FIELDS]}" \
     "$JIRA_AUTH" "Content-Type: application/json" "Accept: application/json"
 lua github_direct GET '' "Authorization: Bearer ghp_fakeOctocatToken0000000000000000000" "Accept: application/json"
-# get-repository makes two upstream calls (the repository and its languages, in parallel): this
+# get-repository makes two upstream calls (the repository, then its languages): this
 # script alternates them, so two of its requests are one call of the tool.
 { echo 'wrk.headers["Authorization"] = "Bearer ghp_fakeOctocatToken0000000000000000000"'
   echo 'wrk.headers["Accept"] = "application/json"'

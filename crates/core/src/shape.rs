@@ -60,8 +60,7 @@ pub struct Omitted {
 
 /// Apply `fields` then `max_output_bytes` to a tool result. See the module documentation.
 pub fn shape(value: Value, fields: &[String], max_output_bytes: usize) -> Value {
-    let paths: Vec<Vec<String>> = fields.iter().map(|f| parse_path(f)).filter(|p| !p.is_empty()).collect();
-    let value = if paths.is_empty() { value } else { project(&value, &paths) };
+    let value = projected(value, fields);
     let max = max_output_bytes.max(MIN_OUTPUT_BYTES);
     let original = size(&value);
     if original <= max {
@@ -74,14 +73,19 @@ pub fn shape(value: Value, fields: &[String], max_output_bytes: usize) -> Value 
 /// once (its size is the length of that text), where `shape` and then a serializer would write it
 /// twice.
 pub fn shape_json(value: Value, fields: &[String], max_output_bytes: usize) -> Vec<u8> {
-    let paths: Vec<Vec<String>> = fields.iter().map(|f| parse_path(f)).filter(|p| !p.is_empty()).collect();
-    let value = if paths.is_empty() { value } else { project(&value, &paths) };
+    let value = projected(value, fields);
     let max = max_output_bytes.max(MIN_OUTPUT_BYTES);
     let text = serde_json::to_vec(&value).unwrap_or_default();
     if text.len() <= max {
         return text;
     }
     serde_json::to_vec(&truncate(&value, text.len(), max)).unwrap_or_default()
+}
+
+/// `value` with only the `fields` paths kept (all of it when none are given).
+fn projected(value: Value, fields: &[String]) -> Value {
+    let paths: Vec<Vec<String>> = fields.iter().map(|f| parse_path(f)).filter(|p| !p.is_empty()).collect();
+    if paths.is_empty() { value } else { project(&value, &paths) }
 }
 
 /// Parse `/a/b~1c` (JSON pointer) or `a.b` (dotted) into segments.

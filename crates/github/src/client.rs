@@ -244,8 +244,8 @@ impl GitHubClient {
     }
 
     /// `GET` a path and read the body as `T` (a typed view that skips what it does not keep, far
-    /// cheaper than building a `Value` of GitHub's large objects); `None` when the body is not a
-    /// `T`, so the caller can fall back to [`Self::get`]'s `Value`.
+    /// cheaper than building a `Value` of GitHub's large objects); `Err` with the body as a `Value`
+    /// when it is not a `T`, so the caller can read it the way [`Self::get`]'s callers do.
     pub(crate) async fn get_as<T: serde::de::DeserializeOwned>(
         &self,
         path_and_query: &str,
