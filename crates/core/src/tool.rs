@@ -274,8 +274,46 @@ where
             IntegrationError::invalid_input(self.spec.provider.clone(), format!("invalid parameters: {e}"))
         })?;
         let result = (self.func)(ctx.clone(), params).await?;
-        serde_json::to_value(result).map_err(|e| {
+        into_value(result).map_err(|e| {
             IntegrationError::internal(self.spec.provider.clone(), format!("result not serialisable: {e}"))
         })
+    }
+}
+
+/// A tool's result as a `Value`: moved when it already is one (most tools build their answer as a
+/// `Value`, and `serde_json::to_value` would copy it node by node), serialized otherwise.
+fn into_value<R: Serialize + 'static>(result: R) -> Result<Value, serde_json::Error> {
+    let mut slot = Some(result);
+    if let Some(value) =
+        (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Value>>().and_then(Option::take)
+    {
+        return Ok(value);
+    }
+    serde_json::to_value(&slot)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use serde_json::json;
+
+    use super::into_value;
+
+    #[test]
+    fn a_value_result_is_moved_and_anything_else_serialized() {
+        let value = json!({"b": [1, 2.5, null], "a": {"nested": "text"}});
+        assert_eq!(into_value(value.clone()).expect("value"), value);
+        #[derive(serde::Serialize)]
+        struct Out {
+            id: u32,
+            name: &'static str,
+        }
+        assert_eq!(into_value(Out { id: 7, name: "x" }).expect("struct"), json!({"id": 7, "name": "x"}));
+        assert_eq!(into_value(Some(3)).expect("option"), json!(3));
+        assert_eq!(into_value(None::<u8>).expect("none"), json!(null));
+        // A map with keys JSON cannot hold is an error, not a panic.
+        let bad: BTreeMap<(u8, u8), u8> = BTreeMap::from([((1, 2), 3)]);
+        assert!(into_value(bad).is_err());
     }
 }
