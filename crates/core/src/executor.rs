@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use metrics::{Counter, Histogram};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::Instrument;
@@ -14,9 +15,19 @@ use crate::breaker::{Admission, BreakerConfig, Breakers};
 use crate::cache::{Cache, InMemoryCache};
 use crate::connection::{Connection, ConnectionResolver};
 use crate::error::{Effect, ErrorKind, IntegrationError};
+use crate::metric_handles::HandleCache;
 use crate::ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
 use crate::registry::{RegisteredTool, Registry};
 use crate::tool::ToolContext;
+
+static TOOL_CALLS: HandleCache<Counter> = HandleCache::counter(
+    "integration_tool_calls_total",
+    &["provider", "tool", "connection", "source", "outcome", "error_kind"],
+);
+static TOOL_CALL_DURATION: HandleCache<Histogram> =
+    HandleCache::histogram("integration_tool_call_duration_seconds", &["provider", "tool"]);
+static PERMITS: HandleCache<Counter> =
+    HandleCache::counter("integration_rate_limit_permits_total", &["connection"]);
 
 /// Which front door a call came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -407,8 +418,7 @@ impl Executor {
             match self.inner.limiter.try_acquire(connection, quota).await? {
                 Decision::Allowed => {
                     let waited = started.elapsed();
-                    metrics::counter!("integration_rate_limit_permits_total", "connection" => connection.to_owned())
-                        .increment(1);
+                    PERMITS.get(&[connection]).increment(1);
                     if !waited.is_zero() {
                         metrics::histogram!("integration_rate_limit_wait_seconds", "connection" => connection.to_owned())
                             .record(waited.as_secs_f64());
@@ -451,23 +461,11 @@ impl Executor {
                 [(&attempts, Some(&outcome.attempts)), (&result, Some(&status))];
             span.record_all(&fields.value_set(&values));
         }
-        let connection = outcome.connection.clone().unwrap_or_default();
-        metrics::counter!(
-            "integration_tool_calls_total",
-            "provider" => outcome.provider.clone(),
-            "tool" => outcome.tool.clone(),
-            "connection" => connection,
-            "source" => call.source.as_str(),
-            "outcome" => status,
-            "error_kind" => kind,
-        )
-        .increment(1);
-        metrics::histogram!(
-            "integration_tool_call_duration_seconds",
-            "provider" => outcome.provider.clone(),
-            "tool" => outcome.tool.clone(),
-        )
-        .record(outcome.duration.as_secs_f64());
+        let connection = outcome.connection.as_deref().unwrap_or_default();
+        TOOL_CALLS
+            .get(&[&outcome.provider, &outcome.tool, connection, call.source.as_str(), status, kind])
+            .increment(1);
+        TOOL_CALL_DURATION.get(&[&outcome.provider, &outcome.tool]).record(outcome.duration.as_secs_f64());
         if !self.inner.config.slow_call.is_zero() && outcome.duration >= self.inner.config.slow_call {
             tracing::warn!(
                 parent: span,

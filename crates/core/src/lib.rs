@@ -16,6 +16,7 @@ pub mod connection;
 pub mod error;
 pub mod executor;
 pub mod integration;
+pub mod metric_handles;
 pub mod observe;
 pub mod propagation;
 pub mod ratelimit;
@@ -36,6 +37,7 @@ pub use error::{
 };
 pub use executor::{ExecutionObserver, Executor, ExecutorConfig, Source, ToolCall, ToolOutcome};
 pub use integration::{Health, Integration, IntegrationInfo};
+pub use metric_handles::HandleCache;
 pub use observe::{observe_upstream, observe_upstream_budget};
 pub use ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
 pub use redact::REDACTED;

@@ -8,6 +8,17 @@
 
 use std::time::Duration;
 
+use metrics::{Gauge, Histogram};
+
+use crate::metric_handles::HandleCache;
+
+static UPSTREAM_DURATION: HandleCache<Histogram> = HandleCache::histogram(
+    "integration_upstream_request_duration_seconds",
+    &["provider", "method", "status"],
+);
+static UPSTREAM_BUDGET: HandleCache<Gauge> =
+    HandleCache::gauge("integration_upstream_budget_remaining", &["provider", "resource"]);
+
 /// Record one upstream HTTP exchange: the `integration_upstream_request_duration_seconds`
 /// histogram by provider, method and status (`error` when no response arrived), and a debug log
 /// line with the path and duration.
@@ -18,31 +29,47 @@ pub fn observe_upstream(
     status: Option<u16>,
     elapsed: Duration,
 ) {
-    let status_label = status.map(|s| s.to_string()).unwrap_or_else(|| "error".to_owned());
+    let mut digits = [0u8; 5];
+    let status_label = status.map_or("error", |s| status_text(s, &mut digits));
     tracing::debug!(
         provider,
         method,
         path,
-        status = status_label.as_str(),
+        status = status_label,
         duration_ms = elapsed.as_secs_f64() * 1000.0,
         "upstream call"
     );
-    metrics::histogram!(
-        "integration_upstream_request_duration_seconds",
-        "provider" => provider,
-        "method" => method.to_owned(),
-        "status" => status_label,
-    )
-    .record(elapsed.as_secs_f64());
+    UPSTREAM_DURATION.get(&[provider, method, status_label]).record(elapsed.as_secs_f64());
+}
+
+/// A status code as decimal text, without allocating.
+pub(crate) fn status_text(status: u16, buf: &mut [u8; 5]) -> &str {
+    let mut n = status;
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 || at == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[at..]).unwrap_or("error")
 }
 
 /// Record the budget the upstream says is left (GitHub `x-ratelimit-remaining` per resource) as the
 /// `integration_upstream_budget_remaining` gauge.
 pub fn observe_upstream_budget(provider: &'static str, resource: &str, remaining: u64) {
-    metrics::gauge!(
-        "integration_upstream_budget_remaining",
-        "provider" => provider,
-        "resource" => resource.to_owned(),
-    )
-    .set(remaining as f64);
+    UPSTREAM_BUDGET.get(&[provider, resource]).set(remaining as f64);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_codes_as_text() {
+        let mut buf = [0u8; 5];
+        for status in [0u16, 7, 42, 200, 404, 599, 9999, 65535] {
+            assert_eq!(super::status_text(status, &mut buf), status.to_string());
+        }
+    }
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
-use integration_core::reexports::http::{self, HeaderMap, StatusCode};
+use integration_core::reexports::http::{self, HeaderMap, HeaderName, StatusCode};
 use integration_core::{ErrorKind, IntegrationError};
 use octocrab::Octocrab;
 use serde::{Deserialize, Serialize};
@@ -327,24 +327,32 @@ impl GitHubClient {
     }
 
     fn record_budget(&self, headers: &HeaderMap, fallback_resource: &str) {
+        // Names made once: a `&str` name is parsed and checked on every lookup.
+        const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+        const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+        const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+        const RESOURCE: HeaderName = HeaderName::from_static("x-ratelimit-resource");
+        const USED: HeaderName = HeaderName::from_static("x-ratelimit-used");
         let (Some(limit), Some(remaining), Some(reset)) = (
-            error::header_u64(headers, "x-ratelimit-limit"),
-            error::header_u64(headers, "x-ratelimit-remaining"),
-            error::header_u64(headers, "x-ratelimit-reset"),
+            error::header_u64(headers, &LIMIT),
+            error::header_u64(headers, &REMAINING),
+            error::header_u64(headers, &RESET),
         ) else {
             return;
         };
-        let resource = headers
-            .get("x-ratelimit-resource")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or(fallback_resource)
-            .to_owned();
-        let used = error::header_u64(headers, "x-ratelimit-used").unwrap_or(limit.saturating_sub(remaining));
-        integration_core::observe_upstream_budget(PROVIDER, &resource, remaining);
-        self.budgets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(resource.clone(), RateBudget { resource, limit, remaining, used, reset });
+        let resource = headers.get(&RESOURCE).and_then(|v| v.to_str().ok()).unwrap_or(fallback_resource);
+        let used = error::header_u64(headers, &USED).unwrap_or(limit.saturating_sub(remaining));
+        integration_core::observe_upstream_budget(PROVIDER, resource, remaining);
+        let mut budgets = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        match budgets.get_mut(resource) {
+            Some(known) => {
+                (known.limit, known.remaining, known.used, known.reset) = (limit, remaining, used, reset)
+            }
+            None => {
+                let budget = RateBudget { resource: resource.to_owned(), limit, remaining, used, reset };
+                budgets.insert(resource.to_owned(), budget);
+            }
+        }
     }
 
     /// Take the budgets of a `GET /rate_limit` body (`resources.core`, `resources.search`, ...).

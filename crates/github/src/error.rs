@@ -12,6 +12,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use integration_core::reexports::http::header::AsHeaderName;
 use integration_core::reexports::http::{HeaderMap, StatusCode};
 use integration_core::{ErrorKind, IntegrationError};
 use serde_json::{Value, json};
@@ -67,7 +68,7 @@ pub(crate) fn until(reset: u64) -> Duration {
     integration_core::wait_until_epoch(reset, SystemTime::now())
 }
 
-pub(crate) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+pub(crate) fn header_u64(headers: &HeaderMap, name: impl AsHeaderName) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
