@@ -1,7 +1,7 @@
 //! The tool registry: every tool of every registered integration, by name, with its compiled
 //! parameter validator. Duplicate names and ambiguous routes are start-up errors.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
@@ -109,6 +109,31 @@ struct Inner {
     integrations: BTreeMap<String, Arc<dyn Integration>>,
     tools: BTreeMap<String, RegisteredTool>,
     filter: Option<ToolFilter>,
+    /// Per REST route template: each method with whether all its tools are read-only. Rebuilt
+    /// whenever `tools` changes (the auth check asks per request).
+    routes_read_only: HashMap<String, Vec<(&'static str, bool)>>,
+}
+
+impl Inner {
+    fn set_tools(&mut self, tools: BTreeMap<String, RegisteredTool>) {
+        self.tools = tools;
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        let mut index: HashMap<String, Vec<(&'static str, bool)>> = HashMap::new();
+        for tool in self.tools.values() {
+            let spec = tool.spec();
+            let Some(route) = &spec.route else { continue };
+            let methods = index.entry(route.path.clone()).or_default();
+            let method = route.method.as_str();
+            match methods.iter_mut().find(|(m, _)| *m == method) {
+                Some((_, read_only)) => *read_only &= spec.hints.read_only,
+                None => methods.push((method, spec.hints.read_only)),
+            }
+        }
+        self.routes_read_only = index;
+    }
 }
 
 /// Decides which tools exist (see [`Registry::set_filter`]).
@@ -166,7 +191,7 @@ impl Registry {
             stage(&mut staged, tool)?;
         }
         check_routes(&staged)?;
-        inner.tools = staged;
+        inner.set_tools(staged);
         inner.integrations.insert(name, integration);
         Ok(())
     }
@@ -180,7 +205,7 @@ impl Registry {
         let mut staged = inner.tools.clone();
         stage(&mut staged, tool)?;
         check_routes(&staged)?;
-        inner.tools = staged;
+        inner.set_tools(staged);
         Ok(())
     }
 
@@ -189,13 +214,14 @@ impl Registry {
         let mut inner = self.write();
         if !admitted(&inner, &tool) {
             inner.tools.remove(&tool.spec().name);
+            inner.reindex();
             return Ok(());
         }
         let mut staged = inner.tools.clone();
         staged.remove(&tool.spec().name);
         stage(&mut staged, tool)?;
         check_routes(&staged)?;
-        inner.tools = staged;
+        inner.set_tools(staged);
         Ok(())
     }
 
@@ -209,13 +235,17 @@ impl Registry {
         for name in &removed {
             inner.tools.remove(name);
         }
+        inner.reindex();
         inner.filter = Some(filter);
         removed
     }
 
     /// Remove a tool by name; true if it was there.
     pub fn remove_tool(&self, name: &str) -> bool {
-        self.write().tools.remove(name).is_some()
+        let mut inner = self.write();
+        let removed = inner.tools.remove(name).is_some();
+        inner.reindex();
+        removed
     }
 
     /// Look a tool up by name.
@@ -243,16 +273,8 @@ impl Registry {
     /// request).
     pub fn route_read_only(&self, method: &str, path: &str) -> Option<bool> {
         let inner = self.read();
-        let mut found = None;
-        for tool in inner.tools.values() {
-            if let Some(route) = &tool.spec().route
-                && route.method.as_str() == method
-                && route.path == path
-            {
-                found = Some(found.unwrap_or(true) && tool.spec().hints.read_only);
-            }
-        }
-        found
+        let methods = inner.routes_read_only.get(path)?;
+        methods.iter().find(|(m, _)| *m == method).map(|(_, read_only)| *read_only)
     }
 
     /// Tools with a REST route, grouped by (method, path), most specific (most required

@@ -409,3 +409,41 @@ async fn an_open_circuit_fails_fast_without_reaching_the_upstream_then_probes() 
     assert!(matches!(outcome.result.expect_err("reopened").kind(), ErrorKind::CircuitOpen { .. }));
     assert_eq!(tool.calls(), 4);
 }
+
+#[test]
+fn a_routes_read_only_answer_follows_the_tools_registered() {
+    let tool = |name: &str, method: Method, path: &str, hints: ToolHints| -> Arc<dyn Tool> {
+        typed_tool(
+            ToolSpec::new(name, "test", "route").hints(hints).route(method, path),
+            |_ctx: ToolContext, _p: serde_json::Map<String, Value>| async move {
+                Ok::<_, IntegrationError>(json!({}))
+            },
+        )
+    };
+    let registry = Registry::new();
+    registry.add_tool(tool("r_list", Method::Get, "/things", ToolHints::read_only())).expect("list");
+    registry.add_tool(tool("r_create", Method::Post, "/things", ToolHints::write())).expect("create");
+    assert_eq!(registry.route_read_only("GET", "/things"), Some(true));
+    assert_eq!(registry.route_read_only("POST", "/things"), Some(false));
+    assert_eq!(registry.route_read_only("DELETE", "/things"), None);
+    assert_eq!(registry.route_read_only("GET", "/other"), None);
+    // A writing tool on the same route makes the route need write access.
+    #[derive(serde::Deserialize, schemars::JsonSchema)]
+    struct Touch {
+        #[allow(dead_code)]
+        id: String,
+    }
+    let touch = typed_tool(
+        ToolSpec::new("r_touch", "test", "route").hints(ToolHints::write()).route(Method::Get, "/things"),
+        |_ctx: ToolContext, _p: Touch| async move { Ok::<_, IntegrationError>(json!({})) },
+    );
+    registry.upsert_tool(touch).expect("touch");
+    assert_eq!(registry.route_read_only("GET", "/things"), Some(false));
+    assert!(registry.remove_tool("r_touch"));
+    assert_eq!(registry.route_read_only("GET", "/things"), Some(true));
+    // Tools the filter removes take their routes with them.
+    let removed = registry.set_filter(Arc::new(|spec: &ToolSpec| spec.hints.read_only));
+    assert_eq!(removed, ["r_create"]);
+    assert_eq!(registry.route_read_only("POST", "/things"), None);
+    assert_eq!(registry.route_read_only("GET", "/things"), Some(true));
+}
