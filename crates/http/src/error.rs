@@ -2,10 +2,8 @@
 //! `{"error": {"type": "<kind>", "message": "...", "retryable": bool, "details": ...}}`.
 
 use axum::Json;
-use axum::extract::Request;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use integration_core::{ErrorKind, IntegrationError};
 use serde_json::{Value, json};
@@ -178,17 +176,14 @@ fn kind_of(status: StatusCode) -> (&'static str, &'static str, bool) {
     }
 }
 
-/// Middleware giving every error answer the one error body. Answers of 400 and above that are not
-/// JSON — the body-limit layer's `413 length limit exceeded`, axum's extractor rejections (a body
-/// that cannot be read), the timeout layer's empty 504 — are rewritten; JSON errors (ours) pass
-/// as they are. `/mcp` speaks its own protocol and is left alone. `max_body_bytes` is named in the
-/// message of a 413.
-pub(crate) async fn standard_error_body(request: Request, next: Next, max_body_bytes: usize) -> Response {
-    let path = request.uri().path();
-    let mcp = path == "/mcp" || path.starts_with("/mcp/");
-    let response = next.run(request).await;
+/// Give every error answer the one error body (see [`crate::observability::front`], which calls
+/// it for every answer but those of `/mcp`, which speaks its own protocol). Answers of 400 and
+/// above that are not JSON — the body-limit layer's `413 length limit exceeded`, axum's extractor
+/// rejections (a body that cannot be read), the timeout layer's empty 504 — are rewritten; JSON
+/// errors (ours) pass as they are. `max_body_bytes` is named in the message of a 413.
+pub(crate) async fn standard_error_body(response: Response, max_body_bytes: usize) -> Response {
     let status = response.status();
-    if mcp || status.as_u16() < 400 {
+    if status.as_u16() < 400 {
         return response;
     }
     if is_json(response.headers()) {

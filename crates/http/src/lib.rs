@@ -189,16 +189,16 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
     // Layers grouped with `ServiceBuilder` (outermost first): each `Router::layer` call boxes every
     // route once more, and a request clones each box, so fewer calls mean fewer allocations.
     let app = app
-        .layer(axum::middleware::from_fn(observability::track_request))
         .layer(
             tower::ServiceBuilder::new()
                 .layer(axum::extract::DefaultBodyLimit::max(config.max_body_bytes))
                 .layer(RequestBodyLimitLayer::new(config.max_body_bytes))
                 .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, config.request_timeout)),
         )
-        // Outside the body limit and the timeout: their answers get the one error body too.
+        // Outside the body limit and the timeout: their answers get the one error body and are
+        // counted too.
         .layer(axum::middleware::from_fn(move |request, next| {
-            error::standard_error_body(request, next, max_body_bytes)
+            observability::front(request, next, max_body_bytes)
         }))
         .layer(
             tower::ServiceBuilder::new()

@@ -6,6 +6,8 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
+use integration_core::HandleCache;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -46,25 +48,28 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
     HANDLE.get().cloned().flatten()
 }
 
-/// Record API response times by route template and status.
-pub(crate) async fn track_request(request: Request, next: Next) -> Response {
+/// The outer middleware of every route (one layer, not two: each `from_fn` layer costs a boxed
+/// service clone and a boxed future per request): the one error body for error answers
+/// ([`crate::error::standard_error_body`]), and API response times by route template and status,
+/// counting the answers of the body-limit and timeout layers inside it.
+pub(crate) async fn front(request: Request, next: Next, max_body_bytes: usize) -> Response {
+    static DURATION: HandleCache<Histogram> =
+        HandleCache::histogram("http_request_duration_seconds", &["method", "route"]);
+    static REQUESTS: HandleCache<Counter> =
+        HandleCache::counter("http_requests_total", &["method", "route", "status"]);
     let started = Instant::now();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!(
-        "http_request_duration_seconds",
-        "method" => method.clone(),
-        "route" => route.clone(),
-    )
-    .record(started.elapsed().as_secs_f64());
-    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
-        .increment(1);
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let method = request.method().clone();
+    let path = request.uri().path();
+    let mcp = path == "/mcp" || path.starts_with("/mcp/");
+    let mut response = next.run(request).await;
+    if !mcp {
+        response = crate::error::standard_error_body(response, max_body_bytes).await;
+    }
+    let status = response.status();
+    DURATION.get(&[method.as_str(), route]).record(started.elapsed().as_secs_f64());
+    REQUESTS.get(&[method.as_str(), route, status.as_str()]).increment(1);
     response
 }
 

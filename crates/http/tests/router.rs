@@ -370,6 +370,15 @@ async fn answers_of_layers_and_extractors_get_the_error_body() {
         assert!(headers["content-type"].to_str().unwrap_or_default().starts_with("application/json"));
     }
     assert_eq!(creates.load(Ordering::SeqCst), 2, "nothing created by the oversized bodies");
+    // The answers of the body-limit layer are counted under their route and status.
+    let (_, body, _) = send(&app, get("/metrics")).await;
+    let text = body.as_str().expect("text");
+    assert!(
+        text.lines().any(|l| l.starts_with("http_requests_total{")
+            && l.contains(r#"route="/api/integrations/demo/things/{key}""#)
+            && l.contains(r#"status="413""#)),
+        "{text}"
+    );
 }
 
 #[tokio::test]

@@ -142,6 +142,10 @@ struct Escaped<'a, W: Write>(&'a mut W);
 impl<W: Write> Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let bytes = s.as_bytes();
+        // Most field values need no escaping: one branch-free pass (it vectorizes) finds out.
+        if !bytes.iter().fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\')) {
+            return self.0.write_str(s);
+        }
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
             if b >= 0x20 && b != b'"' && b != b'\\' {
