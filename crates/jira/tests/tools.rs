@@ -141,6 +141,15 @@ async fn list_and_find_projects_with_the_cache() {
     );
     let raw = env.ok("jira_project_finder", json!({"project_name": "OPS", "raw": true})).await;
     assert!(raw["avatarUrls"].is_object(), "raw gives the upstream object");
+    assert_eq!(raw["key"], "OPS");
+    assert_eq!(
+        env.server.calls_to("/rest/api/3/project/search") - before,
+        1,
+        "the raw list was cached with the trimmed one"
+    );
+    let cached_ops = env.ok("jira_project_finder", json!({"project_name": "Operations"})).await;
+    assert_eq!(cached_ops["key"], "OPS");
+    assert!(cached_ops.get("avatarUrls").is_none(), "trimmed from the cache");
 
     // Unknown project: NotFound with the closest names.
     let err = env.err("jira_project_finder", json!({"project_name": "Enginering"})).await;
@@ -151,8 +160,9 @@ async fn list_and_find_projects_with_the_cache() {
     let mut call = ToolCall::new("jira_project_finder", json!({"project_name": "Operations"}));
     call.use_cache = false;
     let before = env.server.calls_to("/rest/api/3/project/search");
-    assert!(env.executor.execute(call).await.result.is_ok());
+    let fresh = env.executor.execute(call).await.result.expect("fresh");
     assert_eq!(env.server.calls_to("/rest/api/3/project/search") - before, 1);
+    assert_eq!(fresh, cached_ops, "the cached trimmed project is the one a fresh call makes");
 
     // The list tool caches too.
     let before = env.server.calls_to("/rest/api/3/project/search");

@@ -113,6 +113,9 @@ fn offset_cursor(kind: &str, cursor: Option<&str>) -> Result<u64, IntegrationErr
 
 /// Case-insensitive equality.
 fn eq_ci(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        return a.eq_ignore_ascii_case(b);
+    }
     a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
 }
 

@@ -231,13 +231,47 @@ async fn all_projects(
     Ok(projects)
 }
 
+/// [`all_projects`] trimmed ([`Project`]s as JSON, same order), cached per connection when allowed.
+/// A trimmed project keeps the raw one's `key` and `name`, so both lists match the same way.
+async fn all_project_views(
+    shared: &Shared,
+    ctx: &ToolContext,
+    client: &JiraClient,
+) -> Result<Arc<Value>, IntegrationError> {
+    let key = cache_key(ctx, "projects:all:views");
+    if ctx.use_cache
+        && let Some(hit) = ctx.cache.get_value(&key).await
+        && hit.is_array()
+    {
+        return Ok(hit);
+    }
+    let raw = all_projects(shared, ctx, client).await?;
+    let views: Vec<Value> = raw
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .map(|v| project_out(v, client, false))
+        .collect();
+    let views = Arc::new(Value::Array(views));
+    if ctx.use_cache {
+        ctx.cache.set_value(&key, views.clone(), shared.options.project_cache_ttl).await;
+    }
+    Ok(views)
+}
+
 async fn find_project(shared: &Shared, ctx: &ToolContext, p: FindProject) -> Result<Value, IntegrationError> {
     let wanted = p.project_name.trim();
     if wanted.is_empty() {
         return Err(IntegrationError::invalid_input(PROVIDER, "project_name must not be empty"));
     }
     let client = shared.client(ctx)?;
-    let all = all_projects(shared, ctx, &client).await?;
+    // The trimmed list is kept beside the raw one, so a hit only picks and copies one project.
+    let all = if p.raw {
+        all_projects(shared, ctx, &client).await?
+    } else {
+        all_project_views(shared, ctx, &client).await?
+    };
     let projects: &[Value] = all.as_array().map(Vec::as_slice).unwrap_or_default();
     fn field<'v>(v: &'v Value, k: &str) -> &'v str {
         v.get(k).and_then(Value::as_str).unwrap_or_default()
@@ -247,7 +281,7 @@ async fn find_project(shared: &Shared, ctx: &ToolContext, p: FindProject) -> Res
         .find(|v| eq_ci(field(v, "name"), wanted))
         .or_else(|| projects.iter().find(|v| eq_ci(field(v, "key"), wanted)));
     match found {
-        Some(project) => Ok(project_out(project, &client, p.raw)),
+        Some(project) => Ok(project.clone()),
         None => {
             let suggestions = closest(wanted, projects.iter().map(|v| field(v, "name")), 5);
             let message = if suggestions.is_empty() {
