@@ -605,7 +605,7 @@ macro_rules! sql_backend {
             }
 
             async fn outbox_purge_published(&self, before: i64) -> Result<u64> {
-                let done = sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < $1")
+                let done = sqlx::query("DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at <= $1")
                     .bind(before)
                     .execute(&self.pool)
                     .await?;

@@ -1157,7 +1157,7 @@ impl Outbox {
         self.store.inner.db.outbox_mark_published(id, now_ms()).await
     }
 
-    /// Delete messages published more than `older_than` ago; returns how many.
+    /// Delete messages published `older_than` ago or earlier (with zero: every published one); returns how many.
     pub async fn purge_published(&self, older_than: Duration) -> Result<u64, StoreError> {
         let before = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX / 2);
         self.store.inner.db.outbox_purge_published(before).await
