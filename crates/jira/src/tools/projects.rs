@@ -199,6 +199,14 @@ async fn list_projects(
     Ok(result)
 }
 
+/// A cached list under `key`, when the call allows cached answers.
+async fn cached_list(ctx: &ToolContext, key: &str) -> Option<Arc<Value>> {
+    if !ctx.use_cache {
+        return None;
+    }
+    ctx.cache.get_value(key).await.filter(|hit| hit.is_array())
+}
+
 /// Every project (up to [`FINDER_MAX_PROJECTS`]), cached per connection when allowed.
 async fn all_projects(
     shared: &Shared,
@@ -206,10 +214,7 @@ async fn all_projects(
     client: &JiraClient,
 ) -> Result<Arc<Value>, IntegrationError> {
     let key = cache_key(ctx, "projects:all");
-    if ctx.use_cache
-        && let Some(hit) = ctx.cache.get_value(&key).await
-        && hit.is_array()
-    {
+    if let Some(hit) = cached_list(ctx, &key).await {
         return Ok(hit);
     }
     let mut projects: Vec<Value> = Vec::new();
@@ -239,10 +244,7 @@ async fn all_project_views(
     client: &JiraClient,
 ) -> Result<Arc<Value>, IntegrationError> {
     let key = cache_key(ctx, "projects:all:views");
-    if ctx.use_cache
-        && let Some(hit) = ctx.cache.get_value(&key).await
-        && hit.is_array()
-    {
+    if let Some(hit) = cached_list(ctx, &key).await {
         return Ok(hit);
     }
     let raw = all_projects(shared, ctx, client).await?;
