@@ -250,7 +250,7 @@ macro_rules! webhook_backend {
                      revision = CASE WHEN webhook_endpoints.revision >= excluded.revision \
                                 THEN webhook_endpoints.revision + 1 ELSE excluded.revision END, \
                      updated_at = excluded.updated_at \
-                     RETURNING created_at",
+                     RETURNING created_at, revision",
                 )
                 .bind(name)
                 .bind(def)
@@ -261,7 +261,10 @@ macro_rules! webhook_backend {
                 .fetch_one(&self.pool)
                 .await?;
                 let created_at: i64 = row.try_get("created_at")?;
-                Ok(created_at == now)
+                let revision: i64 = row.try_get("revision")?;
+                // Inserted: made now with the fresh revision. An update in the same millisecond
+                // keeps `created_at == now` but moves the revision past it, so both are checked.
+                Ok(created_at == now && revision == now.saturating_mul(1000))
             }
 
             async fn wh_get_endpoint(&self, name: &str) -> Result<Option<SealedRow>> {

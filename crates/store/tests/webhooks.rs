@@ -55,6 +55,10 @@ async fn endpoints_with_sealed_secrets(db: Arc<TestDb>) {
     let got = hooks.get_endpoint("gh").await.expect("get").expect("exists");
     assert!(got.revision > first_revision);
     assert_eq!(got.secrets["secret"].expose_secret(), "hook-SECRET-2");
+    // Saves in quick succession (often within one millisecond) are updates, never "created".
+    for _ in 0..20 {
+        assert!(!hooks.save_endpoint("gh", &def, &secrets("hook-SECRET-2")).await.expect("save again"));
+    }
     assert!(hooks.save_endpoint("bad/name", &def, &BTreeMap::new()).await.is_err());
     assert!(hooks.get_endpoint("nope").await.expect("get").is_none());
     assert!(hooks.delete_endpoint("gh").await.expect("delete"));
