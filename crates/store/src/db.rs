@@ -552,7 +552,7 @@ macro_rules! sql_backend {
             }
 
             async fn idem_purge(&self, before: i64) -> Result<u64> {
-                let done = sqlx::query("DELETE FROM idempotency_records WHERE updated_at < $1")
+                let done = sqlx::query("DELETE FROM idempotency_records WHERE updated_at <= $1")
                     .bind(before)
                     .execute(&self.pool)
                     .await?;

@@ -1099,7 +1099,7 @@ impl Idempotency {
         self.store.inner.db.idem_release(key).await
     }
 
-    /// Delete records last updated more than `older_than` ago; returns how many.
+    /// Delete records last updated `older_than` ago or earlier (with zero: all of them); returns how many.
     pub async fn purge(&self, older_than: Duration) -> Result<u64, StoreError> {
         let before = now_ms() - i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX / 2);
         self.store.inner.db.idem_purge(before).await
