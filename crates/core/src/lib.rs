@@ -12,6 +12,7 @@
 
 pub mod breaker;
 pub mod cache;
+pub mod client_cache;
 pub mod connection;
 pub mod error;
 pub mod executor;
@@ -29,6 +30,7 @@ pub mod toolset;
 
 pub use breaker::{Admission, BreakerConfig, Breakers};
 pub use cache::{Cache, InMemoryCache};
+pub use client_cache::ClientCache;
 pub use connection::{
     Connection, ConnectionResolver, ConnectionSettings, ConnectionSource, InMemoryConnections, parse_base_url,
 };

@@ -41,8 +41,7 @@ mod error;
 pub mod models;
 mod tools;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use integration_core::reexports::async_trait;
 use integration_core::{Connection, Health, Integration, IntegrationError, IntegrationInfo, Tool};
@@ -54,32 +53,14 @@ pub use config::{GitHubAuth, GitHubConfig, GitHubSettings, Limits};
 /// The provider name, also the name of its default connection.
 pub const PROVIDER: &str = "github";
 
-/// Built clients by connection name, rebuilt when the connection's revision changes. A client
-/// holds its installation token and rate-limit budget, so both live as long as the connection's
+/// Built clients by connection name, rebuilt when the connection changes. A client holds its
+/// installation token and rate-limit budget, so both live as long as the connection's
 /// configuration does.
-#[derive(Debug, Default)]
-pub(crate) struct ClientCache {
-    clients: Mutex<HashMap<String, (u64, GitHubClient)>>,
-}
+pub(crate) type ClientCache = integration_core::ClientCache<GitHubClient>;
 
-impl ClientCache {
-    /// The client of a connection, built once per (name, revision).
-    pub(crate) fn client_for(&self, connection: &Connection) -> Result<GitHubClient, IntegrationError> {
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((revision, client)) = clients.get(&connection.name)
-            && *revision == connection.revision
-        {
-            return Ok(client.clone());
-        }
-        let client = GitHubConfig::from_connection(connection)?.build()?;
-        clients.insert(connection.name.clone(), (connection.revision, client.clone()));
-        Ok(client)
-    }
-
-    /// The client of a connection name, if one was built.
-    fn existing(&self, name: &str) -> Option<GitHubClient> {
-        self.clients.lock().unwrap_or_else(|e| e.into_inner()).get(name).map(|(_, c)| c.clone())
-    }
+/// The client of a connection (for [`ClientCache::get_or_build`]).
+pub(crate) fn build_client(connection: &Connection) -> Result<GitHubClient, IntegrationError> {
+    GitHubConfig::from_connection(connection)?.build()
 }
 
 /// The GitHub integration: its tools and connection check.
@@ -97,7 +78,7 @@ impl GitHub {
     /// The (cached) client of a connection, for code that calls GitHub directly. Needs a Tokio
     /// runtime the first time.
     pub fn client(&self, connection: &Connection) -> Result<GitHubClient, IntegrationError> {
-        self.clients.client_for(connection)
+        self.clients.get_or_build(connection, build_client)
     }
 
     /// The last rate-limit budget seen on a connection, per resource (`core`, `search`).
@@ -135,7 +116,7 @@ impl Integration for GitHub {
     /// `GET /rate_limit` (free of charge) for the budgets, and `GET /user` for the identity of a
     /// token (an App installation has no user: its identity is the app and installation).
     async fn check(&self, connection: &Connection) -> Result<Health, IntegrationError> {
-        let client = self.clients.client_for(connection)?;
+        let client = self.clients.get_or_build(connection, build_client)?;
         let limits = client.get("/rate_limit").await?.body;
         client.record_rate_limit_body(&limits);
         let identity = match client.auth_kind() {

@@ -40,8 +40,7 @@ pub mod models;
 mod tools;
 mod wire;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use integration_core::reexports::async_trait;
@@ -67,28 +66,12 @@ impl Default for JiraOptions {
     }
 }
 
-/// Built clients by connection name, rebuilt when the connection's revision changes (or, for
-/// connections built in code that keep revision 0, when their settings change).
-#[derive(Debug, Default)]
-pub(crate) struct ClientCache {
-    clients: Mutex<HashMap<String, (u64, u64, JiraClient)>>,
-}
+/// Built clients by connection name, rebuilt when the connection changes.
+pub(crate) type ClientCache = integration_core::ClientCache<JiraClient>;
 
-impl ClientCache {
-    /// The client of a connection, built once per (name, revision).
-    pub(crate) fn client_for(&self, connection: &Connection) -> Result<JiraClient, IntegrationError> {
-        let print = connection.fingerprint();
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((revision, known, client)) = clients.get(&connection.name)
-            && *revision == connection.revision
-            && *known == print
-        {
-            return Ok(client.clone());
-        }
-        let client = JiraConfig::from_connection(connection)?.build()?;
-        clients.insert(connection.name.clone(), (connection.revision, print, client.clone()));
-        Ok(client)
-    }
+/// The client of a connection (for [`ClientCache::get_or_build`]).
+pub(crate) fn build_client(connection: &Connection) -> Result<JiraClient, IntegrationError> {
+    JiraConfig::from_connection(connection)?.build()
 }
 
 /// The Jira integration: its tools and connection check.
@@ -111,7 +94,7 @@ impl Jira {
 
     /// The (cached) client of a connection, for code that calls Jira directly.
     pub fn client(&self, connection: &Connection) -> Result<JiraClient, IntegrationError> {
-        self.clients.client_for(connection)
+        self.clients.get_or_build(connection, build_client)
     }
 }
 
@@ -144,7 +127,7 @@ impl Integration for Jira {
     }
 
     async fn check(&self, connection: &Connection) -> Result<Health, IntegrationError> {
-        let client = self.clients.client_for(connection)?;
+        let client = self.clients.get_or_build(connection, build_client)?;
         let me = client.myself().await?;
         let user = models::User::from_value(&me);
         let identity = match (&user.display_name, &user.email) {

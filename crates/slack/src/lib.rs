@@ -39,8 +39,7 @@ pub mod models;
 pub mod pacing;
 mod tools;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use integration_core::reexports::async_trait;
@@ -75,32 +74,23 @@ impl Default for SlackOptions {
     }
 }
 
-/// Built clients by connection name, rebuilt when the connection's revision (or its content:
-/// connections built in code all have revision 0) changes.
+/// Built clients by connection name ([`integration_core::ClientCache`]: rebuilt when the connection
+/// changes), made with the provider's client options.
 #[derive(Debug, Default)]
 pub(crate) struct ClientCache {
-    clients: Mutex<HashMap<String, (u64, u64, SlackClient)>>,
+    clients: integration_core::ClientCache<SlackClient>,
     options: SlackClientOptions,
 }
 
 impl ClientCache {
     fn new(options: SlackClientOptions) -> Self {
-        Self { clients: Mutex::default(), options }
+        Self { clients: integration_core::ClientCache::new(), options }
     }
 
-    /// The client of a connection, built once per (name, revision).
+    /// The client of a connection, built once per version of the connection.
     pub(crate) fn client_for(&self, connection: &Connection) -> Result<SlackClient, IntegrationError> {
-        let digest = connection.fingerprint();
-        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((revision, seen, client)) = clients.get(&connection.name)
-            && *revision == connection.revision
-            && *seen == digest
-        {
-            return Ok(client.clone());
-        }
-        let client = SlackConfig::from_connection(connection)?.with_options(self.options).build()?;
-        clients.insert(connection.name.clone(), (connection.revision, digest, client.clone()));
-        Ok(client)
+        self.clients
+            .get_or_build(connection, |c| SlackConfig::from_connection(c)?.with_options(self.options).build())
     }
 }
 

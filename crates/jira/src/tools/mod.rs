@@ -26,7 +26,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn client(&self, ctx: &ToolContext) -> Result<JiraClient, IntegrationError> {
-        self.clients.client_for(&ctx.connection)
+        self.clients.get_or_build(&ctx.connection, crate::build_client)
     }
 }
 
