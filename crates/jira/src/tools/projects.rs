@@ -207,6 +207,16 @@ async fn cached_list(ctx: &ToolContext, key: &str) -> Option<Arc<Value>> {
     ctx.cache.get_value(key).await.filter(|hit| hit.is_array())
 }
 
+/// `list` as a shared array, kept under `key` for the project cache's time when the call allows
+/// cached answers.
+async fn remember(shared: &Shared, ctx: &ToolContext, key: &str, list: Vec<Value>) -> Arc<Value> {
+    let list = Arc::new(Value::Array(list));
+    if ctx.use_cache {
+        ctx.cache.set_value(key, list.clone(), shared.options.project_cache_ttl).await;
+    }
+    list
+}
+
 /// Every project (up to [`FINDER_MAX_PROJECTS`]), cached per connection when allowed.
 async fn all_projects(
     shared: &Shared,
@@ -229,11 +239,7 @@ async fn all_projects(
             break;
         }
     }
-    let projects = Arc::new(Value::Array(projects));
-    if ctx.use_cache {
-        ctx.cache.set_value(&key, projects.clone(), shared.options.project_cache_ttl).await;
-    }
-    Ok(projects)
+    Ok(remember(shared, ctx, &key, projects).await)
 }
 
 /// [`all_projects`] trimmed ([`Project`]s as JSON, same order), cached per connection when allowed.
@@ -255,11 +261,7 @@ async fn all_project_views(
         .iter()
         .map(|v| project_out(v, client, false))
         .collect();
-    let views = Arc::new(Value::Array(views));
-    if ctx.use_cache {
-        ctx.cache.set_value(&key, views.clone(), shared.options.project_cache_ttl).await;
-    }
-    Ok(views)
+    Ok(remember(shared, ctx, &key, views).await)
 }
 
 async fn find_project(shared: &Shared, ctx: &ToolContext, p: FindProject) -> Result<Value, IntegrationError> {
