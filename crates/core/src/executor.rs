@@ -26,8 +26,21 @@ static TOOL_CALLS: HandleCache<Counter> = HandleCache::counter(
 );
 static TOOL_CALL_DURATION: HandleCache<Histogram> =
     HandleCache::histogram("integration_tool_call_duration_seconds", &["provider", "tool"]);
+
 static PERMITS: HandleCache<Counter> =
     HandleCache::counter("integration_rate_limit_permits_total", &["connection"]);
+
+/// The label value of a tool or connection name that does not exist.
+const UNKNOWN_LABEL: &str = "(unknown)";
+
+/// Which of a call's requested names exist, so they may be metric labels.
+#[derive(Clone, Copy)]
+struct Labels {
+    /// The tool is registered.
+    known_tool: bool,
+    /// The connection resolved.
+    resolved: bool,
+}
 
 /// Which front door a call came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -280,9 +293,11 @@ impl Executor {
             duration: Duration::ZERO,
             rate_limit_wait: Duration::ZERO,
         };
-        outcome.result = self.run(tool, &call, &mut outcome).instrument(span.clone()).await;
+        let known_tool = tool.is_some();
+        let mut resolved = false;
+        outcome.result = self.run(tool, &call, &mut outcome, &mut resolved).instrument(span.clone()).await;
         outcome.duration = started.elapsed();
-        self.record(&call, &outcome, &span);
+        self.record(&call, &outcome, &span, Labels { known_tool, resolved });
         if let Some(observer) = &self.inner.observer {
             observer.record(&call, &outcome).await;
         }
@@ -294,6 +309,7 @@ impl Executor {
         tool: Option<RegisteredTool>,
         call: &ToolCall,
         outcome: &mut ToolOutcome,
+        resolved: &mut bool,
     ) -> Result<Value, IntegrationError> {
         let started = Instant::now();
         let tool = tool.ok_or_else(|| {
@@ -311,6 +327,7 @@ impl Executor {
             .resolve(&connection_name)
             .await
             .map_err(|e| e.with_provider(spec.provider.clone()))?;
+        *resolved = true;
         if connection.provider != spec.provider {
             return Err(IntegrationError::invalid_input(
                 spec.provider.clone(),
@@ -449,7 +466,7 @@ impl Executor {
         }
     }
 
-    fn record(&self, call: &ToolCall, outcome: &ToolOutcome, span: &tracing::Span) {
+    fn record(&self, call: &ToolCall, outcome: &ToolOutcome, span: &tracing::Span, labels: Labels) {
         let status = if outcome.result.is_ok() { "success" } else { "failure" };
         let kind = outcome.result.as_ref().err().map(|e| e.kind().as_str()).unwrap_or("none");
         // Both end fields in one record: the JSON log layer re-parses and re-writes a span's
@@ -461,11 +478,18 @@ impl Executor {
                 [(&attempts, Some(&outcome.attempts)), (&result, Some(&status))];
             span.record_all(&fields.value_set(&values));
         }
-        let connection = outcome.connection.as_deref().unwrap_or_default();
+        // Only names that exist become label values: a caller could otherwise add a series to
+        // `/metrics` with every made-up tool or connection name.
+        let tool = if labels.known_tool { outcome.tool.as_str() } else { UNKNOWN_LABEL };
+        let connection = match outcome.connection.as_deref() {
+            Some(name) if labels.resolved => name,
+            Some(_) => UNKNOWN_LABEL,
+            None => "",
+        };
         TOOL_CALLS
-            .get(&[&outcome.provider, &outcome.tool, connection, call.source.as_str(), status, kind])
+            .get(&[&outcome.provider, tool, connection, call.source.as_str(), status, kind])
             .increment(1);
-        TOOL_CALL_DURATION.get(&[&outcome.provider, &outcome.tool]).record(outcome.duration.as_secs_f64());
+        TOOL_CALL_DURATION.get(&[&outcome.provider, tool]).record(outcome.duration.as_secs_f64());
         if !self.inner.config.slow_call.is_zero() && outcome.duration >= self.inner.config.slow_call {
             tracing::warn!(
                 parent: span,

@@ -153,6 +153,65 @@ async fn unknown_tool_and_unknown_connection_are_classified() {
     assert_eq!(tool.calls(), 0);
 }
 
+/// Records the label sets of the counters and histograms registered through it.
+#[derive(Default)]
+struct LabelSets(std::sync::Mutex<Vec<String>>);
+
+impl LabelSets {
+    fn push(&self, key: &metrics::Key) {
+        let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+        self.0.lock().expect("lock").push(format!("{}{{{}}}", key.name(), labels.join(",")));
+    }
+}
+
+impl metrics::Recorder for LabelSets {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        self.push(key);
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        self.push(key);
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        self.push(key);
+        metrics::Histogram::noop()
+    }
+}
+
+#[test]
+fn made_up_tool_and_connection_names_never_become_metric_labels() {
+    // Every front door passes the caller's names through: as labels they would add one series to
+    // `/metrics` per made-up name.
+    let recorder = LabelSets::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let tool = Scripted::new("t_read", ToolHints::read_only(), vec![]);
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let exec = executor(tool.clone());
+            let made_up = exec.execute(ToolCall::new("made_up_tool_4711", json!({}))).await;
+            assert_eq!(made_up.result.expect_err("unknown").kind(), &ErrorKind::NotFound);
+            let ghost = exec.execute(ToolCall::new("t_read", json!({})).connection("ghost_4711")).await;
+            assert_eq!(ghost.result.expect_err("no connection").kind(), &ErrorKind::Configuration);
+            assert_eq!(ghost.connection.as_deref(), Some("ghost_4711"), "the outcome still names it");
+            let ok = exec.execute(ToolCall::new("t_read", json!({}))).await;
+            assert!(ok.result.is_ok(), "{:?}", ok.result);
+        })
+    });
+    let sets = recorder.0.lock().expect("lock").clone();
+    assert!(sets.iter().all(|s| !s.contains("4711")), "{sets:#?}");
+    let calls: Vec<&String> =
+        sets.iter().filter(|s| s.starts_with("integration_tool_calls_total{")).collect();
+    assert_eq!(calls.len(), 3, "{sets:#?}");
+    assert!(calls[0].contains("tool=(unknown)") && calls[0].contains("connection=,"), "{}", calls[0]);
+    assert!(calls[1].contains("tool=t_read") && calls[1].contains("connection=(unknown)"), "{}", calls[1]);
+    assert!(calls[2].contains("tool=t_read") && calls[2].contains("connection=test"), "{}", calls[2]);
+    assert!(calls[2].contains("outcome=success"), "{}", calls[2]);
+}
+
 #[tokio::test]
 async fn rate_limited_calls_are_retried_even_when_not_idempotent() {
     let tool = Scripted::new("t_create", ToolHints::write(), vec![rate_limited(None), rate_limited(None)]);

@@ -36,7 +36,7 @@ use integration_store::StoreConnections;
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -202,7 +202,7 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
         }))
         .layer(
             tower::ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                .layer(SetRequestIdLayer::new(request_id.clone(), observability::MakeRequestId))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(
                     TraceLayer::new_for_http()

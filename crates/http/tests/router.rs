@@ -299,6 +299,25 @@ async fn bad_requests_get_the_error_body_never_a_500() {
 }
 
 #[tokio::test]
+async fn every_answer_carries_a_fresh_request_id_or_the_callers() {
+    let (app, _) = app();
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let (_, _, headers) = send(&app, get("/healthz")).await;
+        let id = headers["x-request-id"].to_str().expect("ascii").to_owned();
+        let uuid = uuid::Uuid::parse_str(&id).expect("a UUID");
+        assert_eq!(uuid.get_version_num(), 4, "{id}");
+        assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+        assert_eq!(id, uuid.hyphenated().to_string(), "lower-case, hyphenated");
+        assert!(seen.insert(id), "ids repeat");
+    }
+    let req =
+        Request::get("/healthz").header("x-request-id", "caller-chosen-7").body(Body::empty()).expect("req");
+    let (_, _, headers) = send(&app, req).await;
+    assert_eq!(headers["x-request-id"], "caller-chosen-7", "a caller's id is kept");
+}
+
+#[tokio::test]
 async fn lists_tools_in_registry_and_openai_form() {
     let (app, _) = app();
     let (status, body, headers) = send(&app, get("/api/tools")).await;
@@ -337,6 +356,26 @@ async fn health_readiness_and_metrics() {
     let text = body.as_str().expect("text");
     assert!(text.contains("integration_tool_calls_total"), "{text}");
     assert!(text.contains("http_request_duration_seconds_bucket"), "{text}");
+}
+
+#[tokio::test]
+async fn made_up_methods_are_counted_as_other() {
+    // Any token is a valid HTTP method: as a label value each would add series to `/metrics`.
+    let (app, _) = app();
+    let frob =
+        Request::builder().method("FROBNICATE4711").uri("/healthz").body(Body::empty()).expect("request");
+    let (status, body, _) = send(&app, frob).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+    let (_, body, _) = send(&app, get("/metrics")).await;
+    let text = body.as_str().expect("text");
+    assert!(!text.contains("FROBNICATE4711"), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("http_requests_total{")
+            && l.contains(r#"method="other""#)
+            && l.contains(r#"route="/healthz""#)
+            && l.contains(r#"status="405""#)),
+        "{text}"
+    );
 }
 
 #[tokio::test]
