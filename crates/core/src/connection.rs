@@ -75,7 +75,7 @@ impl Connection {
     /// Kept in memory only.
     pub fn fingerprint(&self) -> u64 {
         use std::hash::{Hash as _, Hasher as _};
-        fn value(v: &Value, h: &mut std::collections::hash_map::DefaultHasher) {
+        fn value(v: &Value, h: &mut impl std::hash::Hasher) {
             match v {
                 Value::Null => h.write_u8(0),
                 Value::Bool(b) => {
@@ -105,7 +105,8 @@ impl Connection {
                 }
             }
         }
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        // foldhash, not SipHash: a digest kept in this process, fed many small writes per call.
+        let mut hasher = std::hash::BuildHasher::build_hasher(&foldhash::quality::FixedState::default());
         value(&self.config, &mut hasher);
         for (field, secret) in &self.secrets {
             field.hash(&mut hasher);

@@ -14,32 +14,41 @@ fn allowed_types<'a>(root: &'a Value, schema: &'a Value, depth: u8) -> (Vec<&'a 
     if depth > 8 {
         return (types, items);
     }
-    let schema = resolve_ref(root, schema);
-    match schema.get("type") {
-        Some(Value::String(t)) => types.push(t.as_str()),
-        Some(Value::Array(ts)) => types.extend(ts.iter().filter_map(Value::as_str)),
-        _ => {}
+    // One pass over the members: every `get` hashed its key (SipHash) again, seven per schema
+    // and request parameter.
+    let Some(schema) = resolve_ref(root, schema).as_object() else {
+        return (types, items);
+    };
+    let (mut has_enum, mut branches) = (false, [None; 3]);
+    for (key, value) in schema {
+        match (key.as_str(), value) {
+            ("type", Value::String(t)) => types.push(t.as_str()),
+            ("type", Value::Array(ts)) => types.extend(ts.iter().filter_map(Value::as_str)),
+            ("enum", _) => has_enum = true,
+            ("items", _) => items = Some(value),
+            ("anyOf", Value::Array(b)) => branches[0] = Some(b),
+            ("oneOf", Value::Array(b)) => branches[1] = Some(b),
+            ("allOf", Value::Array(b)) => branches[2] = Some(b),
+            _ => {}
+        }
     }
-    if schema.get("enum").is_some() && types.is_empty() {
+    if has_enum && types.is_empty() {
         types.push("string");
     }
-    if let Some(i) = schema.get("items") {
-        items = Some(i);
-    }
-    for key in ["anyOf", "oneOf", "allOf"] {
-        if let Some(Value::Array(branches)) = schema.get(key) {
-            for branch in branches {
-                let (t, i) = allowed_types(root, branch, depth + 1);
-                types.extend(t);
-                items = items.or(i);
-            }
-        }
+    for branch in branches.into_iter().flatten().flatten() {
+        let (t, i) = allowed_types(root, branch, depth + 1);
+        types.extend(t);
+        items = items.or(i);
     }
     (types, items)
 }
 
 fn resolve_ref<'a>(root: &'a Value, schema: &'a Value) -> &'a Value {
-    match schema.get("$ref").and_then(Value::as_str) {
+    let reference = match schema {
+        Value::Object(members) => members.iter().find(|(key, _)| *key == "$ref").map(|(_, v)| v),
+        _ => None,
+    };
+    match reference.and_then(Value::as_str) {
         Some(reference) => {
             reference.strip_prefix('#').and_then(|pointer| root.pointer(pointer)).unwrap_or(schema)
         }
@@ -183,6 +192,29 @@ mod tests {
         check("name", &["007"], json!("007"));
         check("unknown", &["x"], json!("x"));
         check("unknown", &["x", "y"], json!(["x", "y"]));
+    }
+
+    #[test]
+    fn allowed_types_read_type_enum_items_and_branches_in_a_fixed_order() {
+        let root = schema();
+        let types =
+            |s: Value| allowed_types(&root, &s, 0).0.into_iter().map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(types(json!({"enum": [1, 2]})), ["string"], "an enum without a type");
+        assert_eq!(types(json!({"type": "integer", "enum": [1]})), ["integer"]);
+        assert_eq!(types(json!({"$ref": "#/$defs/State"})), ["string"]);
+        assert_eq!(types(json!({"$ref": "#/nowhere", "type": "boolean"})), ["boolean"], "a dangling $ref");
+        assert!(types(json!(true)).is_empty());
+        // Branches are read anyOf, oneOf, allOf whatever the order of the members.
+        let branches = json!({
+            "allOf": [{"type": "null"}],
+            "oneOf": [{"type": "integer"}, {"type": "array", "items": {"type": "number"}}],
+            "anyOf": [{"type": "array", "items": {"type": "boolean"}}],
+        });
+        let (found, items) = allowed_types(&root, &branches, 0);
+        assert_eq!(found, ["array", "integer", "array", "null"]);
+        assert_eq!(items, Some(&json!({"type": "boolean"})), "the first branch with items wins");
+        let own_items = json!({"items": {"type": "string"}, "anyOf": [{"items": {"type": "integer"}}]});
+        assert_eq!(allowed_types(&root, &own_items, 0).1, Some(&json!({"type": "string"})));
     }
 
     #[test]
