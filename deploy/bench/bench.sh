@@ -4,6 +4,7 @@
 #   deploy/bench/bench.sh                 # builds release binaries, runs every case, prints one table
 #   SKIP_BUILD=1 DURATION=10s CONNS=64 deploy/bench/bench.sh      # reuse the binaries (PROFILE=release)
 #   MCONF=narenas:2,dirty_decay_ms:300 ...   # override the api's jemalloc options (_RJEM_MALLOC_CONF)
+#   API_BIN=/path/to/integrations-api ...     # measure another api build against the same fakes
 #
 # Needs wrk and nginx (Debian: apt-get install -y wrk nginx). Everything binds to 127.0.0.1 and every
 # case is bounded by DURATION; all processes started here are stopped on exit.
@@ -16,6 +17,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 PROFILE=${PROFILE:-release}
 BIN=$TARGET/$PROFILE
+API_BIN=${API_BIN:-$BIN/integrations-api}
 WORK=$(mktemp -d /tmp/integrations-bench.XXXXXX)
 JIRA=127.0.0.1:19101 GITHUB=127.0.0.1:19102 SLACK=127.0.0.1:19103 API=127.0.0.1:18080 PROXY=127.0.0.1:18090
 PIDS=()
@@ -41,7 +43,7 @@ env -i PATH="$PATH" ${MCONF:+_RJEM_MALLOC_CONF=$MCONF} INTEGRATIONS_BIND=$API IN
     JIRA_BASE_URL=http://$JIRA JIRA_USERNAME=bot@example.com JIRA_API_TOKEN=fake-api-token \
     GITHUB_API_URL=http://$GITHUB GITHUB_TOKEN=ghp_fakeOctocatToken0000000000000000000 \
     SLACK_API_URL=http://$SLACK/api/ SLACK_BOT_TOKEN=xoxb-fake-bot-token \
-    "$BIN/integrations-api" >"$WORK/api.log" 2>&1 &
+    "$API_BIN" >"$WORK/api.log" 2>&1 &
 API_PID=$!
 PIDS+=($API_PID)
 wait_http "http://$API/readyz"

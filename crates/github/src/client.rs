@@ -151,6 +151,10 @@ pub struct GitHubClient {
     auth_kind: &'static str,
     limits: Limits,
     budgets: Arc<Mutex<BTreeMap<String, RateBudget>>>,
+    /// A GitHub App's first installation token, minted once however many requests start together:
+    /// octocrab mints one per request that finds no token, so concurrent first calls each minted
+    /// one. Set when the first mint succeeds; later renewals are octocrab's (30 s before expiry).
+    first_token: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl std::fmt::Debug for GitHubClient {
@@ -205,6 +209,7 @@ impl GitHubClient {
             auth_kind,
             limits: config.limits,
             budgets: Arc::default(),
+            first_token: Arc::default(),
         })
     }
 
@@ -275,6 +280,13 @@ impl GitHubClient {
         // `GET /rate_limit` costs nothing and answers with a spent budget too.
         if path != "/rate_limit" {
             self.check_budget(resource)?;
+        }
+        if self.auth_kind == "github_app" {
+            let octo = &self.octo;
+            self.first_token
+                .get_or_try_init(|| async { octo.installation_token().await.map(|_| ()) })
+                .await
+                .map_err(error::from_octocrab)?;
         }
         let started = std::time::Instant::now();
         let method = if post { "POST" } else { "GET" };

@@ -137,6 +137,16 @@ async fn github_app_installation_tokens_are_minted_cached_and_renewed() {
     assert_eq!(health.identity.as_deref(), Some("GitHub App 4242 (installation 77)"));
     assert_eq!(health.details["auth"], "github_app");
 
+    // Concurrent first calls on a new connection share one token (each call also makes its two
+    // requests at once): octocrab alone minted one per request that found none.
+    env.connections.insert(app_connection("gh-app-burst", env.server.base_url(), FakeGitHub::APP_ID, 77));
+    let call = || env.outcome("github_get_repository", hello(), Some("gh-app-burst"));
+    let (a, b, c, d) = tokio::join!(call(), call(), call(), call());
+    for outcome in [a, b, c, d] {
+        assert_eq!(outcome.result.expect("ok")["languages"][0]["language"], "Rust");
+    }
+    assert_eq!(env.gh.installation_tokens_issued(), 2, "one more token for the new connection");
+
     // Tokens about to expire are renewed before use (octocrab keeps a 30 s margin).
     env.gh.set_installation_token_lifetime(20);
     env.connections.insert(app_connection("gh-app-short", env.server.base_url(), FakeGitHub::APP_ID, 77));
@@ -144,8 +154,9 @@ async fn github_app_installation_tokens_are_minted_cached_and_renewed() {
         let outcome = env.outcome("github_get_repository", hello(), Some("gh-app-short")).await;
         assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     }
-    // A 20 s token is never 30 s from expiry: each of the 2 x 2 requests minted a fresh one.
-    assert_eq!(env.gh.installation_tokens_issued(), 5);
+    // A 20 s token is never 30 s from expiry: the first use minted one, then each of the 2 x 2
+    // requests minted a fresh one before it was sent.
+    assert_eq!(env.gh.installation_tokens_issued(), 7);
 
     // An app the installation does not belong to is refused.
     env.connections.insert(app_connection("gh-app-wrong", env.server.base_url(), 1, 77));

@@ -406,7 +406,9 @@ async fn list_issues_pages_past_100() {
 #[tokio::test]
 async fn server_errors_are_retried_by_the_executor() {
     let env = setup().await;
-    env.server.faults().push(Fault::status(502).times(2).on_path("/repos/octocat/hello-world"));
+    // Each attempt sends both of its requests (the repository and its languages, under this
+    // prefix) at once: four faults fail two attempts.
+    env.server.faults().push(Fault::status(502).times(4).on_path("/repos/octocat/hello-world"));
     let outcome = env.outcome("github_get_repository", repo(json!({})), None).await;
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     assert_eq!(outcome.attempts, 3);

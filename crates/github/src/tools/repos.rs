@@ -189,15 +189,22 @@ async fn get_repository(
 ) -> Result<Value, IntegrationError> {
     let base = repo_path(&p.owner, &p.repo)?;
     let client = shared.client(ctx)?;
-    let repo = if p.raw {
-        client.get(&base).await?.body
-    } else {
-        match client.get_as::<models::RepositoryView>(&base).await? {
-            Ok(view) => view.into_json(),
-            Err(value) => models::repository(&value),
-        }
+    let repository = async {
+        Ok::<_, IntegrationError>(if p.raw {
+            client.get(&base).await?.body
+        } else {
+            match client.get_as::<models::RepositoryView>(&base).await? {
+                Ok(view) => view.into_json(),
+                Err(value) => models::repository(&value),
+            }
+        })
     };
-    let languages = client.get(&format!("{base}/languages")).await?.body;
+    let languages_path = format!("{base}/languages");
+    // Both requests at once: one round trip of latency instead of two. The repository's error
+    // wins when both fail (a missing repository has no languages either).
+    let (repo, languages) = tokio::join!(repository, client.get(&languages_path));
+    let repo = repo?;
+    let languages = languages?.body;
     let total: u64 = languages.as_object().map(|m| m.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
     let mut langs: Vec<(String, u64)> = languages
         .as_object()
