@@ -23,6 +23,10 @@ struct Args {
     /// Core rate limit per hour of the fake GitHub (GitHub's own is 5000; raise it for load tests).
     #[arg(long, env = "FAKE_GITHUB_RATE_LIMIT", default_value_t = 5000)]
     github_rate_limit: u64,
+    /// Hold every answer back this long (milliseconds): loopback answers in microseconds, a real
+    /// upstream in tens to hundreds of milliseconds. 0 (the default) answers at once.
+    #[arg(long, env = "FAKE_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
 }
 
 #[tokio::main]
@@ -46,6 +50,10 @@ async fn main() -> anyhow::Result<()> {
         };
         let server =
             FakeServer::start_on(addr, router).await.with_context(|| format!("binding {name} on {addr}"))?;
+        if args.latency_ms > 0 {
+            let delay = std::time::Duration::from_millis(args.latency_ms);
+            server.faults().push(integration_testkit::Fault::delay(delay).times(u32::MAX));
+        }
         servers.push((name, server));
     }
     if servers.is_empty() {
