@@ -26,7 +26,6 @@ static TOOL_CALLS: HandleCache<Counter> = HandleCache::counter(
 );
 static TOOL_CALL_DURATION: HandleCache<Histogram> =
     HandleCache::histogram("integration_tool_call_duration_seconds", &["provider", "tool"]);
-
 static PERMITS: HandleCache<Counter> =
     HandleCache::counter("integration_rate_limit_permits_total", &["connection"]);
 

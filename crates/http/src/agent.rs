@@ -77,7 +77,8 @@ pub(crate) fn options_from_query(
     takes: impl Fn(&str) -> bool,
 ) -> Result<OutputOptions, ApiError> {
     let mut options = OutputOptions::default();
-    if !takes(MAX_OUTPUT_BYTES_PARAM)
+    if query.contains_key(MAX_OUTPUT_BYTES_PARAM)
+        && !takes(MAX_OUTPUT_BYTES_PARAM)
         && let Some(values) = query.remove(MAX_OUTPUT_BYTES_PARAM)
         && let Some(last) = values.last()
     {
@@ -87,7 +88,8 @@ pub(crate) fn options_from_query(
             .map_err(|_| ApiError::bad_request("max_output_bytes must be a positive integer"))?;
         options.max_output_bytes = Some(n);
     }
-    if !takes(FIELDS_PARAM)
+    if query.contains_key(FIELDS_PARAM)
+        && !takes(FIELDS_PARAM)
         && let Some(values) = query.remove(FIELDS_PARAM)
     {
         options.fields = values

@@ -201,7 +201,9 @@ pub(crate) async fn route_call(
         tool.spec().parameters.get("properties").and_then(|p| p.get(key)).is_some()
     };
     let mut connection = header_connection(&headers);
-    if !takes(fallback, CONNECTION_PARAM)
+    // The query is asked first: `takes` looks the name up in the schema (two hashed lookups).
+    if query.contains_key(CONNECTION_PARAM)
+        && !takes(fallback, CONNECTION_PARAM)
         && let Some(mut values) = query.remove(CONNECTION_PARAM)
         && let Some(named) = non_empty(values.pop())
     {
@@ -210,7 +212,8 @@ pub(crate) async fn route_call(
     }
     let output = crate::agent::options_from_query(&mut query, |key| takes(fallback, key))?;
     let mut use_cache = true;
-    if !takes(fallback, CACHE_PARAM)
+    if query.contains_key(CACHE_PARAM)
+        && !takes(fallback, CACHE_PARAM)
         && let Some(values) = query.remove(CACHE_PARAM)
     {
         use_cache = !values.iter().any(|v| v == "false" || v == "0");
