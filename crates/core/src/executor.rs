@@ -421,7 +421,9 @@ impl Executor {
         })
     }
 
-    /// Take a rate-limit permit, waiting while the wait ends before the deadline.
+    /// Take a rate-limit permit, waiting for it only while the wait leaves the call itself at least
+    /// as long as the wait (see [`wait_fits`]); otherwise refuse at once with `rate_limited` and the
+    /// wait as `Retry-After`.
     async fn acquire_permit(
         &self,
         tool: &RegisteredTool,
@@ -442,7 +444,7 @@ impl Executor {
                     return Ok(waited);
                 }
                 Decision::Wait(wait) => {
-                    if Instant::now() + wait >= deadline {
+                    if !wait_fits(wait, Instant::now(), deadline) {
                         metrics::counter!("integration_rate_limit_rejections_total", "connection" => connection.to_owned())
                             .increment(1);
                         tracing::warn!(
@@ -581,6 +583,15 @@ fn envelope(config: &ExecutorConfig, retries: u32) -> backon::ExponentialBackoff
         .with_max_delay(config.backoff_max)
         .with_max_times(retries as usize)
         .build()
+}
+
+/// Whether a rate-limit wait of `wait` at `now` is worth taking before `deadline`: only when at
+/// least half of the remaining time is left for the call after it. A permit that arrives just
+/// before the deadline would start an upstream call with no time to finish, and the caller would get
+/// a `timeout` (for a create, with an unknown effect) instead of a `rate_limited` it can act on.
+fn wait_fits(wait: Duration, now: Instant, deadline: Instant) -> bool {
+    let left = deadline.saturating_duration_since(now);
+    wait.checked_mul(2).is_some_and(|twice| twice <= left)
 }
 
 /// The wait before the next attempt, or `None` to stop retrying: the jittered `delay` of the
