@@ -87,6 +87,7 @@ async fn rest_mcp_and_bus_calls_continue_the_callers_trace_up_to_jira_and_the_co
         json: false,
         level: "warn",
         otlp_endpoint: Some(collector.base_url()),
+        otlp_traces_endpoint: None,
         service_name: "integrations-e2e",
     })
     .expect("the otel feature is on and the exporter starts");

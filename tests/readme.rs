@@ -80,7 +80,9 @@ fn the_try_it_offline_commands_of_the_readme_work() {
         "/api/integrations/github",
         "/api/integrations/slack",
         "/mcp",
-        "integrations-worker -- call",
+        "integrations-worker -- call jira_",
+        "integrations-worker -- call github_",
+        "integrations-worker -- call slack_",
     ] {
         assert!(commands.contains(needle), "the section no longer shows {needle}");
     }
@@ -142,10 +144,12 @@ fn the_try_it_offline_commands_of_the_readme_work() {
     let output = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.is_some(), "the README commands did not finish within 240 s:\n{output}");
     assert!(status.is_some_and(|s| s.success()), "a README command failed ({status:?}):\n{output}");
-    // Each front door answered with the fakes' data.
+    // Each front door answered with the fakes' data; the bus completed one command per provider.
     for expected in ["Engineering", "hello-world", "\"completed\""] {
         assert!(output.contains(expected), "no {expected} in the output:\n{output}");
     }
+    let completed = output.matches("\"completed\"").count();
+    assert!(completed >= 3, "{completed} completed bus commands, expected one per provider:\n{output}");
     assert!(!output.replace(' ', "").contains("\"isError\":true"), "the MCP call failed:\n{output}");
 }
 

@@ -114,6 +114,10 @@ pub struct ServeArgs {
     /// needs a build with the `otel` feature. Unset: no export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otel_endpoint: Option<String>,
+    /// The full URL to send spans to (`https://collector:4318/v1/traces`), used as given; wins
+    /// over OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otel_traces_endpoint: Option<String>,
     /// Deadline of one tool call in seconds, retries included.
     #[arg(long, env = "INTEGRATION_TIMEOUT", default_value_t = 30)]
     pub integration_timeout: u64,
@@ -189,11 +193,13 @@ pub(crate) fn init_tracing(
     format: LogFormat,
     level: &str,
     otlp_endpoint: Option<&str>,
+    otlp_traces_endpoint: Option<&str>,
 ) -> Option<integration_http::telemetry::Telemetry> {
     integration_http::telemetry::init_tracing(&integration_http::telemetry::TracingConfig {
         json: format == LogFormat::Json,
         level,
         otlp_endpoint,
+        otlp_traces_endpoint,
         service_name: "integrations-api",
     })
 }

@@ -45,7 +45,7 @@ async fn master_key(command: MasterKeyCommand) -> anyhow::Result<()> {
             Ok(())
         }
         MasterKeyCommand::Rotate(args) => {
-            config::init_tracing(LogFormat::Text, "warn", None);
+            config::init_tracing(LogFormat::Text, "warn", None, None);
             let config = args.store_config();
             let new_key = config
                 .master_key
@@ -149,7 +149,12 @@ impl integration_http::ReadinessCheck for StoreReady {
 
 /// Serve the REST API until SIGINT or SIGTERM.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let telemetry = config::init_tracing(args.log_format, &args.log_level, args.otel_endpoint.as_deref());
+    let telemetry = config::init_tracing(
+        args.log_format,
+        &args.log_level,
+        args.otel_endpoint.as_deref(),
+        args.otel_traces_endpoint.as_deref(),
+    );
     let started = std::time::Instant::now();
     let app = build(&args).await?;
     agent::check_bind(&args, &app.store).await?;

@@ -173,6 +173,10 @@ pub struct Cli {
     /// needs a build with the `otel` feature. Unset: no export.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otel_endpoint: Option<String>,
+    /// The full URL to send spans to (`https://collector:4318/v1/traces`), used as given; wins
+    /// over OTEL_EXPORTER_OTLP_ENDPOINT.
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otel_traces_endpoint: Option<String>,
 }
 
 impl Cli {
@@ -234,11 +238,13 @@ pub(crate) fn init_tracing(
     format: LogFormat,
     level: &str,
     otlp_endpoint: Option<&str>,
+    otlp_traces_endpoint: Option<&str>,
 ) -> Option<integration_http::telemetry::Telemetry> {
     integration_http::telemetry::init_tracing(&integration_http::telemetry::TracingConfig {
         json: format == LogFormat::Json,
         level,
         otlp_endpoint,
+        otlp_traces_endpoint,
         service_name: "integrations-worker",
     })
 }

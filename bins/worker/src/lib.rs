@@ -79,7 +79,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(WorkerCommand::Call(args)) = &cli.command {
         return call(&cli, args).await;
     }
-    let telemetry = config::init_tracing(cli.log_format, &cli.log_level, cli.otel_endpoint.as_deref());
+    let telemetry = config::init_tracing(
+        cli.log_format,
+        &cli.log_level,
+        cli.otel_endpoint.as_deref(),
+        cli.otel_traces_endpoint.as_deref(),
+    );
     let started = std::time::Instant::now();
     integration_http::install_metrics_recorder();
     let app = build(&cli).await?;

@@ -7,6 +7,10 @@ pub fn register_all(registry: &Registry) -> anyhow::Result<()> {
     // One line per provider, each behind its feature.
     #[cfg(feature = "jira")]
     registry.add(integration_jira::provider())?;
+    #[cfg(feature = "github")]
+    registry.add(integration_github::provider())?;
+    #[cfg(feature = "slack")]
+    registry.add(integration_slack::provider())?;
     let _ = registry;
     Ok(())
 }

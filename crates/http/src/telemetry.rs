@@ -45,6 +45,10 @@ pub struct TracingConfig<'a> {
     /// Base URL of an OTLP/HTTP collector (`OTEL_EXPORTER_OTLP_ENDPOINT`, e.g.
     /// `http://otel-collector:4318`); spans go to `{endpoint}/v1/traces`. None or empty: no export.
     pub otlp_endpoint: Option<&'a str>,
+    /// The full URL spans are sent to (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, e.g.
+    /// `https://collector:4318/v1/traces`), used as given; wins over `otlp_endpoint`, as the
+    /// OpenTelemetry specification says. None or empty: `{otlp_endpoint}/v1/traces`.
+    pub otlp_traces_endpoint: Option<&'a str>,
     /// `service.name` of exported spans unless `OTEL_SERVICE_NAME` is set.
     pub service_name: &'a str,
 }
@@ -69,8 +73,8 @@ pub fn init_tracing(config: &TracingConfig<'_>) -> Option<Telemetry> {
     } else {
         fmt.with_filter(filter).boxed()
     };
-    let endpoint = config.otlp_endpoint.map(str::trim).filter(|e| !e.is_empty());
-    let telemetry = endpoint.map(|endpoint| Telemetry::start(endpoint, config.service_name));
+    let endpoint = traces_url(config.otlp_endpoint, config.otlp_traces_endpoint);
+    let telemetry = endpoint.as_deref().map(|endpoint| Telemetry::start(endpoint, config.service_name));
     let (telemetry, failure) = match telemetry {
         Some(Ok(telemetry)) => (Some(telemetry), None),
         Some(Err(error)) => (None, Some(error)),
@@ -85,7 +89,61 @@ pub fn init_tracing(config: &TracingConfig<'_>) -> Option<Telemetry> {
     if let Some(error) = failure {
         tracing::warn!(%error, "traces are not exported");
     } else if let Some(endpoint) = endpoint.filter(|_| telemetry.is_some()) {
-        tracing::info!(%endpoint, "exporting traces over OTLP/HTTP");
+        tracing::info!(endpoint = without_userinfo(&endpoint), "exporting traces over OTLP/HTTP");
     }
     telemetry
+}
+
+/// Where spans go: `traces` as given when set (the signal-specific variable is a full URL), else
+/// `{endpoint}/v1/traces`; `None` when neither is set (blank counts as unset).
+fn traces_url(endpoint: Option<&str>, traces: Option<&str>) -> Option<String> {
+    fn set(v: Option<&str>) -> Option<&str> {
+        v.map(str::trim).filter(|v| !v.is_empty())
+    }
+    match (set(traces), set(endpoint)) {
+        (Some(traces), _) => Some(traces.to_owned()),
+        (None, Some(endpoint)) => Some(format!("{}/v1/traces", endpoint.trim_end_matches('/'))),
+        (None, None) => None,
+    }
+}
+
+/// `url` without a `user:password@` part, for the log line.
+fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{traces_url, without_userinfo};
+
+    #[test]
+    fn logged_endpoints_lose_their_credentials() {
+        assert_eq!(
+            without_userinfo("https://user:s3cret@collector:4318/v1/traces"),
+            "https://collector:4318/v1/traces"
+        );
+        assert_eq!(
+            without_userinfo("http://collector:4318/v1/traces?a=b@c"),
+            "http://collector:4318/v1/traces?a=b@c"
+        );
+        assert_eq!(without_userinfo("collector:4318"), "collector:4318");
+    }
+
+    #[test]
+    fn the_traces_endpoint_is_used_as_given_and_wins_over_the_base_endpoint() {
+        assert_eq!(traces_url(None, None), None);
+        assert_eq!(traces_url(Some("  "), Some("")), None);
+        assert_eq!(traces_url(Some("http://c:4318"), None).as_deref(), Some("http://c:4318/v1/traces"));
+        assert_eq!(traces_url(Some("http://c:4318/"), Some(" ")).as_deref(), Some("http://c:4318/v1/traces"));
+        assert_eq!(
+            traces_url(Some("http://c:4318"), Some("https://t:443/custom/path")).as_deref(),
+            Some("https://t:443/custom/path")
+        );
+        assert_eq!(traces_url(None, Some("https://t/v1/traces")).as_deref(), Some("https://t/v1/traces"));
+    }
 }

@@ -8,7 +8,7 @@ pub enum Telemetry {}
 
 impl Telemetry {
     /// Always [`TelemetryError::NotCompiled`].
-    pub fn start(_endpoint: &str, _service_name: &str) -> Result<Self, TelemetryError> {
+    pub fn start(_traces_url: &str, _service_name: &str) -> Result<Self, TelemetryError> {
         Err(TelemetryError::NotCompiled)
     }
 

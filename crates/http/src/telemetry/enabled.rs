@@ -21,9 +21,9 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    /// Export spans to `{endpoint}/v1/traces` and install the W3C propagator. Must run inside a
-    /// tokio runtime (the batch processor is a task).
-    pub fn start(endpoint: &str, service_name: &str) -> Result<Self, TelemetryError> {
+    /// Export spans to `traces_url` (the full URL, `.../v1/traces`) and install the W3C
+    /// propagator. Must run inside a tokio runtime (the batch processor is a task).
+    pub fn start(traces_url: &str, service_name: &str) -> Result<Self, TelemetryError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
@@ -32,7 +32,7 @@ impl Telemetry {
             .with_http()
             .with_http_client(client)
             .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')))
+            .with_endpoint(traces_url)
             .build()
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
         let processor = span_processor_with_async_runtime::BatchSpanProcessor::builder(
