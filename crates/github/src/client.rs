@@ -301,14 +301,15 @@ impl GitHubClient {
             integration_core::propagation::inject(headers);
         }
         let request = self.octo.build_request(builder, if post { body } else { None });
-        let response = match request {
+        let mut response = match request {
             Ok(request) => self.octo.execute(request).await,
             Err(error) => Err(error),
         }
         .inspect_err(|_| observe(None))
         .map_err(error::from_octocrab)?;
         let status = response.status();
-        let headers = response.headers().clone();
+        // Taken, not cloned: reading the body does not need them.
+        let headers = std::mem::take(response.headers_mut());
         self.record_budget(&headers, resource);
         let text = self.octo.body_to_string(response).await.map_err(error::from_octocrab);
         observe(text.as_ref().ok().map(|_| status.as_u16()));
