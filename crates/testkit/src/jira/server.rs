@@ -381,7 +381,7 @@ async fn myself(
     Extension(Caller(me)): Extension<Caller>,
     Extension(Site(site)): Extension<Site>,
 ) -> Response {
-    let s = jira.lock();
+    let s = jira.peek();
     let mut user = user_json(&s, &site, &me);
     user["locale"] = json!("en_US");
     ok_json(StatusCode::OK, user)
@@ -396,7 +396,7 @@ async fn search_projects(
     let max = number(&q, "maxResults", 50)?.min(100);
     let query = q.get("query").map(|v| v.to_lowercase()).unwrap_or_default();
     let expand = q.get("expand").cloned().unwrap_or_else(|| "none".to_owned());
-    let s = jira.lock();
+    let s = jira.peek();
     let mut matching: Vec<&super::FakeProject> = s
         .projects
         .iter()
@@ -440,7 +440,7 @@ async fn get_project(
     Extension(Site(site)): Extension<Site>,
     Path(key): Path<String>,
 ) -> Response {
-    let s = jira.lock();
+    let s = jira.peek();
     match s.project(&key) {
         Some(p) => ok_json(StatusCode::OK, project_json(&s, &site, p, "")),
         None => error(
@@ -456,7 +456,7 @@ async fn project_statuses(
     Extension(Site(site)): Extension<Site>,
     Path(key): Path<String>,
 ) -> Response {
-    let s = jira.lock();
+    let s = jira.peek();
     if s.project(&key).is_none() {
         return error(
             StatusCode::NOT_FOUND,
@@ -528,7 +528,8 @@ async fn search_jql(
             .ok_or_else(|| bad_request("The provided next page token is invalid or expired."))?,
     };
     let query = jql::parse(text).map_err(|e| bad_request(&format!("Error in the JQL Query: {e}")))?;
-    let mut s = jira.lock();
+    // A search reads: it keeps the rendered-issue cache (`lock` would drop it).
+    let mut s = jira.peek();
     let now = s.now();
     if let Some(filter) = &query.filter {
         jql::validate(filter, &s).map_err(|e| bad_request(&e))?;
@@ -872,7 +873,7 @@ async fn list_transitions(
     Extension(Site(site)): Extension<Site>,
     Path(key): Path<String>,
 ) -> Response {
-    let s = jira.lock();
+    let s = jira.peek();
     let Some(i) = s.issue_index(&key) else { return no_issue() };
     let transitions: Vec<Value> = available(s.issues[i].status)
         .filter_map(|t| {
@@ -984,7 +985,7 @@ async fn find_users(
     Extension(Site(site)): Extension<Site>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
-    let s = jira.lock();
+    let s = jira.peek();
     let ids = match (q.get("query"), q.get("accountId")) {
         (Some(_), Some(_)) => {
             return Err(bad_request("The 'query' and 'accountId' parameters cannot be used together."));
@@ -1003,7 +1004,7 @@ async fn all_users(
     Extension(Site(site)): Extension<Site>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
-    let s = jira.lock();
+    let s = jira.peek();
     let ids = matching_users(&s, None);
     users_page(&s, &site, ids, &q, 1000)
 }
@@ -1013,7 +1014,7 @@ async fn assignable_users(
     Extension(Site(site)): Extension<Site>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Answer {
-    let s = jira.lock();
+    let s = jira.peek();
     match (q.get("project"), q.get("issueKey")) {
         (None, None) => {
             return Err(bad_request("One of 'issueKey', 'issueId' or 'project' must be specified."));
