@@ -175,8 +175,17 @@ pub(crate) async fn invoke(
         "attempts": outcome.attempts,
         "duration_ms": outcome.duration.as_millis() as u64,
     });
-    let result = state.agent.shape(outcome.result?, &output);
-    Ok(Json(json!({ "result": result, "meta": meta })).into_response())
+    // `{"result": ..., "meta": ...}` around the result's text: serialized once, as on the routes
+    // (shaping a `Value` measured it by serializing, then the envelope serialized it again).
+    let result = state.agent.shape_json(outcome.result?, &output);
+    let mut body = Vec::with_capacity(result.len() + 160);
+    body.extend_from_slice(b"{\"result\":");
+    body.extend_from_slice(&result);
+    body.extend_from_slice(b",\"meta\":");
+    body.extend_from_slice(meta.to_string().as_bytes());
+    body.push(b'}');
+    let json = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+    Ok((json, body).into_response())
 }
 
 /// The handler of one `(method, path)` route shared by one or more tools.

@@ -233,14 +233,17 @@ async fn post_route_merges_body_and_answers_created() {
 #[tokio::test]
 async fn invoke_endpoint_runs_tools_by_name() {
     let (app, _) = app();
-    let (status, body, _) = send(
+    let (status, body, headers) = send(
         &app,
         post_json("/api/tools/demo_get/invoke", r#"{"parameters": {"key": "A"}, "connection": "demo-eu"}"#),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
     assert_eq!(body["result"]["connection"], "demo-eu");
     assert_eq!(body["meta"]["attempts"], 1);
+    assert_eq!(body["meta"]["tool"], "demo_get");
+    assert_eq!(body.as_object().map(|o| o.len()), Some(2), "only result and meta: {body}");
 
     let (status, body, _) = send(&app, post_json("/api/tools/nope/invoke", "{}")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
