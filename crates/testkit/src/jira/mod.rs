@@ -22,7 +22,7 @@ mod jql;
 mod server;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
@@ -179,11 +179,12 @@ pub(crate) struct State {
     pub(crate) next_issue_id: u64,
     pub(crate) next_comment_id: u64,
     pub(crate) last_time: i64,
-    pub(crate) calls: Vec<(String, String)>,
+    /// Authenticated calls (method, path); its own lock, so reads of the state run side by side.
+    pub(crate) calls: Mutex<Vec<(String, String)>>,
     /// Bodies of `GET /issue/{key}` answers by (site, key, fields): rendering an issue is most of
     /// this fake's work under load, and a real Jira's costs are not ours to measure. Emptied by
     /// every [`FakeJira::lock`], so a change is never served stale.
-    pub(crate) rendered: std::collections::HashMap<(String, String, String), bytes::Bytes>,
+    pub(crate) rendered: Mutex<std::collections::HashMap<(String, String, String), bytes::Bytes>>,
 }
 
 impl State {
@@ -192,6 +193,13 @@ impl State {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
         self.last_time = now.max(self.last_time + 1);
         self.last_time
+    }
+
+    /// Now in epoch milliseconds for a reader: never before the last write's time, and it does
+    /// not advance the clock.
+    pub(crate) fn current(&self) -> i64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        now.max(self.last_time)
     }
 
     pub(crate) fn user(&self, account_id: &str) -> Option<&FakeUser> {
@@ -239,7 +247,7 @@ impl IssueSeed {
 /// one to [`router`].
 #[derive(Debug, Clone)]
 pub struct FakeJira {
-    pub(crate) state: Arc<Mutex<State>>,
+    pub(crate) state: Arc<RwLock<State>>,
 }
 
 impl Default for FakeJira {
@@ -260,7 +268,7 @@ impl FakeJira {
 
     /// A fake with one account (the credentials above) and no projects or issues.
     pub fn new() -> Self {
-        let jira = Self { state: Arc::new(Mutex::new(State::default())) };
+        let jira = Self { state: Arc::new(RwLock::new(State::default())) };
         jira.add_user(Self::ACCOUNT_ID, "Integration Bot", Self::USERNAME);
         {
             let mut s = jira.lock();
@@ -313,16 +321,17 @@ impl FakeJira {
         jira
     }
 
-    /// The state, for reading or changing it; drops the rendered-issue cache.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        let mut state = self.peek();
-        state.rendered.clear();
+    /// The state, for changing it (one writer, no readers); drops the rendered-issue cache.
+    pub(crate) fn lock(&self) -> RwLockWriteGuard<'_, State> {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.rendered.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
         state
     }
 
-    /// The state for reading (and recording calls or rendered answers), keeping the cache.
-    pub(crate) fn peek(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    /// The state for reading, shared with other readers (calls and rendered answers are recorded
+    /// under their own locks), keeping the cache.
+    pub(crate) fn peek(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Add a user.
@@ -458,12 +467,14 @@ impl FakeJira {
 
     /// How many requests reached the fake (after authentication) whose path starts with `prefix`.
     pub fn calls_to(&self, prefix: &str) -> usize {
-        self.lock().calls.iter().filter(|(_, path)| path.starts_with(prefix)).count()
+        let state = self.peek();
+        let calls = state.calls.lock().unwrap_or_else(|e| e.into_inner());
+        calls.iter().filter(|(_, path)| path.starts_with(prefix)).count()
     }
 
     /// Forget the recorded calls.
     pub fn reset_calls(&self) {
-        self.lock().calls.clear();
+        self.lock().calls.get_mut().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

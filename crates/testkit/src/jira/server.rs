@@ -91,10 +91,10 @@ async fn gate(AxumState(jira): AxumState<FakeJira>, mut request: Request, next: 
         .unwrap_or("fake-jira.invalid")
         .to_owned();
     let account = {
-        let mut s = jira.peek();
+        let s = jira.peek();
         let account = authenticate(&s, request.headers());
         if account.is_some() {
-            s.calls.push((request.method().to_string(), path));
+            s.calls.lock().unwrap_or_else(|e| e.into_inner()).push((request.method().to_string(), path));
         }
         account
     };
@@ -528,9 +528,9 @@ async fn search_jql(
             .ok_or_else(|| bad_request("The provided next page token is invalid or expired."))?,
     };
     let query = jql::parse(text).map_err(|e| bad_request(&format!("Error in the JQL Query: {e}")))?;
-    // A search reads: it keeps the rendered-issue cache (`lock` would drop it).
-    let mut s = jira.peek();
-    let now = s.now();
+    // A search reads: searches run side by side and keep the rendered-issue cache.
+    let s = jira.peek();
+    let now = s.current();
     if let Some(filter) = &query.filter {
         jql::validate(filter, &s).map_err(|e| bad_request(&e))?;
     }
@@ -583,16 +583,18 @@ async fn get_issue(
     Path(key): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let mut s = jira.peek();
+    let s = jira.peek();
     let Some(i) = s.issue_index(&key) else { return no_issue() };
     let cache_key = (site, s.issues[i].key.clone(), q.get("fields").cloned().unwrap_or_default());
-    let body = match s.rendered.get(&cache_key) {
-        Some(body) => body.clone(),
+    let cached = s.rendered.lock().unwrap_or_else(|e| e.into_inner()).get(&cache_key).cloned();
+    let body = match cached {
+        Some(body) => body,
         None => {
+            // Rendered outside the cache's lock; two readers may render the same issue once each.
             let fields: Vec<String> =
                 cache_key.2.split(',').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect();
             let body = bytes::Bytes::from(issue_json(&s, &cache_key.0, &s.issues[i], &fields).to_string());
-            s.rendered.insert(cache_key, body.clone());
+            s.rendered.lock().unwrap_or_else(|e| e.into_inner()).insert(cache_key, body.clone());
             body
         }
     };
@@ -1075,5 +1077,38 @@ mod tests {
         jira.lock().issues[0].summary = "Changed".to_owned();
         let again = get(&app, "/rest/api/3/issue/ENG-1?fields=summary,labels", "a.test").await;
         assert_eq!(again["fields"]["summary"], "Changed");
+    }
+
+    #[tokio::test]
+    async fn reads_do_not_wait_for_each_other() {
+        use tower::ServiceExt as _;
+        let jira = FakeJira::demo();
+        let app = router(jira.clone());
+        // Another reader holds the state for the whole time: a search and an issue read still
+        // answer (under one exclusive lock they would wait for it, and time out here).
+        let reader = jira.peek();
+        let search = Request::post("/rest/api/3/search/jql")
+            .header(header::HOST, "a.test")
+            .header(header::AUTHORIZATION, format!("Bearer {}", FakeJira::PERSONAL_ACCESS_TOKEN))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(r#"{"jql": "project = ENG", "fields": ["summary"]}"#))
+            .expect("request");
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(5), app.clone().oneshot(search))
+            .await
+            .expect("the search did not wait for the other reader")
+            .expect("infallible");
+        assert_eq!(answer.status(), StatusCode::OK);
+        let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20).await.expect("body");
+        let found: Value = serde_json::from_slice(&bytes).expect("json");
+        assert_eq!(found["issues"].as_array().map(Vec::len), Some(3), "{found}");
+        let issue = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            get(&app, "/rest/api/3/issue/ENG-2?fields=summary", "a.test"),
+        )
+        .await
+        .expect("the issue read did not wait for the other reader");
+        assert_eq!(issue["fields"]["summary"], "Upgrade the database driver");
+        assert_eq!(jira.calls_to("/rest/api/3/"), 2, "both calls recorded");
+        drop(reader);
     }
 }
