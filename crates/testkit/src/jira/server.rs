@@ -1080,6 +1080,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[expect(clippy::await_holding_lock, reason = "the test holds a reader on purpose while requests run")]
     async fn reads_do_not_wait_for_each_other() {
         use tower::ServiceExt as _;
         let jira = FakeJira::demo();
