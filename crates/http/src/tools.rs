@@ -180,7 +180,8 @@ pub(crate) async fn invoke(
     let result = state.agent.shape_json(outcome.result?, &output);
     let mut body = Vec::with_capacity(result.len() + 160);
     body.extend_from_slice(b"{\"result\":");
-    body.extend_from_slice(&result);
+    // (`shape_json` is empty only if a `Value` failed to serialize, which it cannot; keep JSON valid.)
+    body.extend_from_slice(if result.is_empty() { b"null".as_slice() } else { result.as_slice() });
     body.extend_from_slice(b",\"meta\":");
     body.extend_from_slice(meta.to_string().as_bytes());
     body.push(b'}');
