@@ -107,13 +107,17 @@ fn traces_url(endpoint: Option<&str>, traces: Option<&str>) -> Option<String> {
     }
 }
 
-/// `url` without a `user:password@` part, for the log line.
+/// `url` without a `user:password@` part, for the log line (one that does not parse as a URL is
+/// not logged: it is not known where its credentials would be).
 fn without_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.to_owned(),
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            // Both fail only for URLs that cannot carry credentials at all.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.into()
+        }
+        Err(_) => "(not a URL)".to_owned(),
     }
 }
 
@@ -132,6 +136,7 @@ mod tests {
             "http://collector:4318/v1/traces?a=b@c"
         );
         assert_eq!(without_userinfo("collector:4318"), "collector:4318");
+        assert_eq!(without_userinfo("//user:s3cret@collector"), "(not a URL)");
     }
 
     #[test]
