@@ -167,6 +167,11 @@ pub(crate) fn status_named(name: &str) -> Option<&'static Status> {
     STATUSES.iter().find(|s| s.name.eq_ignore_ascii_case(name) || s.id == name)
 }
 
+/// The wall clock in epoch milliseconds.
+fn epoch_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub(crate) projects: Vec<FakeProject>,
@@ -190,16 +195,14 @@ pub(crate) struct State {
 impl State {
     /// Now in epoch milliseconds, strictly increasing so creation order is total.
     pub(crate) fn now(&mut self) -> i64 {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        self.last_time = now.max(self.last_time + 1);
+        self.last_time = epoch_ms().max(self.last_time + 1);
         self.last_time
     }
 
     /// Now in epoch milliseconds for a reader: never before the last write's time, and it does
     /// not advance the clock.
     pub(crate) fn current(&self) -> i64 {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        now.max(self.last_time)
+        epoch_ms().max(self.last_time)
     }
 
     pub(crate) fn user(&self, account_id: &str) -> Option<&FakeUser> {
