@@ -23,16 +23,26 @@ pub struct Telemetry {
 impl Telemetry {
     /// Export spans to `traces_url` (the full URL, `.../v1/traces`) and install the W3C
     /// propagator. Must run inside a tokio runtime (the batch processor is a task).
+    ///
+    /// Credentials in the URL (`https://user:password@collector/v1/traces`) are sent as
+    /// `Authorization: Basic` (unless `OTEL_EXPORTER_OTLP_HEADERS` sets that header) and are not
+    /// part of the URL the exporter keeps, so no error it reports can quote them.
     pub fn start(traces_url: &str, service_name: &str) -> Result<Self, TelemetryError> {
+        let (endpoint, authorization) = split_credentials(traces_url)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(value) = authorization {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(headers)
             .build()
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(client)
             .with_protocol(Protocol::HttpBinary)
-            .with_endpoint(traces_url)
+            .with_endpoint(endpoint)
             .build()
             .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
         let processor = span_processor_with_async_runtime::BatchSpanProcessor::builder(
@@ -81,6 +91,32 @@ impl Telemetry {
     }
 }
 
+/// `url` without its `user:password@`, and those as an `Authorization: Basic` value (marked
+/// sensitive) when there were any. An endpoint that is not a URL is refused without quoting it: it
+/// is not known where in it a password would be.
+fn split_credentials(url: &str) -> Result<(String, Option<reqwest::header::HeaderValue>), TelemetryError> {
+    use base64::Engine as _;
+    let invalid = || TelemetryError::Exporter("the traces endpoint is not a valid http(s) URL".to_owned());
+    let mut parsed = url::Url::parse(url.trim()).map_err(|_| invalid())?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+        return Err(invalid());
+    }
+    if parsed.username().is_empty() && parsed.password().is_none() {
+        return Ok((parsed.into(), None));
+    }
+    let decode = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+    let user_pass =
+        format!("{}:{}", decode(parsed.username()), parsed.password().map(decode).unwrap_or_default());
+    let encoded = base64::engine::general_purpose::STANDARD.encode(user_pass);
+    let mut value =
+        reqwest::header::HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| invalid())?;
+    value.set_sensitive(true);
+    // Both succeed for an http(s) URL with a host (checked above).
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    Ok((parsed.into(), Some(value)))
+}
+
 /// `traceparent` / `tracestate` between carriers and `tracing` spans.
 struct W3c(TraceContextPropagator);
 
@@ -102,5 +138,77 @@ impl integration_core::propagation::Propagator for W3c {
         for (name, value) in carrier {
             set(&name, value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    use super::*;
+
+    #[test]
+    fn credentials_leave_the_url_for_a_basic_authorization() {
+        let (url, auth) =
+            split_credentials("https://otel:s%40cret@collector.example:4318/v1/traces").expect("a valid URL");
+        assert_eq!(url, "https://collector.example:4318/v1/traces");
+        let auth = auth.expect("the credentials");
+        assert!(auth.is_sensitive(), "hidden from Debug output");
+        // base64 of the decoded `otel:s@cret`
+        assert_eq!(auth.to_str().ok(), Some("Basic b3RlbDpzQGNyZXQ="));
+        // a token given as the user name alone is a credential too
+        let (url, auth) = split_credentials("https://ghp_token@collector.example/v1/traces").expect("valid");
+        assert_eq!(url, "https://collector.example/v1/traces");
+        assert_eq!(
+            auth.and_then(|v| v.to_str().map(str::to_owned).ok()).as_deref(),
+            Some("Basic Z2hwX3Rva2VuOg==")
+        );
+        let (url, auth) = split_credentials("http://127.0.0.1:4318/v1/traces").expect("valid");
+        assert_eq!((url.as_str(), auth.is_none()), ("http://127.0.0.1:4318/v1/traces", true));
+        // refused without quoting the endpoint
+        for bad in [
+            "http://otel:s3cret@127.0.0.1:99999/v1/traces",
+            "otel:s3cret@collector:4318",
+            "ftp://otel:s3cret@host/",
+        ] {
+            let error = split_credentials(bad).map(|_| ()).expect_err(bad).to_string();
+            assert!(!error.contains("s3cret"), "{error}");
+            assert!(error.contains("not a valid http(s) URL"), "{error}");
+        }
+    }
+
+    // Two workers: dropping a provider (as a failed assertion does) blocks its thread until the
+    // batch task, which needs another worker, has stopped.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_collector_gets_the_credentials_of_the_url_as_basic_auth() {
+        let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
+        let record = {
+            let seen = seen.clone();
+            move |headers: http::HeaderMap| async move {
+                let auth =
+                    headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+                seen.lock().unwrap_or_else(|e| e.into_inner()).push(auth);
+                http::StatusCode::OK
+            }
+        };
+        let app = axum::Router::new().route("/v1/traces", axum::routing::post(record));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+
+        let telemetry = Telemetry::start(&format!("http://otel:s%40cret@{address}/v1/traces"), "test")
+            .expect("the exporter");
+        let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+        tracing::subscriber::with_default(subscriber, || {
+            let _span = tracing::info_span!("exported").entered();
+        });
+        tokio::time::timeout(Duration::from_secs(20), telemetry.flush()).await.expect("the export ends");
+        let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert_eq!(seen, vec![Some("Basic b3RlbDpzQGNyZXQ=".to_owned())]);
+        telemetry.shutdown().await;
     }
 }
