@@ -14,6 +14,7 @@ use tracing::Instrument;
 use crate::breaker::{Admission, BreakerConfig, Breakers};
 use crate::cache::{Cache, InMemoryCache};
 use crate::connection::{Connection, ConnectionResolver};
+use crate::deadline;
 use crate::error::{Effect, ErrorKind, IntegrationError};
 use crate::metric_handles::HandleCache;
 use crate::ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
@@ -422,7 +423,7 @@ impl Executor {
     }
 
     /// Take a rate-limit permit, waiting for it only while the wait leaves the call itself at least
-    /// as long as the wait (see [`wait_fits`]); otherwise refuse at once with `rate_limited` and the
+    /// as long as the wait (see [`deadline::fits`]); otherwise refuse at once with `rate_limited` and the
     /// wait as `Retry-After`.
     async fn acquire_permit(
         &self,
@@ -444,7 +445,7 @@ impl Executor {
                     return Ok(waited);
                 }
                 Decision::Wait(wait) => {
-                    if !wait_fits(wait, Instant::now(), deadline) {
+                    if !deadline::fits(wait, Instant::now(), deadline) {
                         metrics::counter!("integration_rate_limit_rejections_total", "connection" => connection.to_owned())
                             .increment(1);
                         tracing::warn!(
@@ -565,7 +566,9 @@ async fn call_with_deadline(
     deadline: Instant,
 ) -> Result<Value, IntegrationError> {
     let spec = tool.spec();
-    match tokio::time::timeout_at(deadline.into(), tool.tool.call(ctx, params)).await {
+    match tokio::time::timeout_at(deadline.into(), deadline::scope(deadline, tool.tool.call(ctx, params)))
+        .await
+    {
         Ok(result) => result,
         Err(_) => Err(IntegrationError::new(
             ErrorKind::Timeout,
@@ -583,15 +586,6 @@ fn envelope(config: &ExecutorConfig, retries: u32) -> backon::ExponentialBackoff
         .with_max_delay(config.backoff_max)
         .with_max_times(retries as usize)
         .build()
-}
-
-/// Whether a rate-limit wait of `wait` at `now` is worth taking before `deadline`: only when at
-/// least half of the remaining time is left for the call after it. A permit that arrives just
-/// before the deadline would start an upstream call with no time to finish, and the caller would get
-/// a `timeout` (for a create, with an unknown effect) instead of a `rate_limited` it can act on.
-fn wait_fits(wait: Duration, now: Instant, deadline: Instant) -> bool {
-    let left = deadline.saturating_duration_since(now);
-    wait.checked_mul(2).is_some_and(|twice| twice <= left)
 }
 
 /// The wait before the next attempt, or `None` to stop retrying: the jittered `delay` of the

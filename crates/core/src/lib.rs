@@ -14,6 +14,7 @@ pub mod breaker;
 pub mod cache;
 pub mod client_cache;
 pub mod connection;
+pub mod deadline;
 pub mod error;
 pub mod executor;
 pub mod integration;

@@ -199,9 +199,15 @@ impl SlackClient {
     }
 
     /// `chat.postMessage`. Messages to one channel leave in call order, at most one per
-    /// message interval: a caller over the budget waits its turn.
+    /// message interval: a caller over the budget waits its turn, inside a tool call only while
+    /// that leaves the call as long again (else rate limited, nothing sent).
     pub async fn post_message(&self, request: &MessageRequest) -> Result<Value, IntegrationError> {
-        let mut turn = self.inner.pacer.channel(&request.channel).await;
+        let mut turn = self
+            .inner
+            .pacer
+            .channel(&request.channel)
+            .await
+            .map_err(|wait| queued_out(&request.channel, wait))?;
         turn.sent_now();
         let result = self.post_unpaced("chat.postMessage", request).await;
         if let Some(wait) = result.as_ref().err().and_then(IntegrationError::retry_after) {
@@ -345,6 +351,20 @@ fn paced_out(method: &str, wait: std::time::Duration) -> IntegrationError {
         PROVIDER,
         format!(
             "Slack allows no more '{method}' calls this minute (its rate-limit tier); retry in {} s",
+            wait.as_secs().max(1)
+        ),
+    )
+}
+
+/// A message refused by the client's per-channel pacing: the messages queued before it for the
+/// channel would hold it past the time its call can wait.
+fn queued_out(channel: &str, wait: std::time::Duration) -> IntegrationError {
+    IntegrationError::new(
+        integration_core::ErrorKind::RateLimited { retry_after: Some(wait) },
+        PROVIDER,
+        format!(
+            "not sent: messages queued for channel '{channel}' (Slack takes one per second per channel) \
+             would outlast this call's deadline; retry in {} s",
             wait.as_secs().max(1)
         ),
     )

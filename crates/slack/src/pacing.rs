@@ -1,6 +1,8 @@
 //! Client-side pacing: Slack's per-method rate-limit tiers and `chat.postMessage`'s "one message
 //! per second per channel". Calls over the budget *wait their turn* (first come, first served)
-//! instead of failing; the executor's deadline still bounds the whole call.
+//! instead of failing, as long as the wait leaves the tool call at least as long again before its
+//! deadline ([`integration_core::deadline`]); past that they fail at once as rate limited, with the
+//! wait as `Retry-After` and nothing sent, instead of timing out with an unknown effect.
 //!
 //! This is not a retry and not the connection's rate limit (both belong to the core executor): it
 //! keeps the client from provoking Slack's 429s in the first place. It is per process; replicas
@@ -64,6 +66,13 @@ pub fn tier_of(method: &str) -> Tier {
 /// The longest a call waits for its method's tier slot before it is refused as rate limited.
 pub(crate) const MAX_PACING_WAIT: Duration = Duration::from_secs(5);
 
+/// Halfway from now to the deadline of the tool call running on this task, if there is one: a
+/// pacing wait must end by then, so the call keeps at least as long again for Slack's answer.
+fn halfway_to_deadline() -> Option<Instant> {
+    let deadline = integration_core::deadline::current()?;
+    Some(Instant::now() + deadline.saturating_duration_since(std::time::Instant::now()) / 2)
+}
+
 type Window = Arc<AsyncMutex<VecDeque<Instant>>>;
 type Gate = Arc<AsyncMutex<Option<Instant>>>;
 
@@ -112,16 +121,26 @@ impl Pacer {
     }
 
     /// Wait until `method` has budget in its tier's one-minute window, then take a slot. A wait
-    /// longer than [`MAX_PACING_WAIT`] is not taken: the answer is `Err(wait)`, for the caller to
-    /// report as rate limited with that `Retry-After` (waiting up to a minute for a tier-2 slot
-    /// would outlast the call's deadline and end as a timeout).
+    /// that would end later than [`MAX_PACING_WAIT`] from now, or past halfway to the call's
+    /// deadline, is not taken: the answer is `Err(wait)`, for the caller to report as rate limited
+    /// with that `Retry-After` (waiting up to a minute for a tier-2 slot would outlast the call's
+    /// deadline and end as a timeout).
     pub(crate) async fn method(&self, method: &'static str) -> Result<(), Duration> {
         let Some(limit) = tier_of(method).per_minute().filter(|_| self.enabled) else { return Ok(()) };
         let window = {
             let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
             windows.entry(method).or_default().clone()
         };
-        let mut calls = window.lock().await;
+        let mut wait_until = Instant::now() + MAX_PACING_WAIT;
+        if let Some(halfway) = halfway_to_deadline() {
+            wait_until = wait_until.min(halfway);
+        }
+        // Earlier callers hold the window while they wait for a slot: queue behind them only as
+        // long as this call may wait at all.
+        let Ok(mut calls) = tokio::time::timeout_at(wait_until, window.lock()).await else {
+            tracing::debug!(method, "slack method tier exhausted (callers queued before this one)");
+            return Err(Duration::from_secs(1));
+        };
         let minute = Duration::from_secs(60);
         loop {
             let now = Instant::now();
@@ -134,7 +153,7 @@ impl Pacer {
             }
             let Some(oldest) = calls.front().copied() else { return Ok(()) };
             let wait = oldest + minute - now;
-            if wait > MAX_PACING_WAIT {
+            if oldest + minute > wait_until {
                 tracing::debug!(method, wait_ms = wait.as_millis() as u64, "slack method tier exhausted");
                 return Err(wait);
             }
@@ -144,24 +163,37 @@ impl Pacer {
     }
 
     /// Wait for the channel's turn: messages to one channel leave in call order, at most one per
-    /// interval. The returned turn must be kept until the request is sent.
-    pub(crate) async fn channel(&self, channel: &str) -> ChannelTurn {
+    /// interval. The returned turn must be kept until the request is sent. Inside a tool call the
+    /// wait must end halfway to its deadline at the latest; otherwise `Err(wait)` (nothing is sent,
+    /// the channel's order is kept for the others).
+    pub(crate) async fn channel(&self, channel: &str) -> Result<ChannelTurn, Duration> {
         if !self.enabled || self.message_interval.is_zero() {
-            return ChannelTurn { guard: None };
+            return Ok(ChannelTurn { guard: None });
         }
         let gate = {
             let mut gates = self.gates.lock().unwrap_or_else(|e| e.into_inner());
             gates.entry(channel.to_owned()).or_default().clone()
         };
-        let guard = gate.lock_owned().await;
+        let halfway = halfway_to_deadline();
+        let guard = match halfway {
+            Some(halfway) => tokio::time::timeout_at(halfway, gate.lock_owned()).await.map_err(|_| {
+                tracing::debug!(channel, "chat.postMessage queue of the channel outlasts the call");
+                self.message_interval
+            })?,
+            None => gate.lock_owned().await,
+        };
         if let Some(last) = *guard {
             let next = last + self.message_interval;
-            if next > Instant::now() {
+            let now = Instant::now();
+            if next > now {
+                if halfway.is_some_and(|halfway| next > halfway) {
+                    return Err(next - now);
+                }
                 tracing::debug!(channel, "pacing chat.postMessage: one message per second per channel");
                 tokio::time::sleep_until(next).await;
             }
         }
-        ChannelTurn { guard: Some(guard) }
+        Ok(ChannelTurn { guard: Some(guard) })
     }
 }
 
@@ -179,14 +211,14 @@ mod tests {
             let pacer = pacer.clone();
             let order = order.clone();
             tasks.push(tokio::spawn(async move {
-                let mut turn = pacer.channel("C1").await;
+                let mut turn = pacer.channel("C1").await.expect("no deadline: waits its turn");
                 turn.sent_now();
                 order.lock().unwrap_or_else(|e| e.into_inner()).push((i, start.elapsed()));
             }));
             tokio::task::yield_now().await;
         }
         // another channel is not held up
-        let mut other = pacer.channel("C2").await;
+        let mut other = pacer.channel("C2").await.expect("its own channel");
         other.sent_now();
         assert_eq!(start.elapsed(), Duration::ZERO);
         for t in tasks {
@@ -218,5 +250,41 @@ mod tests {
             assert_eq!(disabled.method("conversations.list").await, Ok(()));
         }
         assert_eq!(start.elapsed(), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn inside_a_call_a_wait_must_end_halfway_to_its_deadline() {
+        let pacer = Arc::new(Pacer::new(true, Duration::from_secs(1)));
+        let start = Instant::now();
+        let within = |secs: u64| std::time::Instant::now() + Duration::from_secs(secs);
+        // tier 2: the 21st call's slot is 3 s away; a call with 4 s left may not wait for it (it
+        // would keep 1 s), one with 10 s left may (the 5 s cap still applies)
+        for _ in 0..20 {
+            assert_eq!(pacer.method("conversations.list").await, Ok(()));
+        }
+        tokio::time::sleep(Duration::from_secs(57)).await;
+        let short = integration_core::deadline::scope(within(4), pacer.method("conversations.list")).await;
+        assert_eq!(short, Err(Duration::from_secs(3)));
+        assert_eq!(start.elapsed(), Duration::from_secs(57), "refused without waiting");
+        let long = integration_core::deadline::scope(within(10), pacer.method("conversations.list")).await;
+        assert_eq!(long, Ok(()));
+        assert_eq!(start.elapsed(), Duration::from_secs(60));
+
+        // one message per second per channel: the next turn is 1 s away
+        let mut first = pacer.channel("C1").await.expect("free channel");
+        first.sent_now();
+        drop(first);
+        let refused = integration_core::deadline::scope(within(1), pacer.channel("C1")).await;
+        assert_eq!(refused.map(|_| ()), Err(Duration::from_secs(1)));
+        let mut second =
+            integration_core::deadline::scope(within(3), pacer.channel("C1")).await.expect("fits");
+        assert_eq!(start.elapsed(), Duration::from_secs(61), "waited for its turn");
+        second.sent_now();
+        // while an earlier message holds the channel, a call queues only until halfway
+        let before = Instant::now();
+        let queued = integration_core::deadline::scope(within(2), pacer.channel("C1")).await;
+        assert_eq!(queued.map(|_| ()), Err(Duration::from_secs(1)), "Retry-After: the message interval");
+        assert_eq!(before.elapsed(), Duration::from_secs(1), "gave up halfway to the deadline");
+        drop(second);
     }
 }

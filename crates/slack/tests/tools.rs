@@ -477,6 +477,48 @@ async fn messages_to_one_channel_are_paced_one_per_second() {
     assert!(random_index < 2, "#random went out without waiting for #general's queue");
 }
 
+/// A message whose turn in the channel's queue would come later than halfway to the call's
+/// deadline is refused at once as rate limited (nothing sent), not left to time out with an
+/// unknown effect.
+#[tokio::test]
+async fn a_message_queued_past_half_its_deadline_is_refused_unsent() {
+    let env = env().await;
+    let config = ExecutorConfig {
+        timeout: Duration::from_millis(1500),
+        max_retry_attempts: 0,
+        rate_limit_per_minute: 10_000,
+        ..ExecutorConfig::default()
+    };
+    let executor =
+        Arc::new(Executor::new(env.executor.registry().clone(), env.executor.connections().clone(), config));
+    let general = env.id("general");
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let executor = executor.clone();
+        let general = general.clone();
+        tasks.push(tokio::spawn(async move {
+            let params = json!({"channel": general, "text": format!("m{i}")});
+            executor.execute(ToolCall::new("slack_send_message", params)).await.result
+        }));
+    }
+    let mut sent = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => sent += 1,
+            Err(e) => {
+                // the next turn is a second away, past the 0.75 s this call may wait
+                assert!(matches!(e.kind(), ErrorKind::RateLimited { .. }), "{e}");
+                let wait = e.retry_after().expect("a Retry-After");
+                assert!(wait > Duration::from_millis(750) && wait <= Duration::from_secs(2), "{wait:?}");
+                assert_eq!(e.effect(), integration_core::Effect::None, "{e}");
+                assert!(e.to_string().contains("not sent"), "{e}");
+            }
+        }
+    }
+    assert_eq!(sent, 1, "one message goes at once, the others are refused");
+    assert_eq!(env.fake.messages_in(&general).len(), 1, "the refused messages were not posted");
+}
+
 #[tokio::test]
 async fn connect_failures_are_network_errors() {
     let env = env().await;
