@@ -17,7 +17,8 @@ use super::TelemetryError;
 /// are lost.
 #[derive(Debug)]
 pub struct Telemetry {
-    provider: SdkTracerProvider,
+    /// `None` once shut down or dropped.
+    provider: Option<SdkTracerProvider>,
 }
 
 impl Telemetry {
@@ -59,7 +60,7 @@ impl Telemetry {
             .with_resource(resource.build())
             .build();
         integration_core::propagation::install(W3c(TraceContextPropagator::new()));
-        Ok(Self { provider })
+        Ok(Self { provider: Some(provider) })
     }
 
     /// The `tracing` layer turning spans into OpenTelemetry spans of this exporter.
@@ -67,12 +68,17 @@ impl Telemetry {
     where
         S: tracing::Subscriber + for<'span> LookupSpan<'span>,
     {
-        tracing_opentelemetry::layer().with_tracer(self.provider.tracer("integrations"))
+        let tracer = match &self.provider {
+            Some(provider) => provider.tracer("integrations"),
+            // Not reachable: `shutdown` takes the value and `drop` ends it.
+            None => SdkTracerProvider::builder().build().tracer("integrations"),
+        };
+        tracing_opentelemetry::layer().with_tracer(tracer)
     }
 
     /// Export the finished spans now.
     pub async fn flush(&self) {
-        let provider = self.provider.clone();
+        let Some(provider) = self.provider.clone() else { return };
         // The SDK blocks the calling thread until the processor task answers.
         let result = tokio::task::spawn_blocking(move || provider.force_flush()).await;
         if let Ok(Err(error)) = result {
@@ -81,8 +87,8 @@ impl Telemetry {
     }
 
     /// Export the finished spans and stop the exporter.
-    pub async fn shutdown(self) {
-        let provider = self.provider;
+    pub async fn shutdown(mut self) {
+        let Some(provider) = self.provider.take() else { return };
         let result =
             tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(Duration::from_secs(5))).await;
         if let Ok(Err(error)) = result {
@@ -115,6 +121,19 @@ fn split_credentials(url: &str) -> Result<(String, Option<reqwest::header::Heade
     let _ = parsed.set_username("");
     let _ = parsed.set_password(None);
     Ok((parsed.into(), Some(value)))
+}
+
+impl Drop for Telemetry {
+    /// Without [`Telemetry::shutdown`]: the SDK shuts the exporter down when its last handle goes,
+    /// blocking that thread until the batch task has stopped, and on a runtime worker the task may
+    /// need that very thread (a current-thread runtime would hang for good). A thread of its own
+    /// takes the handle instead.
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ =
+                std::thread::Builder::new().name("otel-shutdown".to_owned()).spawn(move || drop(provider));
+        }
+    }
 }
 
 /// `traceparent` / `tracestate` between carriers and `tracing` spans.
@@ -179,8 +198,30 @@ mod tests {
         }
     }
 
-    // Two workers: dropping a provider (as a failed assertion does) blocks its thread until the
-    // batch task, which needs another worker, has stopped.
+    #[test]
+    fn dropping_it_without_shutdown_does_not_block_a_current_thread_runtime() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let telemetry =
+                    Telemetry::start("http://127.0.0.1:1/v1/traces", "test").expect("the exporter");
+                let subscriber = tracing_subscriber::registry().with(telemetry.layer());
+                tracing::subscriber::with_default(subscriber, || {
+                    let _span = tracing::info_span!("buffered").entered();
+                });
+                drop(telemetry);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            });
+            let _ = done.send(());
+        });
+        assert!(
+            finished.recv_timeout(Duration::from_secs(30)).is_ok(),
+            "dropping the exporter blocked the runtime's only thread"
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_collector_gets_the_credentials_of_the_url_as_basic_auth() {
         let seen: Arc<Mutex<Vec<Option<String>>>> = Arc::default();
