@@ -164,6 +164,7 @@ impl integration_core::propagation::Propagator for W3c {
 mod tests {
     use std::sync::{Arc, Mutex};
 
+    use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
@@ -220,6 +221,65 @@ mod tests {
             finished.recv_timeout(Duration::from_secs(30)).is_ok(),
             "dropping the exporter blocked the runtime's only thread"
         );
+    }
+
+    /// A `MakeWriter` collecting what the log layer writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_export_is_logged_without_the_credentials() {
+        let telemetry =
+            Telemetry::start("http://otel:s3cret@127.0.0.1:1/v1/traces", "test").expect("the exporter");
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer().with_writer(logs.clone()).with_filter(
+                    tracing_subscriber::filter::Targets::new()
+                        .with_target("opentelemetry", tracing::Level::WARN)
+                        .with_target("opentelemetry_sdk", tracing::Level::WARN)
+                        .with_target("opentelemetry_otlp", tracing::Level::WARN),
+                ),
+            )
+            .with(telemetry.layer());
+        // The batch task runs on this thread (a current-thread runtime), under this subscriber.
+        let _default = tracing::subscriber::set_default(subscriber);
+        // A full batch (512 spans by default) is exported at once, without waiting for the timer.
+        for _ in 0..512 {
+            let _span = tracing::info_span!(target: "integration_test", "exported").entered();
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let text = loop {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let text =
+                String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+            if text.contains("Export") || tokio::time::Instant::now() > deadline {
+                break text;
+            }
+        };
+        assert!(
+            text.contains("ERROR") && text.contains("BatchSpanProcessor"),
+            "no export error logged: {text}"
+        );
+        assert!(!text.contains("s3cret"), "{text}");
+        telemetry.shutdown().await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
