@@ -3,6 +3,9 @@
 //! propagation (installed into [`integration_core::propagation`], which the front doors and the
 //! provider clients use).
 
+#[cfg(test)]
+#[path = "telemetry/captured.rs"]
+mod captured;
 #[cfg(feature = "otel")]
 #[path = "telemetry/enabled.rs"]
 mod imp;

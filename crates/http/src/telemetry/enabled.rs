@@ -168,6 +168,7 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
+    use crate::telemetry::captured::Captured;
 
     #[test]
     fn credentials_leave_the_url_for_a_basic_authorization() {
@@ -223,27 +224,6 @@ mod tests {
         );
     }
 
-    /// A `MakeWriter` collecting what the log layer writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
-
     #[tokio::test]
     async fn a_failed_export_is_logged_without_the_credentials() {
         let telemetry =
@@ -268,8 +248,7 @@ mod tests {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         let text = loop {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let text =
-                String::from_utf8_lossy(&logs.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+            let text = logs.text();
             if text.contains("Export") || tokio::time::Instant::now() > deadline {
                 break text;
             }

@@ -177,35 +177,12 @@ impl<W: Write> Write for Escaped<'_, W> {
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
     use serde_json::{Value, json};
-    use tracing_subscriber::fmt::MakeWriter;
     use tracing_subscriber::fmt::format::JsonFields;
     use tracing_subscriber::layer::SubscriberExt as _;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Buffer {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().map_err(|_| io::Error::other("poisoned"))?.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Buffer {
-        type Writer = Buffer;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
+    use crate::telemetry::captured::Captured;
 
     /// Logs one line inside nested spans whose fields need every kind of escaping and every
     /// value type, some recorded after the span was made; returns the parsed line.
@@ -213,7 +190,7 @@ mod tests {
     where
         N: for<'w> FormatFields<'w> + Send + Sync + 'static,
     {
-        let buffer = Buffer::default();
+        let buffer = Captured::default();
         let layer = tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
@@ -250,8 +227,7 @@ mod tests {
             let _inner = inner.enter();
             tracing::info!(answer = 42, "inside");
         });
-        let bytes = buffer.0.lock().map(|b| b.clone()).unwrap_or_default();
-        let text = String::from_utf8(bytes).expect("utf-8 log line");
+        let text = buffer.text();
         serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
     }
 
