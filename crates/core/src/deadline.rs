@@ -30,9 +30,10 @@ pub fn fits(wait: Duration, now: Instant, deadline: Instant) -> bool {
     wait.checked_mul(2).is_some_and(|twice| twice <= left)
 }
 
-/// [`fits`] for the call running on this task, now; always `true` outside a tool call.
-pub fn wait_fits(wait: Duration) -> bool {
-    current().is_none_or(|deadline| fits(wait, Instant::now(), deadline))
+/// The longest the call running on this task may wait from now on ([`fits`]: half of the time it has
+/// left); `None` outside a tool call.
+pub fn wait_budget() -> Option<Duration> {
+    current().map(|deadline| deadline.saturating_duration_since(Instant::now()) / 2)
 }
 
 #[cfg(test)]
@@ -41,14 +42,15 @@ mod tests {
 
     #[tokio::test]
     async fn the_deadline_is_known_inside_the_scope_only() {
-        assert_eq!(current(), None);
-        assert!(wait_fits(Duration::from_secs(3600)), "no deadline outside a call");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let inside = scope(deadline, async {
-            (current(), wait_fits(Duration::from_secs(4)), wait_fits(Duration::from_secs(6)))
-        })
-        .await;
-        assert_eq!(inside, (Some(deadline), true, false));
+        assert_eq!((current(), wait_budget()), (None, None), "no deadline outside a call");
+        let before = Instant::now();
+        let deadline = before + Duration::from_secs(10);
+        let (inside, budget) = scope(deadline, async { (current(), wait_budget()) }).await;
+        assert_eq!(inside, Some(deadline));
+        let budget = budget.expect("a budget inside a call");
+        assert!(budget <= Duration::from_secs(5) && budget > Duration::from_millis(4900), "{budget:?}");
+        assert!(fits(budget, before, deadline), "the budget is a wait that fits");
+        assert!(!fits(budget * 3, before, deadline));
         assert_eq!(current(), None);
     }
 

@@ -69,8 +69,7 @@ pub(crate) const MAX_PACING_WAIT: Duration = Duration::from_secs(5);
 /// Halfway from now to the deadline of the tool call running on this task, if there is one: a
 /// pacing wait must end by then, so the call keeps at least as long again for Slack's answer.
 fn halfway_to_deadline() -> Option<Instant> {
-    let deadline = integration_core::deadline::current()?;
-    Some(Instant::now() + deadline.saturating_duration_since(std::time::Instant::now()) / 2)
+    integration_core::deadline::wait_budget().map(|budget| Instant::now() + budget)
 }
 
 type Window = Arc<AsyncMutex<VecDeque<Instant>>>;
