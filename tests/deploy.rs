@@ -339,6 +339,15 @@ async fn every_dashboard_metric_is_exported() {
     )
     .await;
     assert!(status == 200 || status == 201, "{status} {body}");
+    // A second message to the channel waits for Slack's one-per-second turn: a pacing wait.
+    let (status, body) = call(
+        &client,
+        client
+            .post(api.url("/api/integrations/slack/message"))
+            .json(&json!({"channel": "#general", "text": "metrics, paced"})),
+    )
+    .await;
+    assert!(status == 200 || status == 201, "{status} {body}");
 
     // The bus metrics come from the worker: run one in-process (same recorder) on a private topology.
     run_one_bus_command(&api).await;
@@ -362,6 +371,10 @@ async fn every_dashboard_metric_is_exported() {
     ] {
         assert!(wanted.contains(family), "the dashboard does not chart {family}");
     }
+    assert!(
+        text.contains("integration_upstream_pacing_wait_seconds_count{provider=\"slack\",scope=\"channel\"}"),
+        "the second message's pacing wait is not exported"
+    );
     // Upstream calls of all three providers are timed.
     for provider in ["jira", "github", "slack"] {
         let needle = format!("integration_upstream_request_duration_seconds_count{{provider=\"{provider}\"");

@@ -1,5 +1,6 @@
-//! Upstream observability helpers for provider clients: one histogram of upstream call times and
-//! one gauge of the upstream's own rate-limit budget, so every provider reports them the same way.
+//! Upstream observability helpers for provider clients: one histogram of upstream call times, one
+//! gauge of the upstream's own rate-limit budget and one histogram of the clients' own pacing waits,
+//! so every provider reports them the same way.
 //!
 //! Providers call [`observe_upstream`] once per HTTP exchange with the upstream (retries by the
 //! executor are separate exchanges). Labels are low-cardinality: provider, HTTP method (or Web API
@@ -18,6 +19,8 @@ static UPSTREAM_DURATION: HandleCache<Histogram> = HandleCache::histogram(
 );
 static UPSTREAM_BUDGET: HandleCache<Gauge> =
     HandleCache::gauge("integration_upstream_budget_remaining", &["provider", "resource"]);
+static PACING_WAIT: HandleCache<Histogram> =
+    HandleCache::histogram("integration_upstream_pacing_wait_seconds", &["provider", "scope"]);
 
 /// Record one upstream HTTP exchange: the `integration_upstream_request_duration_seconds`
 /// histogram by provider, method and status (`error` when no response arrived), and a debug log
@@ -61,6 +64,15 @@ pub(crate) fn status_text(status: u16, buf: &mut [u8; 5]) -> &str {
 /// `integration_upstream_budget_remaining` gauge.
 pub fn observe_upstream_budget(provider: &'static str, resource: &str, remaining: u64) {
     UPSTREAM_BUDGET.get(&[provider, resource]).set(remaining as f64);
+}
+
+/// Record a wait a provider client took on its own before calling the upstream, so as not to
+/// provoke the upstream's rate limit (Slack: `scope` = `tier` for a method's per-minute budget,
+/// `channel` for one message per second per channel), as the
+/// `integration_upstream_pacing_wait_seconds` histogram. Only waits that happened are recorded; a
+/// wait refused for the call's deadline shows as a `rate_limited` tool call.
+pub fn observe_pacing_wait(provider: &'static str, scope: &'static str, waited: Duration) {
+    PACING_WAIT.get(&[provider, scope]).record(waited.as_secs_f64());
 }
 
 #[cfg(test)]

@@ -72,6 +72,19 @@ fn halfway_to_deadline() -> Option<Instant> {
     integration_core::deadline::wait_budget().map(|budget| Instant::now() + budget)
 }
 
+/// Lock `mutex`, queueing behind its holder until `until` at the latest (`None`: for as long as it
+/// takes); the guard and whether it had to queue, or `None` when `until` came first.
+async fn lock_by<T>(mutex: Arc<AsyncMutex<T>>, until: Option<Instant>) -> Option<(OwnedMutexGuard<T>, bool)> {
+    if let Ok(guard) = mutex.clone().try_lock_owned() {
+        return Some((guard, false));
+    }
+    let guard = match until {
+        Some(until) => tokio::time::timeout_at(until, mutex.lock_owned()).await.ok()?,
+        None => mutex.lock_owned().await,
+    };
+    Some((guard, true))
+}
+
 type Window = Arc<AsyncMutex<VecDeque<Instant>>>;
 type Gate = Arc<AsyncMutex<Option<Instant>>>;
 
@@ -136,7 +149,8 @@ impl Pacer {
         }
         // Earlier callers hold the window while they wait for a slot: queue behind them only as
         // long as this call may wait at all.
-        let Ok(mut calls) = tokio::time::timeout_at(wait_until, window.lock()).await else {
+        let started = Instant::now();
+        let Some((mut calls, mut paced)) = lock_by(window, Some(wait_until)).await else {
             tracing::debug!(method, "slack method tier exhausted (callers queued before this one)");
             return Err(Duration::from_secs(1));
         };
@@ -148,6 +162,9 @@ impl Pacer {
             }
             if calls.len() < limit {
                 calls.push_back(now);
+                if paced {
+                    integration_core::observe_pacing_wait(crate::PROVIDER, "tier", now - started);
+                }
                 return Ok(());
             }
             let Some(oldest) = calls.front().copied() else { return Ok(()) };
@@ -158,6 +175,7 @@ impl Pacer {
             }
             tracing::debug!(method, wait_ms = wait.as_millis() as u64, "pacing slack method tier");
             tokio::time::sleep_until(oldest + minute).await;
+            paced = true;
         }
     }
 
@@ -174,12 +192,10 @@ impl Pacer {
             gates.entry(channel.to_owned()).or_default().clone()
         };
         let halfway = halfway_to_deadline();
-        let guard = match halfway {
-            Some(halfway) => tokio::time::timeout_at(halfway, gate.lock_owned()).await.map_err(|_| {
-                tracing::debug!(channel, "chat.postMessage queue of the channel outlasts the call");
-                self.message_interval
-            })?,
-            None => gate.lock_owned().await,
+        let started = Instant::now();
+        let Some((guard, mut paced)) = lock_by(gate, halfway).await else {
+            tracing::debug!(channel, "chat.postMessage queue of the channel outlasts the call");
+            return Err(self.message_interval);
         };
         if let Some(last) = *guard {
             let next = last + self.message_interval;
@@ -190,7 +206,11 @@ impl Pacer {
                 }
                 tracing::debug!(channel, "pacing chat.postMessage: one message per second per channel");
                 tokio::time::sleep_until(next).await;
+                paced = true;
             }
+        }
+        if paced {
+            integration_core::observe_pacing_wait(crate::PROVIDER, "channel", started.elapsed());
         }
         Ok(ChannelTurn { guard: Some(guard) })
     }
