@@ -8,6 +8,7 @@
 //! | `bot_token` | secret | `SLACK_BOT_TOKEN` | the bot token (`xoxb-…`), sent as `Authorization: Bearer` |
 //! | `signing_secret` | secret | `SLACK_SIGNING_SECRET` | verifies inbound Events API / interactivity requests |
 //! | `api_url` | config | `SLACK_API_URL` | Web API base, default `https://slack.com/api/` |
+//! | `pacing` | config | `SLACK_PACING` | pace calls by Slack's tiers and messages per channel, default `true` |
 
 use integration_core::{Connection, ConnectionSource, IntegrationError};
 use secrecy::{ExposeSecret, SecretString};
@@ -23,6 +24,8 @@ pub const ENV_BOT_TOKEN: &str = "SLACK_BOT_TOKEN";
 pub const ENV_SIGNING_SECRET: &str = "SLACK_SIGNING_SECRET";
 /// Environment variable with a custom Web API base URL (tests point it at the fake).
 pub const ENV_API_URL: &str = "SLACK_API_URL";
+/// Environment variable turning the client's own pacing off (`false`) or on (`true`, the default).
+pub const ENV_PACING: &str = "SLACK_PACING";
 /// The Web API base URL used when none is configured.
 pub const DEFAULT_API_URL: &str = "https://slack.com/api/";
 
@@ -36,6 +39,9 @@ pub struct SlackSettings {
     pub signing_secret: Option<String>,
     /// The Web API base URL; default `https://slack.com/api/`.
     pub api_url: Option<String>,
+    /// Pace calls by Slack's per-method tiers and messages one per second per channel (default
+    /// `true`). Off only where something else keeps to Slack's limits (a proxy that paces, a fake).
+    pub pacing: Option<bool>,
     /// Calls per minute for this connection (executor setting).
     pub rate_limit_per_minute: Option<u32>,
     /// Deadline of one call in seconds, retries included (executor setting).
@@ -127,6 +133,9 @@ impl SlackConfig {
         if let Some(signing) = secret("signing_secret", &settings.signing_secret) {
             config = config.with_signing_secret(signing);
         }
+        if let Some(pacing) = settings.pacing {
+            config.options.pacing = pacing;
+        }
         Ok(config)
     }
 
@@ -182,6 +191,11 @@ pub fn config_schema() -> Value {
                 "default": DEFAULT_API_URL,
                 "description": "Slack Web API base URL"
             },
+            "pacing": {
+                "type": "boolean",
+                "default": true,
+                "description": "Pace calls by Slack's per-method tiers and messages one per second per channel; turn off only where something else keeps to Slack's limits"
+            },
             "rate_limit_per_minute": {
                 "type": "integer", "minimum": 1,
                 "description": "Calls per minute admitted for this connection"
@@ -199,14 +213,22 @@ pub fn config_schema() -> Value {
     })
 }
 
-/// The default connection from `SLACK_BOT_TOKEN` (required), `SLACK_SIGNING_SECRET` and
-/// `SLACK_API_URL`.
+/// The default connection from `SLACK_BOT_TOKEN` (required), `SLACK_SIGNING_SECRET`,
+/// `SLACK_API_URL` and `SLACK_PACING` (`true` / `false`; any other value is kept as text, so the
+/// connection's first use reports it as an invalid config instead of guessing).
 pub fn connection_from_env(env: &dyn Fn(&str) -> Option<String>) -> Option<Connection> {
     let get = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
     let token = get(ENV_BOT_TOKEN)?;
     let mut config = json!({});
     if let Some(url) = get(ENV_API_URL) {
         config["api_url"] = Value::String(url);
+    }
+    if let Some(pacing) = get(ENV_PACING) {
+        config["pacing"] = match pacing.to_ascii_lowercase().as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            _ => Value::String(pacing),
+        };
     }
     let mut connection = Connection::new(PROVIDER, PROVIDER, config).with_secret("bot_token", token);
     if let Some(secret) = get(ENV_SIGNING_SECRET) {
@@ -254,6 +276,31 @@ mod tests {
             let err = SlackConfig::from_connection(&conn).expect_err("must fail");
             assert_eq!(err.kind(), &ErrorKind::Configuration, "{config}");
         }
+    }
+
+    #[test]
+    fn pacing_is_on_unless_the_connection_or_slack_pacing_turns_it_off() {
+        let read = |config: Value| {
+            SlackConfig::from_connection(&Connection::new("slack", "s", config).with_secret("bot_token", "t"))
+        };
+        assert!(read(json!({})).expect("default").options.pacing);
+        assert!(!read(json!({"pacing": false})).expect("off").options.pacing);
+        assert!(read(json!({"pacing": true})).expect("on").options.pacing);
+        let from_env = |value: &'static str| {
+            let env = move |k: &str| match k {
+                ENV_BOT_TOKEN => Some("xoxb-1".to_owned()),
+                ENV_PACING => Some(value.to_owned()),
+                _ => None,
+            };
+            connection_from_env(&env).expect("connection")
+        };
+        assert_eq!(from_env("false").config["pacing"], false);
+        assert_eq!(from_env(" TRUE ").config["pacing"], true);
+        // a value that is neither is not guessed: the connection's first use says what is wrong
+        let odd = from_env("sometimes");
+        let err = SlackConfig::from_connection(&odd).expect_err("not a boolean");
+        assert_eq!(err.kind(), &ErrorKind::Configuration);
+        assert!(err.to_string().contains("boolean"), "{err}");
     }
 
     #[test]

@@ -87,10 +87,15 @@ impl ClientCache {
         Self { clients: integration_core::ClientCache::new(), options }
     }
 
-    /// The client of a connection, built once per version of the connection.
+    /// The client of a connection, built once per version of the connection. It paces only when
+    /// both the provider's options and the connection (`pacing`, default on) ask for it.
     pub(crate) fn client_for(&self, connection: &Connection) -> Result<SlackClient, IntegrationError> {
-        self.clients
-            .get_or_build(connection, |c| SlackConfig::from_connection(c)?.with_options(self.options).build())
+        self.clients.get_or_build(connection, |c| {
+            let config = SlackConfig::from_connection(c)?;
+            let options =
+                SlackClientOptions { pacing: self.options.pacing && config.options.pacing, ..self.options };
+            config.with_options(options).build()
+        })
     }
 }
 

@@ -477,6 +477,48 @@ async fn messages_to_one_channel_are_paced_one_per_second() {
     assert!(random_index < 2, "#random went out without waiting for #general's queue");
 }
 
+/// With `pacing: false` on the connection (something else keeps to Slack's limits), messages to one
+/// channel go out together instead of a second apart.
+#[tokio::test]
+async fn a_connection_without_pacing_sends_at_once() {
+    let env = env().await;
+    let connections = Arc::new(InMemoryConnections::new());
+    connections.insert(
+        Connection::new(
+            "slack",
+            "slack",
+            json!({"api_url": format!("{}/api/", env.server.base_url()), "pacing": false}),
+        )
+        .with_secret("bot_token", FakeSlack::BOT_TOKEN),
+    );
+    let executor =
+        Arc::new(Executor::new(env.executor.registry().clone(), connections, ExecutorConfig::default()));
+    let general = env.id("general");
+    let mut tasks = Vec::new();
+    for i in 0..3 {
+        let executor = executor.clone();
+        let params = json!({"channel": general, "text": format!("unpaced {i}")});
+        tasks.push(tokio::spawn(async move {
+            executor.execute(ToolCall::new("slack_send_message", params)).await.result
+        }));
+    }
+    for task in tasks {
+        task.await.expect("task").expect("sent");
+    }
+    assert_eq!(env.fake.messages_in(&general).len(), 3);
+    // paced, the third would reach Slack two seconds after the first
+    let posts: Vec<_> = env
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/chat.postMessage")
+        .map(|r| r.at)
+        .collect();
+    assert_eq!(posts.len(), 3);
+    let spread = posts.iter().max().zip(posts.iter().min()).map(|(last, first)| *last - *first);
+    assert!(spread.is_some_and(|s| s < Duration::from_secs(1)), "{spread:?}");
+}
+
 /// A message whose turn in the channel's queue would come later than halfway to the call's
 /// deadline is refused at once as rate limited (nothing sent), not left to time out with an
 /// unknown effect.
