@@ -115,13 +115,18 @@ fn traces_url(endpoint: Option<&str>, traces: Option<&str>) -> Option<String> {
 fn without_userinfo(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) => {
-            // Both fail only for URLs that cannot carry credentials at all.
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
+            strip_userinfo(&mut parsed);
             parsed.into()
         }
         Err(_) => "(not a URL)".to_owned(),
     }
+}
+
+/// Drop the `user:password@` of `url` (for the log line, and before the exporter keeps the URL).
+fn strip_userinfo(url: &mut url::Url) {
+    // Both fail only for URLs that cannot carry credentials at all.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
 }
 
 #[cfg(test)]

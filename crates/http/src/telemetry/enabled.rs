@@ -117,9 +117,7 @@ fn split_credentials(url: &str) -> Result<(String, Option<reqwest::header::Heade
     let mut value =
         reqwest::header::HeaderValue::from_str(&format!("Basic {encoded}")).map_err(|_| invalid())?;
     value.set_sensitive(true);
-    // Both succeed for an http(s) URL with a host (checked above).
-    let _ = parsed.set_username("");
-    let _ = parsed.set_password(None);
+    super::strip_userinfo(&mut parsed);
     Ok((parsed.into(), Some(value)))
 }
 
