@@ -477,33 +477,38 @@ async fn messages_to_one_channel_are_paced_one_per_second() {
     assert!(random_index < 2, "#random went out without waiting for #general's queue");
 }
 
+/// Three messages to `channel` sent at once through `executor`; their results in sending order.
+async fn send_three(executor: Executor, channel: &str) -> Vec<Result<Value, IntegrationError>> {
+    let executor = Arc::new(executor);
+    let tasks: Vec<_> = (0..3)
+        .map(|i| {
+            let executor = executor.clone();
+            let params = json!({"channel": channel, "text": format!("m{i}")});
+            tokio::spawn(
+                async move { executor.execute(ToolCall::new("slack_send_message", params)).await.result },
+            )
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    results
+}
+
 /// With `pacing: false` on the connection (something else keeps to Slack's limits), messages to one
 /// channel go out together instead of a second apart.
 #[tokio::test]
 async fn a_connection_without_pacing_sends_at_once() {
     let env = env().await;
+    let mut unpaced = connection(&env.server, FakeSlack::BOT_TOKEN);
+    unpaced.config["pacing"] = json!(false);
     let connections = Arc::new(InMemoryConnections::new());
-    connections.insert(
-        Connection::new(
-            "slack",
-            "slack",
-            json!({"api_url": format!("{}/api/", env.server.base_url()), "pacing": false}),
-        )
-        .with_secret("bot_token", FakeSlack::BOT_TOKEN),
-    );
-    let executor =
-        Arc::new(Executor::new(env.executor.registry().clone(), connections, ExecutorConfig::default()));
+    connections.insert(unpaced);
+    let executor = Executor::new(env.executor.registry().clone(), connections, ExecutorConfig::default());
     let general = env.id("general");
-    let mut tasks = Vec::new();
-    for i in 0..3 {
-        let executor = executor.clone();
-        let params = json!({"channel": general, "text": format!("unpaced {i}")});
-        tasks.push(tokio::spawn(async move {
-            executor.execute(ToolCall::new("slack_send_message", params)).await.result
-        }));
-    }
-    for task in tasks {
-        task.await.expect("task").expect("sent");
+    for result in send_three(executor, &general).await {
+        result.expect("sent");
     }
     assert_eq!(env.fake.messages_in(&general).len(), 3);
     // paced, the third would reach Slack two seconds after the first
@@ -531,21 +536,12 @@ async fn a_message_queued_past_half_its_deadline_is_refused_unsent() {
         rate_limit_per_minute: 10_000,
         ..ExecutorConfig::default()
     };
-    let executor =
-        Arc::new(Executor::new(env.executor.registry().clone(), env.executor.connections().clone(), config));
+    let executor = Executor::new(env.executor.registry().clone(), env.executor.connections().clone(), config);
     let general = env.id("general");
-    let mut tasks = Vec::new();
-    for i in 0..3 {
-        let executor = executor.clone();
-        let general = general.clone();
-        tasks.push(tokio::spawn(async move {
-            let params = json!({"channel": general, "text": format!("m{i}")});
-            executor.execute(ToolCall::new("slack_send_message", params)).await.result
-        }));
-    }
+    let results = send_three(executor, &general).await;
     let mut sent = 0;
-    for task in tasks {
-        match task.await.expect("task") {
+    for result in results {
+        match result {
             Ok(_) => sent += 1,
             Err(e) => {
                 // the next turn is a second away, past the 0.75 s this call may wait
