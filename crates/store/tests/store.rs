@@ -45,6 +45,7 @@ on_both_backends!(
     idempotency_batches,
     outbox_round_trip,
     audit_counts,
+    audit_batches_of_every_size,
     changes_reach_other_replicas,
 );
 
@@ -439,6 +440,42 @@ async fn audit_counts(db: Arc<TestDb>) {
     let status = StoreConnections::new(store.clone(), vec![]).status("jira-eu").await.expect("status");
     assert_eq!((status.last_15_minutes.calls, status.last_15_minutes.failures), (1, 0));
     assert_eq!(store.purge_audit(Duration::from_secs(10 * 60)).await.expect("purge"), 1);
+}
+
+/// Batches that fit one prepared statement are written without a transaction; larger ones as
+/// several statements in one: every row of each arrives, once.
+async fn audit_batches_of_every_size(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let connection = format!("batch-{:016x}", fastrand::u64(..));
+    let record = |success: bool| AuditRecord {
+        tool: "slack_send_message".into(),
+        provider: "slack".into(),
+        connection: Some(connection.clone()),
+        source: "rest".into(),
+        task_id: None,
+        step_id: None,
+        idempotency_key: None,
+        success,
+        error_kind: (!success).then(|| "rate_limited".into()),
+        attempts: 1,
+        duration: Duration::from_millis(3),
+        at: Utc::now(),
+    };
+    let mut expected = (0_u64, 0_u64);
+    // 1 and 64: one statement each; 100 = 64 + 32 + 4 and 3 = 2 + 1: several in one transaction.
+    for size in [1_u64, 64, 100, 3] {
+        for i in 0..size {
+            store.queue_execution(record(i % 5 != 0)).await;
+        }
+        store.flush_audit().await;
+        expected = (expected.0 + size, expected.1 + size.div_ceil(5));
+        let counts = store.call_counts(&connection, Duration::from_secs(60)).await.expect("counts");
+        assert_eq!((counts.calls, counts.failures), expected, "after a batch of {size}");
+    }
+    // A single awaited row takes the one-statement path too.
+    store.record_execution(&record(false)).await.expect("one row");
+    let counts = store.call_counts(&connection, Duration::from_secs(60)).await.expect("counts");
+    assert_eq!((counts.calls, counts.failures), (expected.0 + 1, expected.1 + 1));
 }
 
 async fn changes_reach_other_replicas(db: Arc<TestDb>) {
