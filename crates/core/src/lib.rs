@@ -41,7 +41,7 @@ pub use error::{
 pub use executor::{ExecutionObserver, Executor, ExecutorConfig, Source, ToolCall, ToolOutcome};
 pub use integration::{Health, Integration, IntegrationInfo};
 pub use metric_handles::HandleCache;
-pub use observe::{observe_pacing_wait, observe_upstream, observe_upstream_budget};
+pub use observe::{observe_pacing_refusal, observe_pacing_wait, observe_upstream, observe_upstream_budget};
 pub use ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
 pub use redact::REDACTED;
 pub use registry::{RegisteredTool, Registry, RegistryError, ToolFilter};

@@ -1,6 +1,6 @@
 //! Upstream observability helpers for provider clients: one histogram of upstream call times, one
-//! gauge of the upstream's own rate-limit budget and one histogram of the clients' own pacing waits,
-//! so every provider reports them the same way.
+//! gauge of the upstream's own rate-limit budget, one histogram of the clients' own pacing waits and
+//! one counter of the calls their pacing refused, so every provider reports them the same way.
 //!
 //! Providers call [`observe_upstream`] once per HTTP exchange with the upstream (retries by the
 //! executor are separate exchanges). Labels are low-cardinality: provider, HTTP method (or Web API
@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use metrics::{Gauge, Histogram};
+use metrics::{Counter, Gauge, Histogram};
 
 use crate::metric_handles::HandleCache;
 
@@ -21,6 +21,8 @@ static UPSTREAM_BUDGET: HandleCache<Gauge> =
     HandleCache::gauge("integration_upstream_budget_remaining", &["provider", "resource"]);
 static PACING_WAIT: HandleCache<Histogram> =
     HandleCache::histogram("integration_upstream_pacing_wait_seconds", &["provider", "scope"]);
+static PACING_REFUSALS: HandleCache<Counter> =
+    HandleCache::counter("integration_upstream_pacing_refusals_total", &["provider", "scope"]);
 
 /// Record one upstream HTTP exchange: the `integration_upstream_request_duration_seconds`
 /// histogram by provider, method and status (`error` when no response arrived), and a debug log
@@ -70,9 +72,17 @@ pub fn observe_upstream_budget(provider: &'static str, resource: &str, remaining
 /// provoke the upstream's rate limit (Slack: `scope` = `tier` for a method's per-minute budget,
 /// `channel` for one message per second per channel), as the
 /// `integration_upstream_pacing_wait_seconds` histogram. Only waits that happened are recorded; a
-/// wait refused for the call's deadline shows as a `rate_limited` tool call.
+/// wait refused for the call's deadline is counted by [`observe_pacing_refusal`] instead.
 pub fn observe_pacing_wait(provider: &'static str, scope: &'static str, waited: Duration) {
     PACING_WAIT.get(&[provider, scope]).record(waited.as_secs_f64());
+}
+
+/// Record a call a provider client refused on its own, unsent, because its pacing wait would outlast
+/// what the call may wait (the tool call fails as `rate_limited`), as the
+/// `integration_upstream_pacing_refusals_total` counter; `scope` as for [`observe_pacing_wait`].
+/// Told apart from the upstream's own 429 answers, which are upstream exchanges.
+pub fn observe_pacing_refusal(provider: &'static str, scope: &'static str) {
+    PACING_REFUSALS.get(&[provider, scope]).increment(1);
 }
 
 #[cfg(test)]

@@ -344,8 +344,10 @@ fn page(mut answer: Value, field: &str) -> Page {
     Page { items, next_cursor }
 }
 
-/// A call refused by the client's own tier pacing: Slack would answer 429 for it.
+/// A call refused by the client's own tier pacing: Slack would answer 429 for it. Counted as a
+/// pacing refusal (`scope="tier"`).
 fn paced_out(method: &str, wait: std::time::Duration) -> IntegrationError {
+    integration_core::observe_pacing_refusal(PROVIDER, "tier");
     IntegrationError::new(
         integration_core::ErrorKind::RateLimited { retry_after: Some(wait) },
         PROVIDER,
@@ -357,8 +359,10 @@ fn paced_out(method: &str, wait: std::time::Duration) -> IntegrationError {
 }
 
 /// A message refused by the client's per-channel pacing: the messages queued before it for the
-/// channel would hold it past the time its call can wait.
+/// channel would hold it past the time its call can wait. Counted as a pacing refusal
+/// (`scope="channel"`).
 fn queued_out(channel: &str, wait: std::time::Duration) -> IntegrationError {
+    integration_core::observe_pacing_refusal(PROVIDER, "channel");
     IntegrationError::new(
         integration_core::ErrorKind::RateLimited { retry_after: Some(wait) },
         PROVIDER,

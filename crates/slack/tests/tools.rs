@@ -526,35 +526,91 @@ async fn a_connection_without_pacing_sends_at_once() {
 
 /// A message whose turn in the channel's queue would come later than halfway to the call's
 /// deadline is refused at once as rate limited (nothing sent), not left to time out with an
-/// unknown effect.
-#[tokio::test]
-async fn a_message_queued_past_half_its_deadline_is_refused_unsent() {
-    let env = env().await;
-    let config = ExecutorConfig {
-        timeout: Duration::from_millis(1500),
-        max_retry_attempts: 0,
-        rate_limit_per_minute: 10_000,
-        ..ExecutorConfig::default()
-    };
-    let executor = Executor::new(env.executor.registry().clone(), env.executor.connections().clone(), config);
-    let general = env.id("general");
-    let results = send_three(executor, &general).await;
-    let mut sent = 0;
-    for result in results {
-        match result {
-            Ok(_) => sent += 1,
-            Err(e) => {
-                // the next turn is a second away, past the 0.75 s this call may wait
-                assert!(matches!(e.kind(), ErrorKind::RateLimited { .. }), "{e}");
-                let wait = e.retry_after().expect("a Retry-After");
-                assert!(wait > Duration::from_millis(750) && wait <= Duration::from_secs(2), "{wait:?}");
-                assert_eq!(e.effect(), integration_core::Effect::None, "{e}");
-                assert!(e.to_string().contains("not sent"), "{e}");
+/// unknown effect, and counted as a pacing refusal.
+#[test]
+fn a_message_queued_past_half_its_deadline_is_refused_unsent() {
+    let recorder = PacingRefusals::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let env = env().await;
+            let config = ExecutorConfig {
+                timeout: Duration::from_millis(1500),
+                max_retry_attempts: 0,
+                rate_limit_per_minute: 10_000,
+                ..ExecutorConfig::default()
+            };
+            let executor =
+                Executor::new(env.executor.registry().clone(), env.executor.connections().clone(), config);
+            let general = env.id("general");
+            let results = send_three(executor, &general).await;
+            let mut sent = 0;
+            for result in results {
+                match result {
+                    Ok(_) => sent += 1,
+                    Err(e) => {
+                        // the next turn is a second away, past the 0.75 s this call may wait
+                        assert!(matches!(e.kind(), ErrorKind::RateLimited { .. }), "{e}");
+                        let wait = e.retry_after().expect("a Retry-After");
+                        assert!(
+                            wait > Duration::from_millis(750) && wait <= Duration::from_secs(2),
+                            "{wait:?}"
+                        );
+                        assert_eq!(e.effect(), integration_core::Effect::None, "{e}");
+                        assert!(e.to_string().contains("not sent"), "{e}");
+                    }
+                }
             }
-        }
+            assert_eq!(sent, 1, "one message goes at once, the others are refused");
+            assert_eq!(env.fake.messages_in(&general).len(), 1, "the refused messages were not posted");
+        });
+    });
+    assert_eq!(recorder.count("channel"), 2, "both refusals are counted");
+    assert_eq!(recorder.count("tier"), 0);
+}
+
+/// Counts `integration_upstream_pacing_refusals_total` by `scope`; every other metric is dropped.
+#[derive(Default)]
+struct PacingRefusals(std::sync::Mutex<Vec<(String, Arc<std::sync::atomic::AtomicU64>)>>);
+
+impl PacingRefusals {
+    fn count(&self, scope: &str) -> u64 {
+        let counters = self.0.lock().expect("lock");
+        counters
+            .iter()
+            .filter(|(s, _)| s == scope)
+            .map(|(_, c)| c.load(std::sync::atomic::Ordering::SeqCst))
+            .sum()
     }
-    assert_eq!(sent, 1, "one message goes at once, the others are refused");
-    assert_eq!(env.fake.messages_in(&general).len(), 1, "the refused messages were not posted");
+}
+
+impl metrics::Recorder for PacingRefusals {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        if key.name() != "integration_upstream_pacing_refusals_total" {
+            return metrics::Counter::noop();
+        }
+        let scope =
+            key.labels().find(|l| l.key() == "scope").map(|l| l.value().to_owned()).unwrap_or_default();
+        let mut counters = self.0.lock().expect("lock");
+        let counter = match counters.iter().find(|(s, _)| *s == scope) {
+            Some((_, c)) => c.clone(),
+            None => {
+                let c = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                counters.push((scope, c.clone()));
+                c
+            }
+        };
+        metrics::Counter::from_arc(counter)
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
 }
 
 #[tokio::test]
