@@ -155,6 +155,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.otel_endpoint.as_deref(),
         args.otel_traces_endpoint.as_deref(),
     );
+    // Spans are exported on every way out, a failed start-up included.
+    let result = serve_traced(args).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    result
+}
+
+async fn serve_traced(args: ServeArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let app = build(&args).await?;
     agent::check_bind(&args, &app.store).await?;
@@ -179,9 +188,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     app.store.close().await;
     tracing::info!("integrations-api stopped");
-    if let Some(telemetry) = telemetry {
-        telemetry.shutdown().await;
-    }
     Ok(())
 }
 

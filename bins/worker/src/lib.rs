@@ -85,9 +85,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         cli.otel_endpoint.as_deref(),
         cli.otel_traces_endpoint.as_deref(),
     );
+    // Spans are exported on every way out, a failed start-up included.
+    let result = run_traced(&cli).await;
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
+    result
+}
+
+async fn run_traced(cli: &Cli) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     integration_http::install_metrics_recorder();
-    let app = build(&cli).await?;
+    let app = build(cli).await?;
     let listener =
         TcpListener::bind(cli.metrics_bind).await.with_context(|| format!("binding {}", cli.metrics_bind))?;
     let local = listener.local_addr()?;
@@ -124,9 +133,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     app.store.close().await;
-    if let Some(telemetry) = telemetry {
-        telemetry.shutdown().await;
-    }
     result.context("worker")?;
     tracing::info!("integrations-worker stopped");
     Ok(())

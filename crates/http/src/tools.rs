@@ -185,8 +185,7 @@ pub(crate) async fn invoke(
     body.extend_from_slice(b",\"meta\":");
     body.extend_from_slice(meta.to_string().as_bytes());
     body.push(b'}');
-    let json = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-    Ok((json, body).into_response())
+    Ok((JSON_BODY, body).into_response())
 }
 
 /// The handler of one `(method, path)` route shared by one or more tools.
@@ -262,9 +261,12 @@ pub(crate) async fn route_call(
     } else {
         StatusCode::OK
     };
-    let json = [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
-    Ok((status, json, result).into_response())
+    Ok((status, JSON_BODY, result).into_response())
 }
+
+/// The header of an answer whose body is JSON already serialized.
+const JSON_BODY: [(header::HeaderName, HeaderValue); 1] =
+    [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
