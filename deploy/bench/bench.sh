@@ -29,6 +29,15 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
       --bin integrations-api --bin integrations-fakes)
 fi
 
+# A process left on one of these ports (a stale api, say) would answer in place of the one started
+# here and the table would measure it: refuse to start instead.
+for addr in $JIRA $GITHUB $SLACK $API $PROXY; do
+  if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
+    echo "bench: $addr is already in use; stop what listens there first" >&2
+    exit 1
+  fi
+done
+
 wait_http() { for _ in $(seq 1 400); do curl -fs -o /dev/null "$1" && return 0; sleep 0.01; done; echo "timeout: $1" >&2; return 1; }
 
 "$BIN/integrations-fakes" --jira $JIRA --github $GITHUB --slack $SLACK --github-rate-limit 1000000000 \
@@ -50,6 +59,10 @@ API_PID=$!
 PIDS+=($API_PID)
 wait_http "http://$API/readyz"
 ready_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
+if ! kill -0 "$API_PID" 2>/dev/null; then
+  echo "bench: the api started here exited; another process answered on $API" >&2
+  exit 1
+fi
 
 # --- nginx reverse proxy with a keep-alive upstream pool -------------------------------------------
 mkdir -p "$WORK/nginx"
