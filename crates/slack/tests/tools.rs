@@ -524,6 +524,69 @@ async fn a_connection_without_pacing_sends_at_once() {
     assert!(spread.is_some_and(|s| s < Duration::from_secs(1)), "{spread:?}");
 }
 
+/// A channel name found once is read back from its own cache entry: the next messages to it do
+/// not read the whole channel directory again. Names that do not exist are not cached.
+#[tokio::test]
+async fn a_channel_name_is_resolved_from_its_own_cache_entry() {
+    let env = env().await;
+    let mut unpaced = connection(&env.server, FakeSlack::BOT_TOKEN);
+    unpaced.config["pacing"] = json!(false);
+    let connections = Arc::new(InMemoryConnections::new());
+    connections.insert(unpaced);
+    let cache = Arc::new(KeyLog::default());
+    let executor = Executor::new(env.executor.registry().clone(), connections, ExecutorConfig::default())
+        .with_cache(cache.clone());
+    let send = |channel: &'static str| {
+        executor.execute(ToolCall::new("slack_send_message", json!({"channel": channel, "text": "hi"})))
+    };
+    send("#general").await.result.expect("first");
+    assert_eq!(cache.read("channel-directory"), 1, "the first message reads the directory");
+    send("#General").await.result.expect("second");
+    send("general").await.result.expect("third");
+    assert_eq!(cache.read("channel-directory"), 1, "later messages do not: {:?}", cache.log());
+    assert_eq!(cache.read("channel-id:general"), 3);
+    assert_eq!(env.server.calls_to("/api/conversations.list"), 1);
+    assert_eq!(env.fake.messages_in(&env.id("general")).len(), 3);
+
+    let missing = send("#genral").await.result.expect_err("no such channel");
+    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+    assert!(!cache.written("channel-id:genral"), "{:?}", cache.log());
+}
+
+/// An in-memory cache that logs the keys read and written.
+#[derive(Default)]
+struct KeyLog {
+    inner: integration_core::cache::InMemoryCache,
+    log: std::sync::Mutex<Vec<(&'static str, String)>>,
+}
+
+impl KeyLog {
+    fn log(&self) -> Vec<(&'static str, String)> {
+        self.log.lock().expect("lock").clone()
+    }
+    fn read(&self, suffix: &str) -> usize {
+        self.log().iter().filter(|(op, key)| *op == "get" && key.ends_with(suffix)).count()
+    }
+    fn written(&self, suffix: &str) -> bool {
+        self.log().iter().any(|(op, key)| *op == "set" && key.ends_with(suffix))
+    }
+}
+
+#[async_trait::async_trait]
+impl integration_core::cache::Cache for KeyLog {
+    async fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.log.lock().expect("lock").push(("get", key.to_owned()));
+        self.inner.get(key).await
+    }
+    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
+        self.log.lock().expect("lock").push(("set", key.to_owned()));
+        self.inner.set(key, value, ttl).await;
+    }
+    async fn remove(&self, key: &str) {
+        self.inner.remove(key).await;
+    }
+}
+
 /// A message whose turn in the channel's queue would come later than halfway to the call's
 /// deadline is refused at once as rate limited (nothing sent), not left to time out with an
 /// unknown effect, and counted as a pacing refusal.

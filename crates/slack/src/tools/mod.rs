@@ -59,6 +59,13 @@ impl Shared {
 
     /// A conversation id for `channel`: an id (`C…`, `G…`, `D…`, or a user id `U…` for the app's
     /// DM) passes through; `#name` or `name` is looked up in the channel directory.
+    ///
+    /// A name found is cached on its own (`channel-id:<name>`, same scope and time to live as the
+    /// directory): the next message to it reads one short entry instead of the whole directory,
+    /// which in a workspace of thousands of channels is hundreds of kilobytes, parsed (or fetched
+    /// from Redis) on every message. A name cached just before the directory expires may outlive
+    /// it by up to one time to live; any change made through these tools bumps the client's
+    /// generation and so drops both.
     async fn resolve_channel(
         &self,
         ctx: &ToolContext,
@@ -73,8 +80,14 @@ impl Shared {
             return Ok(channel.to_owned());
         }
         let name = channel.trim_start_matches('#').to_lowercase();
+        let key = self.cache_key(ctx, client, &format!("channel-id:{name}"));
+        if let Some(id) = self.cached::<String>(ctx, &key).await {
+            return Ok(id);
+        }
         let directory = self.channel_directory(ctx, client).await?;
         if let Some((id, _)) = directory.iter().find(|(_, n)| *n == name) {
+            // Only names that exist are cached: a caller cannot fill the cache with made-up ones.
+            self.store(ctx, &key, id, self.options.directory_cache_ttl).await;
             return Ok(id.clone());
         }
         let suggestions = closest(&name, directory.iter().map(|(_, n)| n.as_str()), 3);
