@@ -5,6 +5,7 @@
 #   SKIP_BUILD=1 DURATION=10s CONNS=64 deploy/bench/bench.sh      # reuse the binaries (PROFILE=release)
 #   MCONF=narenas:2,dirty_decay_ms:300 ...   # override the api's jemalloc options (_RJEM_MALLOC_CONF)
 #   API_BIN=/path/to/integrations-api ...     # measure another api build against the same fakes
+#   SLACK_CHANNELS=5000 ...                   # the fake Slack with a large workspace's channel directory
 #
 # Needs wrk and nginx (Debian: apt-get install -y wrk nginx). Everything binds to 127.0.0.1 and every
 # case is bounded by DURATION; all processes started here are stopped on exit.
@@ -41,6 +42,7 @@ done
 wait_http() { for _ in $(seq 1 400); do curl -fs -o /dev/null "$1" && return 0; sleep 0.01; done; echo "timeout: $1" >&2; return 1; }
 
 "$BIN/integrations-fakes" --jira $JIRA --github $GITHUB --slack $SLACK --github-rate-limit 1000000000 \
+    --slack-channels "${SLACK_CHANNELS:-0}" \
     >"$WORK/fakes.log" 2>&1 &
 PIDS+=($!)
 sleep 0.3

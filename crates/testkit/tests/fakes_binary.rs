@@ -1,5 +1,5 @@
 //! The `integrations-fakes` binary (also built here for tests/readme.rs): it refuses to start with
-//! nothing to serve, and holds answers back by `--latency-ms`.
+//! nothing to serve, holds answers back by `--latency-ms` and seeds `--slack-channels`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -40,4 +40,44 @@ async fn latency_ms_holds_every_answer_back() {
     }
     child.kill().expect("kill");
     child.wait().expect("reaped");
+}
+
+#[tokio::test]
+async fn slack_channels_are_added_to_the_demo_workspace() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_integrations-fakes"))
+        .env_clear()
+        .args(["--slack", "127.0.0.1:0", "--slack-channels", "1500"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let base = line.trim().strip_prefix("slack=").expect("slack=<url>").trim_end_matches('/').to_owned();
+    let client = reqwest::Client::new();
+    let mut names = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let page: serde_json::Value = client
+            .get(format!("{base}/api/conversations.list?limit=1000&exclude_archived=true&cursor={cursor}"))
+            .bearer_auth("xoxb-fake-bot-token")
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(page["ok"], true, "{page}");
+        let channels = page["channels"].as_array().expect("channels");
+        names.extend(channels.iter().filter_map(|c| c["name"].as_str().map(str::to_owned)));
+        cursor = page["response_metadata"]["next_cursor"].as_str().unwrap_or_default().to_owned();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    child.kill().expect("kill");
+    child.wait().expect("reaped");
+    // the demo's three unarchived public channels and the 1,500 added, over two pages
+    assert_eq!(names.len(), 3 + 1500, "{:?}", &names[..names.len().min(8)]);
+    assert!(names.iter().any(|n| n == "general"));
+    assert!(names.iter().any(|n| n == "bench-00000") && names.iter().any(|n| n == "bench-01499"));
 }

@@ -23,6 +23,10 @@ struct Args {
     /// Core rate limit per hour of the fake GitHub (GitHub's own is 5000; raise it for load tests).
     #[arg(long, env = "FAKE_GITHUB_RATE_LIMIT", default_value_t = 5000)]
     github_rate_limit: u64,
+    /// Public channels added to the fake Slack's demo workspace (`#bench-00000`, ...), for a channel
+    /// directory the size of a large workspace's. 0 (the default) adds none.
+    #[arg(long, env = "FAKE_SLACK_CHANNELS", default_value_t = 0)]
+    slack_channels: u32,
     /// Hold every answer back this long (milliseconds): loopback answers in microseconds, a real
     /// upstream in tens to hundreds of milliseconds. 0 (the default) answers at once.
     #[arg(long, env = "FAKE_LATENCY_MS", default_value_t = 0)]
@@ -37,12 +41,20 @@ async fn main() -> anyhow::Result<()> {
         [("jira", args.jira), ("github", args.github), ("slack", args.slack)];
     for (name, addr) in fakes {
         let Some(addr) = addr else { continue };
-        let router = if name == "github" {
-            let github = integration_testkit::github::FakeGitHub::demo();
-            github.set_rate_limit("core", args.github_rate_limit, 3600);
-            Some(integration_testkit::github::router(github))
-        } else {
-            integration_testkit::fake_router(name)
+        let router = match name {
+            "github" => {
+                let github = integration_testkit::github::FakeGitHub::demo();
+                github.set_rate_limit("core", args.github_rate_limit, 3600);
+                Some(integration_testkit::github::router(github))
+            }
+            "slack" => {
+                let slack = integration_testkit::slack::FakeSlack::demo();
+                for i in 0..args.slack_channels {
+                    slack.add_channel(&format!("bench-{i:05}"), false);
+                }
+                Some(integration_testkit::slack::router(slack))
+            }
+            _ => integration_testkit::fake_router(name),
         };
         let Some(router) = router else {
             eprintln!("{name}: no fake of this provider is built yet, skipped");
