@@ -48,6 +48,67 @@ pub async fn set_json<T: Serialize + ?Sized>(cache: &dyn Cache, key: &str, value
     }
 }
 
+/// One filler per cache key. Callers that miss the same key at once take turns: the first fetches
+/// and stores the value, the others look again when their turn comes and find it, instead of each
+/// asking the upstream for the same thing (a cache stampede: 64 first calls to a Slack workspace of
+/// 5,000 channels fetched its whole channel directory 64 times at once).
+///
+/// ```
+/// # use integration_core::cache::FillLocks;
+/// # async fn lookup(cached: impl Fn() -> Option<u32>, fetch: impl AsyncFn() -> u32) -> u32 {
+/// let fills = FillLocks::default();
+/// if let Some(hit) = cached() { return hit; }
+/// let _turn = fills.lock("key").await;
+/// if let Some(hit) = cached() { return hit; } // filled while this caller waited
+/// fetch().await // and store it, before the turn is dropped
+/// # }
+/// ```
+///
+/// Only keys being filled take memory: a key's lock goes when its last holder does.
+#[derive(Debug, Default)]
+pub struct FillLocks {
+    locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The turn to fill one key (see [`FillLocks`]); the next caller's turn starts when this drops.
+#[derive(Debug)]
+pub struct FillTurn<'a> {
+    locks: &'a FillLocks,
+    key: String,
+    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl FillLocks {
+    /// Wait for the turn to fill `key`.
+    pub async fn lock(&self, key: &str) -> FillTurn<'_> {
+        let lock = self.map().entry(key.to_owned()).or_default().clone();
+        FillTurn { locks: self, key: key.to_owned(), guard: Some(lock.lock_owned().await) }
+    }
+
+    /// Keys with a turn held or awaited.
+    pub fn pending(&self) -> usize {
+        self.map().len()
+    }
+
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+        self.locks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Drop for FillTurn<'_> {
+    fn drop(&mut self) {
+        // The guard holds a reference to the lock: let it go first, then drop the entry if the
+        // map's is the last one (a waiter would hold another; clones are made under the map's lock).
+        drop(self.guard.take());
+        let mut map = self.locks.map();
+        if map.get(&self.key).is_some_and(|lock| Arc::strong_count(lock) == 1) {
+            map.remove(&self.key);
+        }
+    }
+}
+
 /// What an entry holds: bytes as given, or a parsed JSON value (kept parsed, so a hit costs a
 /// reference count instead of a parse).
 #[derive(Clone)]
@@ -159,6 +220,35 @@ mod tests {
         cache.set("a", b"x".to_vec(), Duration::from_secs(60)).await;
         cache.remove("a").await;
         assert_eq!(cache.get("a").await, None);
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_of_one_key_fill_it_once() {
+        let cache = Arc::new(InMemoryCache::default());
+        let fills = Arc::new(FillLocks::default());
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lookup = |key: &'static str| {
+            let (cache, fills, fetches) = (cache.clone(), fills.clone(), fetches.clone());
+            tokio::spawn(async move {
+                if let Some(hit) = get_json::<u32>(cache.as_ref(), key).await {
+                    return hit;
+                }
+                let _turn = fills.lock(key).await;
+                if let Some(hit) = get_json::<u32>(cache.as_ref(), key).await {
+                    return hit;
+                }
+                fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await; // the upstream's time
+                set_json(cache.as_ref(), key, &7_u32, Duration::from_secs(60)).await;
+                7
+            })
+        };
+        let tasks: Vec<_> = (0..16).map(|i| lookup(if i % 2 == 0 { "a" } else { "b" })).collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("joined"), 7);
+        }
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2, "one fetch per key");
+        assert_eq!(fills.pending(), 0, "no lock is left behind");
     }
 
     #[tokio::test]

@@ -79,6 +79,8 @@ pub(crate) fn build_client(connection: &Connection) -> Result<JiraClient, Integr
 pub struct Jira {
     clients: Arc<ClientCache>,
     options: JiraOptions,
+    /// One fetch of the project list at a time per cache key.
+    fills: Arc<integration_core::cache::FillLocks>,
 }
 
 impl Jira {
@@ -89,7 +91,7 @@ impl Jira {
 
     /// The provider with the given options.
     pub fn with_options(options: JiraOptions) -> Self {
-        Self { clients: Arc::default(), options }
+        Self { clients: Arc::default(), options, fills: Arc::default() }
     }
 
     /// The (cached) client of a connection, for code that calls Jira directly.
@@ -123,7 +125,11 @@ impl Integration for Jira {
     }
 
     fn tools(&self) -> Vec<Arc<dyn Tool>> {
-        tools::all(tools::Shared { clients: self.clients.clone(), options: self.options })
+        tools::all(tools::Shared {
+            clients: self.clients.clone(),
+            options: self.options,
+            fills: self.fills.clone(),
+        })
     }
 
     async fn check(&self, connection: &Connection) -> Result<Health, IntegrationError> {

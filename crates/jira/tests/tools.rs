@@ -170,6 +170,18 @@ async fn list_and_find_projects_with_the_cache() {
     assert_eq!(env.server.calls_to("/rest/api/3/project/search"), before);
 }
 
+/// Finder calls that miss the cache together fetch the project list once: the others wait for it.
+#[tokio::test]
+async fn concurrent_finder_misses_fetch_the_project_list_once() {
+    let env = setup().await;
+    env.server.faults().push(Fault::delay(Duration::from_millis(100)).times(4));
+    let find = |name: &'static str| env.call("jira_project_finder", json!({"project_name": name}));
+    let (a, b, c, d) = tokio::join!(find("Engineering"), find("Marketing"), find("ops"), find("ENG"));
+    let keys: Vec<Value> = [a, b, c, d].into_iter().map(|r| r.expect("found")["key"].clone()).collect();
+    assert_eq!(keys, [json!("ENG"), json!("MKT"), json!("OPS"), json!("ENG")]);
+    assert_eq!(env.server.calls_to("/rest/api/3/project/search"), 1, "one fetch for the four misses");
+}
+
 #[tokio::test]
 async fn get_project_and_statuses() {
     let env = setup().await;

@@ -104,6 +104,8 @@ impl ClientCache {
 pub struct Slack {
     clients: Arc<ClientCache>,
     options: SlackOptions,
+    /// One fetch of a channel directory at a time per cache key.
+    fills: Arc<integration_core::cache::FillLocks>,
 }
 
 impl Default for Slack {
@@ -120,7 +122,7 @@ impl Slack {
 
     /// The provider with the given options.
     pub fn with_options(options: SlackOptions) -> Self {
-        Self { clients: Arc::new(ClientCache::new(options.client)), options }
+        Self { clients: Arc::new(ClientCache::new(options.client)), options, fills: Arc::default() }
     }
 
     /// The (cached) client of a connection, for code that calls Slack directly.
@@ -150,7 +152,11 @@ impl Integration for Slack {
     }
 
     fn tools(&self) -> Vec<Arc<dyn Tool>> {
-        tools::all(tools::Shared { clients: self.clients.clone(), options: self.options })
+        tools::all(tools::Shared {
+            clients: self.clients.clone(),
+            options: self.options,
+            fills: self.fills.clone(),
+        })
     }
 
     async fn check(&self, connection: &Connection) -> Result<Health, IntegrationError> {

@@ -553,6 +553,27 @@ async fn a_channel_name_is_resolved_from_its_own_cache_entry() {
     assert!(!cache.written("channel-id:genral"), "{:?}", cache.log());
 }
 
+/// Messages by channel name that miss the directory together fetch it once: the others wait for it.
+#[tokio::test]
+async fn concurrent_directory_misses_fetch_it_once() {
+    let env = env().await;
+    let mut unpaced = connection(&env.server, FakeSlack::BOT_TOKEN);
+    unpaced.config["pacing"] = json!(false);
+    let connections = Arc::new(InMemoryConnections::new());
+    connections.insert(unpaced);
+    let executor = Executor::new(env.executor.registry().clone(), connections, ExecutorConfig::default());
+    env.server.faults().push(Fault::delay(Duration::from_millis(100)).times(1));
+    let send = |channel: &'static str| {
+        executor.execute(ToolCall::new("slack_send_message", json!({"channel": channel, "text": "hi"})))
+    };
+    let (a, b, c, d) = tokio::join!(send("#general"), send("#random"), send("engineering"), send("#general"));
+    for outcome in [a, b, c, d] {
+        outcome.result.expect("sent");
+    }
+    assert_eq!(env.server.calls_to("/api/conversations.list"), 1, "one fetch for the four misses");
+    assert_eq!(env.fake.messages_in(&env.id("general")).len(), 2);
+}
+
 /// An in-memory cache that logs the keys read and written.
 #[derive(Default)]
 struct KeyLog {

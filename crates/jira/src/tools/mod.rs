@@ -17,11 +17,12 @@ mod users;
 /// Route prefix of every Jira tool.
 const ROUTE: &str = "/api/integrations/jira";
 
-/// What the tools share: the client cache and the provider options.
+/// What the tools share: the client cache, the provider options and the cache's fill locks.
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) clients: Arc<ClientCache>,
     pub(crate) options: JiraOptions,
+    pub(crate) fills: Arc<integration_core::cache::FillLocks>,
 }
 
 impl Shared {

@@ -217,13 +217,19 @@ async fn remember(shared: &Shared, ctx: &ToolContext, key: &str, list: Vec<Value
     list
 }
 
-/// Every project (up to [`FINDER_MAX_PROJECTS`]), cached per connection when allowed.
+/// Every project (up to [`FINDER_MAX_PROJECTS`]), cached per connection when allowed; concurrent
+/// misses fetch it once ([`integration_core::cache::FillLocks`]).
 async fn all_projects(
     shared: &Shared,
     ctx: &ToolContext,
     client: &JiraClient,
 ) -> Result<Arc<Value>, IntegrationError> {
     let key = cache_key(ctx, "projects:all");
+    if let Some(hit) = cached_list(ctx, &key).await {
+        return Ok(hit);
+    }
+    // A call that wants a fresh answer neither waits for other fillers nor holds them up.
+    let _turn = if ctx.use_cache { Some(shared.fills.lock(&key).await) } else { None };
     if let Some(hit) = cached_list(ctx, &key).await {
         return Ok(hit);
     }

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use integration_core::cache::{get_json, set_json};
+use integration_core::cache::{FillLocks, get_json, set_json};
 use integration_core::{ErrorKind, IntegrationError, Tool, ToolContext};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -28,11 +28,12 @@ const ROUTE: &str = "/api/integrations/slack";
 /// Most blocks Slack accepts in one message.
 const MAX_BLOCKS: usize = 50;
 
-/// What the tools share: the client cache and the provider options.
+/// What the tools share: the client cache, the provider options and the cache's fill locks.
 #[derive(Clone)]
 pub(crate) struct Shared {
     pub(crate) clients: Arc<ClientCache>,
     pub(crate) options: SlackOptions,
+    pub(crate) fills: Arc<FillLocks>,
 }
 
 impl Shared {
@@ -98,13 +99,19 @@ impl Shared {
         .with_details(json!({ "channel": channel, "did_you_mean": suggestions })))
     }
 
-    /// `(id, name)` of every unarchived public and private channel the bot can see.
+    /// `(id, name)` of every unarchived public and private channel the bot can see. Concurrent
+    /// misses fetch it once ([`FillLocks`]).
     async fn channel_directory(
         &self,
         ctx: &ToolContext,
         client: &SlackClient,
     ) -> Result<Vec<(String, String)>, IntegrationError> {
         let key = self.cache_key(ctx, client, "channel-directory");
+        if let Some(hit) = self.cached::<Vec<(String, String)>>(ctx, &key).await {
+            return Ok(hit);
+        }
+        // A call that wants a fresh answer neither waits for other fillers nor holds them up.
+        let _turn = if ctx.use_cache { Some(self.fills.lock(&key).await) } else { None };
         if let Some(hit) = self.cached::<Vec<(String, String)>>(ctx, &key).await {
             return Ok(hit);
         }
