@@ -1,6 +1,7 @@
 //! A small cache interface for read-mostly upstream lookups (project lists, channel lists, user
 //! info). The store crate implements it on Redis; [`InMemoryCache`] (moka) is the embedded default.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,8 @@ use async_trait::async_trait;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::IntegrationError;
 
 /// A byte cache with per-entry time to live. Failures are never fatal: an implementation that
 /// cannot reach its backend answers `None` / ignores the write and logs.
@@ -51,31 +54,43 @@ pub async fn set_json<T: Serialize + ?Sized>(cache: &dyn Cache, key: &str, value
 /// One filler per cache key. Callers that miss the same key at once take turns: the first fetches
 /// and stores the value, the others look again when their turn comes and find it, instead of each
 /// asking the upstream for the same thing (a cache stampede: 64 first calls to a Slack workspace of
-/// 5,000 channels fetched its whole channel directory 64 times at once).
+/// 5,000 channels fetched its whole channel directory 64 times at once). A fetch that fails hands
+/// its error to the callers that waited for it ([`FillTurn::failed`]), so a failing upstream is not
+/// asked again by each of them in turn.
 ///
 /// ```
+/// # use integration_core::IntegrationError;
 /// # use integration_core::cache::FillLocks;
-/// # async fn lookup(cached: impl Fn() -> Option<u32>, fetch: impl AsyncFn() -> u32) -> u32 {
+/// # async fn lookup(
+/// #     cached: impl Fn() -> Option<u32>,
+/// #     fetch: impl AsyncFn() -> Result<u32, IntegrationError>,
+/// # ) -> Result<u32, IntegrationError> {
 /// let fills = FillLocks::default();
-/// if let Some(hit) = cached() { return hit; }
-/// let _turn = fills.lock("key").await;
-/// if let Some(hit) = cached() { return hit; } // filled while this caller waited
-/// fetch().await // and store it, before the turn is dropped
+/// if let Some(hit) = cached() { return Ok(hit); }
+/// let mut turn = fills.lock("key").await;
+/// if let Some(error) = turn.failure() { return Err(error); } // the fetch waited for failed
+/// if let Some(hit) = cached() { return Ok(hit); }           // filled while this caller waited
+/// let fetched = fetch().await.inspect_err(|e| turn.failed(e))?;
+/// // store `fetched` in the cache before the turn is dropped
+/// # Ok(fetched)
 /// # }
 /// ```
 ///
 /// Only keys being filled take memory: a key's lock goes when its last holder does.
 #[derive(Debug, Default)]
 pub struct FillLocks {
-    locks: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: std::sync::Mutex<HashMap<String, Arc<FillLock>>>,
 }
+
+/// The last failed fetch of one key, for the callers that waited for it.
+type FillLock = tokio::sync::Mutex<Option<IntegrationError>>;
 
 /// The turn to fill one key (see [`FillLocks`]); the next caller's turn starts when this drops.
 #[derive(Debug)]
 pub struct FillTurn<'a> {
     locks: &'a FillLocks,
     key: String,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    guard: Option<tokio::sync::OwnedMutexGuard<Option<IntegrationError>>>,
 }
 
 impl FillLocks {
@@ -90,10 +105,22 @@ impl FillLocks {
         self.map().len()
     }
 
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<FillLock>>> {
         self.locks.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl FillTurn<'_> {
+    /// The error of the fetch this caller waited for, if it failed.
+    pub fn failure(&self) -> Option<IntegrationError> {
+        self.guard.as_ref().and_then(|failure| (**failure).clone())
+    }
+
+    /// This turn's fetch failed with `error`: the callers waiting for it get the same error.
+    pub fn failed(&mut self, error: &IntegrationError) {
+        if let Some(failure) = self.guard.as_mut() {
+            **failure = Some(error.clone());
+        }
     }
 }
 
@@ -249,6 +276,37 @@ mod tests {
         }
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2, "one fetch per key");
         assert_eq!(fills.pending(), 0, "no lock is left behind");
+    }
+
+    #[tokio::test]
+    async fn callers_that_waited_for_a_failed_fetch_get_its_error() {
+        let fills = Arc::new(FillLocks::default());
+        let fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lookup = || {
+            let (fills, fetches) = (fills.clone(), fetches.clone());
+            tokio::spawn(async move {
+                let mut turn = fills.lock("down").await;
+                if let Some(error) = turn.failure() {
+                    return Err(error);
+                }
+                fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let error = IntegrationError::new(crate::ErrorKind::Network, "slack", "connection refused");
+                turn.failed(&error);
+                Err::<u32, _>(error)
+            })
+        };
+        let tasks: Vec<_> = (0..8).map(|_| lookup()).collect();
+        for task in tasks {
+            let error = task.await.expect("joined").expect_err("failed");
+            assert!(error.to_string().contains("connection refused"), "{error}");
+        }
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "the upstream was asked once");
+        assert_eq!(fills.pending(), 0);
+        // a caller after the burst tries again
+        let again = lookup().await.expect("joined");
+        assert!(again.is_err());
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use integration_core::cache::FillTurn;
 use integration_core::{IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -218,7 +219,7 @@ async fn remember(shared: &Shared, ctx: &ToolContext, key: &str, list: Vec<Value
 }
 
 /// Every project (up to [`FINDER_MAX_PROJECTS`]), cached per connection when allowed; concurrent
-/// misses fetch it once ([`integration_core::cache::FillLocks`]).
+/// misses fetch it once ([`integration_core::cache::FillLocks`]; a failed fetch fails them all).
 async fn all_projects(
     shared: &Shared,
     ctx: &ToolContext,
@@ -229,10 +230,23 @@ async fn all_projects(
         return Ok(hit);
     }
     // A call that wants a fresh answer neither waits for other fillers nor holds them up.
-    let _turn = if ctx.use_cache { Some(shared.fills.lock(&key).await) } else { None };
+    let mut turn = if ctx.use_cache { Some(shared.fills.lock(&key).await) } else { None };
+    if let Some(error) = turn.as_ref().and_then(FillTurn::failure) {
+        return Err(error);
+    }
     if let Some(hit) = cached_list(ctx, &key).await {
         return Ok(hit);
     }
+    let projects = fetch_all_projects(client).await.inspect_err(|e| {
+        if let Some(turn) = turn.as_mut() {
+            turn.failed(e);
+        }
+    })?;
+    Ok(remember(shared, ctx, &key, projects).await)
+}
+
+/// Every project, page by page, up to [`FINDER_MAX_PROJECTS`].
+async fn fetch_all_projects(client: &JiraClient) -> Result<Vec<Value>, IntegrationError> {
     let mut projects: Vec<Value> = Vec::new();
     let mut start = 0;
     loop {
@@ -245,7 +259,7 @@ async fn all_projects(
             break;
         }
     }
-    Ok(remember(shared, ctx, &key, projects).await)
+    Ok(projects)
 }
 
 /// [`all_projects`] trimmed ([`Project`]s as JSON, same order), cached per connection when allowed.

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use integration_core::cache::{FillLocks, get_json, set_json};
+use integration_core::cache::{FillLocks, FillTurn, get_json, set_json};
 use integration_core::{ErrorKind, IntegrationError, Tool, ToolContext};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -100,7 +100,7 @@ impl Shared {
     }
 
     /// `(id, name)` of every unarchived public and private channel the bot can see. Concurrent
-    /// misses fetch it once ([`FillLocks`]).
+    /// misses fetch it once ([`FillLocks`]; a failed fetch fails them all).
     async fn channel_directory(
         &self,
         ctx: &ToolContext,
@@ -111,24 +111,18 @@ impl Shared {
             return Ok(hit);
         }
         // A call that wants a fresh answer neither waits for other fillers nor holds them up.
-        let _turn = if ctx.use_cache { Some(self.fills.lock(&key).await) } else { None };
+        let mut turn = if ctx.use_cache { Some(self.fills.lock(&key).await) } else { None };
+        if let Some(error) = turn.as_ref().and_then(FillTurn::failure) {
+            return Err(error);
+        }
         if let Some(hit) = self.cached::<Vec<(String, String)>>(ctx, &key).await {
             return Ok(hit);
         }
-        let mut directory = Vec::new();
-        let mut cursor: Option<String> = None;
-        for _ in 0..20 {
-            let page = client
-                .list_conversations(Some("public_channel,private_channel"), true, 1000, cursor.as_deref())
-                .await?;
-            directory.extend(page.items.iter().filter_map(|c| {
-                Some((c.get("id")?.as_str()?.to_owned(), c.get("name")?.as_str()?.to_lowercase()))
-            }));
-            cursor = page.next_cursor;
-            if cursor.is_none() {
-                break;
+        let directory = fetch_directory(client).await.inspect_err(|e| {
+            if let Some(turn) = turn.as_mut() {
+                turn.failed(e);
             }
-        }
+        })?;
         self.store(ctx, &key, &directory, self.options.directory_cache_ttl).await;
         Ok(directory)
     }
@@ -166,6 +160,25 @@ impl Shared {
         self.store(ctx, &key, &id, self.options.directory_cache_ttl).await;
         Ok(id)
     }
+}
+
+/// `(id, name)` of every unarchived channel the bot can see, page by page (at most 20,000).
+async fn fetch_directory(client: &SlackClient) -> Result<Vec<(String, String)>, IntegrationError> {
+    let mut directory = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..20 {
+        let page = client
+            .list_conversations(Some("public_channel,private_channel"), true, 1000, cursor.as_deref())
+            .await?;
+        directory.extend(page.items.iter().filter_map(|c| {
+            Some((c.get("id")?.as_str()?.to_owned(), c.get("name")?.as_str()?.to_lowercase()))
+        }));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    Ok(directory)
 }
 
 /// Every Slack tool.
