@@ -67,6 +67,16 @@ impl Env {
     fn id(&self, channel: &str) -> String {
         self.fake.channel_id(channel).expect("channel")
     }
+
+    /// An executor over the same tools whose connection turns the client's pacing off
+    /// (`"pacing": false`), with default settings.
+    fn unpaced_executor(&self) -> Executor {
+        let mut unpaced = connection(&self.server, FakeSlack::BOT_TOKEN);
+        unpaced.config["pacing"] = json!(false);
+        let connections = Arc::new(InMemoryConnections::new());
+        connections.insert(unpaced);
+        Executor::new(self.executor.registry().clone(), connections, ExecutorConfig::default())
+    }
 }
 
 fn texts(fake: &FakeSlack, channel: &str) -> Vec<String> {
@@ -501,11 +511,7 @@ async fn send_three(executor: Executor, channel: &str) -> Vec<Result<Value, Inte
 #[tokio::test]
 async fn a_connection_without_pacing_sends_at_once() {
     let env = env().await;
-    let mut unpaced = connection(&env.server, FakeSlack::BOT_TOKEN);
-    unpaced.config["pacing"] = json!(false);
-    let connections = Arc::new(InMemoryConnections::new());
-    connections.insert(unpaced);
-    let executor = Executor::new(env.executor.registry().clone(), connections, ExecutorConfig::default());
+    let executor = env.unpaced_executor();
     let general = env.id("general");
     for result in send_three(executor, &general).await {
         result.expect("sent");
@@ -529,13 +535,8 @@ async fn a_connection_without_pacing_sends_at_once() {
 #[tokio::test]
 async fn a_channel_name_is_resolved_from_its_own_cache_entry() {
     let env = env().await;
-    let mut unpaced = connection(&env.server, FakeSlack::BOT_TOKEN);
-    unpaced.config["pacing"] = json!(false);
-    let connections = Arc::new(InMemoryConnections::new());
-    connections.insert(unpaced);
     let cache = Arc::new(KeyLog::default());
-    let executor = Executor::new(env.executor.registry().clone(), connections, ExecutorConfig::default())
-        .with_cache(cache.clone());
+    let executor = env.unpaced_executor().with_cache(cache.clone());
     let send = |channel: &'static str| {
         executor.execute(ToolCall::new("slack_send_message", json!({"channel": channel, "text": "hi"})))
     };
@@ -558,11 +559,7 @@ async fn a_channel_name_is_resolved_from_its_own_cache_entry() {
 #[tokio::test]
 async fn concurrent_directory_misses_fetch_it_once() {
     let env = env().await;
-    let mut unpaced = connection(&env.server, FakeSlack::BOT_TOKEN);
-    unpaced.config["pacing"] = json!(false);
-    let connections = Arc::new(InMemoryConnections::new());
-    connections.insert(unpaced);
-    let executor = Executor::new(env.executor.registry().clone(), connections, ExecutorConfig::default());
+    let executor = env.unpaced_executor();
     env.server.faults().push(Fault::delay(Duration::from_millis(100)).times(1));
     let send = |channel: &'static str| {
         executor.execute(ToolCall::new("slack_send_message", json!({"channel": channel, "text": "hi"})))

@@ -2,8 +2,24 @@
 //! nothing to serve, holds answers back by `--latency-ms` and seeds `--slack-channels`.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Start the binary serving one fake on a free port; its base URL, read from the line it prints.
+fn serve(fake: &str, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_integrations-fakes"))
+        .env_clear()
+        .arg(format!("--{fake}"))
+        .arg("127.0.0.1:0")
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
+    let base = line.trim().strip_prefix(&format!("{fake}=")).expect("<fake>=<url>").trim_end_matches('/');
+    (child, base.to_owned())
+}
 
 #[test]
 fn refuses_to_start_with_nothing_to_serve() {
@@ -14,15 +30,7 @@ fn refuses_to_start_with_nothing_to_serve() {
 
 #[tokio::test]
 async fn latency_ms_holds_every_answer_back() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_integrations-fakes"))
-        .env_clear()
-        .args(["--github", "127.0.0.1:0", "--latency-ms", "250"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-    let base = line.trim().strip_prefix("github=").expect("github=<url>").trim_end_matches('/').to_owned();
+    let (mut child, base) = serve("github", &["--latency-ms", "250"]);
     let client = reqwest::Client::new();
     for _ in 0..2 {
         let started = Instant::now();
@@ -44,15 +52,7 @@ async fn latency_ms_holds_every_answer_back() {
 
 #[tokio::test]
 async fn slack_channels_are_added_to_the_demo_workspace() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_integrations-fakes"))
-        .env_clear()
-        .args(["--slack", "127.0.0.1:0", "--slack-channels", "1500"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-    let base = line.trim().strip_prefix("slack=").expect("slack=<url>").trim_end_matches('/').to_owned();
+    let (mut child, base) = serve("slack", &["--slack-channels", "1500"]);
     let client = reqwest::Client::new();
     let mut names = Vec::new();
     let mut cursor = String::new();
