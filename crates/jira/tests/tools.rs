@@ -8,6 +8,7 @@ use integration_core::{
     Connection, ErrorKind, Executor, ExecutorConfig, InMemoryConnections, IntegrationError, Registry,
     ToolCall,
 };
+use integration_testkit::cache::RecordingCache;
 use integration_testkit::jira::{FakeJira, IssueSeed, router};
 use integration_testkit::{FakeServer, Fault};
 use serde_json::{Value, json};
@@ -180,6 +181,32 @@ async fn concurrent_finder_misses_fetch_the_project_list_once() {
     let keys: Vec<Value> = [a, b, c, d].into_iter().map(|r| r.expect("found")["key"].clone()).collect();
     assert_eq!(keys, [json!("ENG"), json!("MKT"), json!("OPS"), json!("ENG")]);
     assert_eq!(env.server.calls_to("/rest/api/3/project/search"), 1, "one fetch for the four misses");
+}
+
+/// A project found by name is read back from its own cache entry: the next calls for it, in any
+/// case, do not read the project list again. Names that match nothing are not cached.
+#[tokio::test]
+async fn a_found_project_is_read_back_from_its_own_cache_entry() {
+    let env = setup().await;
+    let cache = Arc::new(RecordingCache::default());
+    let executor =
+        Executor::new(env.executor.registry().clone(), env.connections.clone(), ExecutorConfig::default())
+            .with_cache(cache.clone());
+    let find =
+        |name: &str| executor.execute(ToolCall::new("jira_project_finder", json!({"project_name": name})));
+    assert_eq!(find("Engineering").await.result.expect("found")["key"], "ENG");
+    let lists = cache.reads("projects:all:views");
+    assert!(lists >= 1, "the first call reads the list");
+    for spelling in ["engineering", " ENGINEERING "] {
+        assert_eq!(find(spelling).await.result.expect("found")["key"], "ENG");
+    }
+    assert_eq!(cache.reads("projects:all:views"), lists, "later calls do not: {:?}", cache.log());
+    assert_eq!(cache.reads("projects:found:view:engineering"), 3);
+    assert_eq!(env.server.calls_to("/rest/api/3/project/search"), 1);
+
+    let missing = find("Enginering").await.result.expect_err("no such project");
+    assert_eq!(missing.kind(), &ErrorKind::NotFound);
+    assert!(!cache.written("projects:found:view:enginering"), "{:?}", cache.log());
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use integration_core::{
     Method, Registry, ToolCall, ToolOutcome,
 };
 use integration_slack::{Slack, SlackOptions};
+use integration_testkit::cache::RecordingCache;
 use integration_testkit::slack::{FakeSlack, router};
 use integration_testkit::{FakeServer, Fault};
 use serde_json::{Value, json};
@@ -535,18 +536,18 @@ async fn a_connection_without_pacing_sends_at_once() {
 #[tokio::test]
 async fn a_channel_name_is_resolved_from_its_own_cache_entry() {
     let env = env().await;
-    let cache = Arc::new(KeyLog::default());
+    let cache = Arc::new(RecordingCache::default());
     let executor = env.unpaced_executor().with_cache(cache.clone());
     let send = |channel: &'static str| {
         executor.execute(ToolCall::new("slack_send_message", json!({"channel": channel, "text": "hi"})))
     };
     send("#general").await.result.expect("first");
-    let first = cache.read("channel-directory");
+    let first = cache.reads("channel-directory");
     assert!(first >= 1, "the first message reads the directory");
     send("#General").await.result.expect("second");
     send("general").await.result.expect("third");
-    assert_eq!(cache.read("channel-directory"), first, "later messages do not: {:?}", cache.log());
-    assert_eq!(cache.read("channel-id:general"), 3);
+    assert_eq!(cache.reads("channel-directory"), first, "later messages do not: {:?}", cache.log());
+    assert_eq!(cache.reads("channel-id:general"), 3);
     assert_eq!(env.server.calls_to("/api/conversations.list"), 1);
     assert_eq!(env.fake.messages_in(&env.id("general")).len(), 3);
 
@@ -570,40 +571,6 @@ async fn concurrent_directory_misses_fetch_it_once() {
     }
     assert_eq!(env.server.calls_to("/api/conversations.list"), 1, "one fetch for the four misses");
     assert_eq!(env.fake.messages_in(&env.id("general")).len(), 2);
-}
-
-/// An in-memory cache that logs the keys read and written.
-#[derive(Default)]
-struct KeyLog {
-    inner: integration_core::cache::InMemoryCache,
-    log: std::sync::Mutex<Vec<(&'static str, String)>>,
-}
-
-impl KeyLog {
-    fn log(&self) -> Vec<(&'static str, String)> {
-        self.log.lock().expect("lock").clone()
-    }
-    fn read(&self, suffix: &str) -> usize {
-        self.log().iter().filter(|(op, key)| *op == "get" && key.ends_with(suffix)).count()
-    }
-    fn written(&self, suffix: &str) -> bool {
-        self.log().iter().any(|(op, key)| *op == "set" && key.ends_with(suffix))
-    }
-}
-
-#[async_trait::async_trait]
-impl integration_core::cache::Cache for KeyLog {
-    async fn get(&self, key: &str) -> Option<Vec<u8>> {
-        self.log.lock().expect("lock").push(("get", key.to_owned()));
-        self.inner.get(key).await
-    }
-    async fn set(&self, key: &str, value: Vec<u8>, ttl: Duration) {
-        self.log.lock().expect("lock").push(("set", key.to_owned()));
-        self.inner.set(key, value, ttl).await;
-    }
-    async fn remove(&self, key: &str) {
-        self.inner.remove(key).await;
-    }
 }
 
 /// A message whose turn in the channel's queue would come later than halfway to the call's

@@ -5,6 +5,7 @@
 //! adds what every fake needs (a loopback port, switchable faults, a record of every request) in one
 //! place, underneath the router, so a fake never implements faults itself.
 
+pub mod cache;
 pub mod github;
 pub mod harness;
 pub mod jira;

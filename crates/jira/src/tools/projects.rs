@@ -289,6 +289,19 @@ async fn find_project(shared: &Shared, ctx: &ToolContext, p: FindProject) -> Res
     if wanted.is_empty() {
         return Err(IntegrationError::invalid_input(PROVIDER, "project_name must not be empty"));
     }
+    // A name found is kept on its own (same time to live as the list): the next call for it reads
+    // one project instead of the whole list, which with a Redis cache is up to a thousand projects
+    // fetched and parsed per call. Keyed by the name as `eq_ci` compares it (lower-cased per
+    // character), so every spelling that matches the same project shares the entry; only names that
+    // exist are kept. An entry made just before the list expires may outlive it by one time to live.
+    let folded: String = wanted.chars().flat_map(char::to_lowercase).collect();
+    let shape = if p.raw { "raw" } else { "view" };
+    let found_key = cache_key(ctx, &format!("projects:found:{shape}:{folded}"));
+    if ctx.use_cache
+        && let Some(hit) = ctx.cache.get_value(&found_key).await.filter(|hit| hit.is_object())
+    {
+        return Ok(Arc::unwrap_or_clone(hit));
+    }
     let client = shared.client(ctx)?;
     // The trimmed list is kept beside the raw one, so a hit only picks and copies one project.
     let all = if p.raw {
@@ -305,7 +318,13 @@ async fn find_project(shared: &Shared, ctx: &ToolContext, p: FindProject) -> Res
         .find(|v| eq_ci(field(v, "name"), wanted))
         .or_else(|| projects.iter().find(|v| eq_ci(field(v, "key"), wanted)));
     match found {
-        Some(project) => Ok(project.clone()),
+        Some(project) => {
+            if ctx.use_cache {
+                let ttl = shared.options.project_cache_ttl;
+                ctx.cache.set_value(&found_key, Arc::new(project.clone()), ttl).await;
+            }
+            Ok(project.clone())
+        }
         None => {
             let suggestions = closest(wanted, projects.iter().map(|v| field(v, "name")), 5);
             let message = if suggestions.is_empty() {
