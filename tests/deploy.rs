@@ -304,6 +304,16 @@ async fn every_dashboard_metric_is_exported() {
         json!({"bot_token": FakeSlack::BOT_TOKEN, "api_url": format!("{}/api/", slack.base_url())}),
     )
     .await;
+    // ... and a Slack connection whose calls may last a second: a second message to a channel
+    // within the second is refused by the client's pacing (a pacing refusal).
+    configure(
+        &client,
+        &api,
+        "slack-tight",
+        json!({"provider": "slack", "bot_token": FakeSlack::BOT_TOKEN,
+               "api_url": format!("{}/api/", slack.base_url()), "timeout_seconds": 1}),
+    )
+    .await;
 
     let projects = "/api/integrations/jira/projects?project_name=Engineering&cache=false";
     let (status, body) = call(&client, client.get(api.url(projects))).await;
@@ -338,6 +348,13 @@ async fn every_dashboard_metric_is_exported() {
             call(&client, client.post(api.url("/api/integrations/slack/message")).json(&message)).await;
         assert!(status == 200 || status == 201, "{status} {body}");
     }
+    // With a one-second deadline the second one's turn is past halfway to it: refused, unsent.
+    let tight = api.url("/api/integrations/slack/message?connection=slack-tight");
+    let message = json!({"channel": "#random", "text": "tight"});
+    let (status, body) = call(&client, client.post(&tight).json(&message)).await;
+    assert!(status == 200 || status == 201, "{status} {body}");
+    let (status, body) = call(&client, client.post(&tight).json(&message)).await;
+    assert_eq!(status, 429, "{body}");
 
     // The bus metrics come from the worker: run one in-process (same recorder) on a private topology.
     run_one_bus_command(&api).await;
@@ -364,6 +381,10 @@ async fn every_dashboard_metric_is_exported() {
     assert!(
         text.contains("integration_upstream_pacing_wait_seconds_count{provider=\"slack\",scope=\"channel\"}"),
         "the second message's pacing wait is not exported"
+    );
+    assert!(
+        text.contains("integration_upstream_pacing_refusals_total{provider=\"slack\",scope=\"channel\"} 1"),
+        "the refused message is not counted"
     );
     // Upstream calls of all three providers are timed.
     for provider in ["jira", "github", "slack"] {

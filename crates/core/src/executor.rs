@@ -590,7 +590,9 @@ fn envelope(config: &ExecutorConfig, retries: u32) -> backon::ExponentialBackoff
 
 /// The wait before the next attempt, or `None` to stop retrying: the jittered `delay` of the
 /// schedule, stretched to the upstream's `Retry-After` when that is longer, and only if the wait
-/// ends before the deadline (never sleep past it: the caller gets the error instead).
+/// leaves the attempt at least as long again before the deadline ([`deadline::fits`], the rule of
+/// the rate-limit waits too). Sleeping until just before the deadline would leave the attempt no
+/// time: a write would time out with an unknown effect instead of failing with the error it had.
 fn next_delay(
     delay: Option<Duration>,
     retry_after: Option<Duration>,
@@ -602,7 +604,7 @@ fn next_delay(
         Some(asked) if asked > delay => asked,
         _ => delay,
     };
-    now.checked_add(delay).is_some_and(|end| end < deadline).then_some(delay)
+    deadline::fits(delay, now, deadline).then_some(delay)
 }
 
 /// "Full jitter": each delay is uniform in `[0, exponential delay]`, which spreads retries of many
@@ -711,7 +713,7 @@ mod tests {
             }
 
             /// A retry waits at least what the upstream asked for (`Retry-After`) and at least its
-            /// jittered delay, and happens only if the wait ends before the deadline.
+            /// jittered delay, and happens only if the attempt keeps as long again before the deadline.
             #[test]
             fn retry_wait_honours_retry_after_and_the_deadline(
                 delay in proptest::option::of(millis(20_000)),
@@ -725,9 +727,11 @@ mod tests {
                     (None, got) => prop_assert_eq!(got, None, "the schedule is exhausted: no more retries"),
                     (Some(w), Some(got)) => {
                         prop_assert_eq!(got, w);
-                        prop_assert!(now + got < deadline);
+                        prop_assert!(got * 2 <= budget, "{:?} leaves the attempt less than itself", got);
                     }
-                    (Some(w), None) => prop_assert!(now + w >= deadline, "{:?} fits before the deadline", w),
+                    (Some(w), None) => {
+                        prop_assert!(w.saturating_mul(2) > budget, "{:?} and as long again fit in {:?}", w, budget);
+                    }
                 }
             }
         }
