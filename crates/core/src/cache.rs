@@ -67,9 +67,8 @@ pub async fn set_json<T: Serialize + ?Sized>(cache: &dyn Cache, key: &str, value
 /// # ) -> Result<u32, IntegrationError> {
 /// let fills = FillLocks::default();
 /// if let Some(hit) = cached() { return Ok(hit); }
-/// let mut turn = fills.lock("key").await;
-/// if let Some(error) = turn.failure() { return Err(error); } // the fetch waited for failed
-/// if let Some(hit) = cached() { return Ok(hit); }           // filled while this caller waited
+/// let mut turn = fills.turn("key", true).await?; // Err: the fetch waited for failed
+/// if let Some(hit) = cached() { return Ok(hit); } // filled while this caller waited
 /// let fetched = fetch().await.inspect_err(|e| turn.failed(e))?;
 /// // store `fetched` in the cache before the turn is dropped
 /// # Ok(fetched)
@@ -100,6 +99,20 @@ impl FillLocks {
         FillTurn { locks: self, key: key.to_owned(), guard: Some(lock.lock_owned().await) }
     }
 
+    /// [`Self::lock`], with the error of the fetch this caller waited for as `Err`. With `coalesce`
+    /// false (a call that wants a fresh answer) nothing is waited for: the turn holds no lock and
+    /// [`FillTurn::failed`] does nothing.
+    pub async fn turn(&self, key: &str, coalesce: bool) -> Result<FillTurn<'_>, IntegrationError> {
+        if !coalesce {
+            return Ok(FillTurn { locks: self, key: String::new(), guard: None });
+        }
+        let turn = self.lock(key).await;
+        match turn.failure() {
+            Some(error) => Err(error),
+            None => Ok(turn),
+        }
+    }
+
     /// Keys with a turn held or awaited.
     pub fn pending(&self) -> usize {
         self.map().len()
@@ -128,7 +141,9 @@ impl Drop for FillTurn<'_> {
     fn drop(&mut self) {
         // The guard holds a reference to the lock: let it go first, then drop the entry if the
         // map's is the last one (a waiter would hold another; clones are made under the map's lock).
-        drop(self.guard.take());
+        if self.guard.take().is_none() {
+            return; // a turn without a lock (`coalesce` false)
+        }
         let mut map = self.locks.map();
         if map.get(&self.key).is_some_and(|lock| Arc::strong_count(lock) == 1) {
             map.remove(&self.key);
@@ -285,10 +300,7 @@ mod tests {
         let lookup = || {
             let (fills, fetches) = (fills.clone(), fetches.clone());
             tokio::spawn(async move {
-                let mut turn = fills.lock("down").await;
-                if let Some(error) = turn.failure() {
-                    return Err(error);
-                }
+                let mut turn = fills.turn("down", true).await?;
                 fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let error = IntegrationError::new(crate::ErrorKind::Network, "slack", "connection refused");
@@ -302,6 +314,11 @@ mod tests {
             assert!(error.to_string().contains("connection refused"), "{error}");
         }
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1, "the upstream was asked once");
+        assert_eq!(fills.pending(), 0);
+        // a call that wants a fresh answer neither waits nor takes a lock
+        let mut fresh = fills.turn("down", false).await.expect("no lock, no failure");
+        fresh.failed(&IntegrationError::new(crate::ErrorKind::Network, "slack", "x"));
+        drop(fresh);
         assert_eq!(fills.pending(), 0);
         // a caller after the burst tries again
         let again = lookup().await.expect("joined");

@@ -344,13 +344,11 @@ fn page(mut answer: Value, field: &str) -> Page {
     Page { items, next_cursor }
 }
 
-/// A call refused by the client's own tier pacing: Slack would answer 429 for it. Counted as a
-/// pacing refusal (`scope="tier"`).
+/// A call refused by the client's own tier pacing: Slack would answer 429 for it.
 fn paced_out(method: &str, wait: std::time::Duration) -> IntegrationError {
-    integration_core::observe_pacing_refusal(PROVIDER, "tier");
-    IntegrationError::new(
-        integration_core::ErrorKind::RateLimited { retry_after: Some(wait) },
-        PROVIDER,
+    refused(
+        "tier",
+        wait,
         format!(
             "Slack allows no more '{method}' calls this minute (its rate-limit tier); retry in {} s",
             wait.as_secs().max(1)
@@ -359,18 +357,27 @@ fn paced_out(method: &str, wait: std::time::Duration) -> IntegrationError {
 }
 
 /// A message refused by the client's per-channel pacing: the messages queued before it for the
-/// channel would hold it past the time its call can wait. Counted as a pacing refusal
-/// (`scope="channel"`).
+/// channel would hold it past the time its call can wait.
 fn queued_out(channel: &str, wait: std::time::Duration) -> IntegrationError {
-    integration_core::observe_pacing_refusal(PROVIDER, "channel");
-    IntegrationError::new(
-        integration_core::ErrorKind::RateLimited { retry_after: Some(wait) },
-        PROVIDER,
+    refused(
+        "channel",
+        wait,
         format!(
             "not sent: messages queued for channel '{channel}' (Slack takes one per second per channel) \
              would outlast this call's deadline; retry in {} s",
             wait.as_secs().max(1)
         ),
+    )
+}
+
+/// A call the client's pacing refused unsent: rate limited with the wait as `Retry-After`, and
+/// counted as a pacing refusal of `scope`.
+fn refused(scope: &'static str, wait: std::time::Duration, message: String) -> IntegrationError {
+    integration_core::observe_pacing_refusal(PROVIDER, scope);
+    IntegrationError::new(
+        integration_core::ErrorKind::RateLimited { retry_after: Some(wait) },
+        PROVIDER,
+        message,
     )
 }
 

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use integration_core::cache::FillTurn;
 use integration_core::{IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -230,18 +229,11 @@ async fn all_projects(
         return Ok(hit);
     }
     // A call that wants a fresh answer neither waits for other fillers nor holds them up.
-    let mut turn = if ctx.use_cache { Some(shared.fills.lock(&key).await) } else { None };
-    if let Some(error) = turn.as_ref().and_then(FillTurn::failure) {
-        return Err(error);
-    }
+    let mut turn = shared.fills.turn(&key, ctx.use_cache).await?;
     if let Some(hit) = cached_list(ctx, &key).await {
         return Ok(hit);
     }
-    let projects = fetch_all_projects(client).await.inspect_err(|e| {
-        if let Some(turn) = turn.as_mut() {
-            turn.failed(e);
-        }
-    })?;
+    let projects = fetch_all_projects(client).await.inspect_err(|e| turn.failed(e))?;
     Ok(remember(shared, ctx, &key, projects).await)
 }
 

@@ -9,7 +9,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use integration_core::cache::{FillLocks, FillTurn, get_json, set_json};
+use integration_core::cache::{FillLocks, get_json, set_json};
 use integration_core::{ErrorKind, IntegrationError, Tool, ToolContext};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -111,18 +111,11 @@ impl Shared {
             return Ok(hit);
         }
         // A call that wants a fresh answer neither waits for other fillers nor holds them up.
-        let mut turn = if ctx.use_cache { Some(self.fills.lock(&key).await) } else { None };
-        if let Some(error) = turn.as_ref().and_then(FillTurn::failure) {
-            return Err(error);
-        }
+        let mut turn = self.fills.turn(&key, ctx.use_cache).await?;
         if let Some(hit) = self.cached::<Vec<(String, String)>>(ctx, &key).await {
             return Ok(hit);
         }
-        let directory = fetch_directory(client).await.inspect_err(|e| {
-            if let Some(turn) = turn.as_mut() {
-                turn.failed(e);
-            }
-        })?;
+        let directory = fetch_directory(client).await.inspect_err(|e| turn.failed(e))?;
         self.store(ctx, &key, &directory, self.options.directory_cache_ttl).await;
         Ok(directory)
     }
