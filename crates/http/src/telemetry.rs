@@ -65,17 +65,6 @@ pub fn init_tracing(config: &TracingConfig<'_>) -> Option<Telemetry> {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(config.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let fmt = tracing_subscriber::fmt::layer().with_target(false);
-    let fmt = if config.json {
-        fmt.json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .fmt_fields(span_json::SpanFieldsJson)
-            .with_filter(filter)
-            .boxed()
-    } else {
-        fmt.with_filter(filter).boxed()
-    };
     let endpoint = traces_url(config.otlp_endpoint, config.otlp_traces_endpoint);
     let telemetry = endpoint.as_deref().map(|endpoint| Telemetry::start(endpoint, config.service_name));
     let (telemetry, failure) = match telemetry {
@@ -83,18 +72,45 @@ pub fn init_tracing(config: &TracingConfig<'_>) -> Option<Telemetry> {
         Some(Err(error)) => (None, Some(error)),
         None => (None, None),
     };
-    let otel = telemetry.as_ref().map(|t| {
-        t.layer::<Logged>().with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-            metadata.level() <= &tracing::Level::INFO && metadata.target().starts_with("integration")
-        }))
-    });
-    let _ = tracing_subscriber::registry().with(fmt).with(otel).try_init();
+    match &telemetry {
+        // The exporter takes INFO spans whatever the log level: the level filters the log layer
+        // alone (a per-layer filter).
+        Some(telemetry) => {
+            let otel =
+                telemetry.layer::<Logged>().with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+                    metadata.level() <= &tracing::Level::INFO && metadata.target().starts_with("integration")
+                }));
+            let _ = tracing_subscriber::registry()
+                .with(log_layer(config.json).with_filter(filter).boxed())
+                .with(otel)
+                .try_init();
+        }
+        // Logs alone: the level filters the whole subscriber. A per-layer filter costs every span
+        // a registry lookup at each enter, exit and record, to ask the layer's filter again; spans
+        // of a request are entered at every poll (docs/benchmarks.md, eleventh session).
+        None => {
+            let _ = tracing_subscriber::registry().with(filter).with(log_layer(config.json)).try_init();
+        }
+    }
     if let Some(error) = failure {
         tracing::warn!(%error, "traces are not exported");
     } else if let Some(endpoint) = endpoint.filter(|_| telemetry.is_some()) {
         tracing::info!(endpoint = without_userinfo(&endpoint), "exporting traces over OTLP/HTTP");
     }
     telemetry
+}
+
+/// The log layer: text, or one JSON object per line with the current span's fields.
+fn log_layer<S>(json: bool) -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    if json {
+        fmt.json().flatten_event(true).with_current_span(true).fmt_fields(span_json::SpanFieldsJson).boxed()
+    } else {
+        fmt.boxed()
+    }
 }
 
 /// Where spans go: `traces` as given when set (the signal-specific variable is a full URL), else
