@@ -7,6 +7,11 @@
 #   API_BIN=/path/to/integrations-api ...     # measure another api build against the same fakes
 #   SLACK_CHANNELS=5000 ...                   # the fake Slack with a large workspace's channel directory
 #
+# Rows: (a) the fake called directly, (b) the same call through the api, (c) a cached read of the
+# api, (d) the fake behind nginx, (e) the fake behind deploy/bench/relay, a bare hyper 1 reverse
+# proxy: the api's HTTP stack with nothing on top, so (e) against (d) is the stack and (b) against
+# (e) the api's pipeline.
+#
 # Needs wrk and nginx (Debian: apt-get install -y wrk nginx). Everything binds to 127.0.0.1 and every
 # case is bounded by DURATION; all processes started here are stopped on exit.
 set -euo pipefail
@@ -21,6 +26,7 @@ BIN=$TARGET/$PROFILE
 API_BIN=${API_BIN:-$BIN/integrations-api}
 WORK=$(mktemp -d /tmp/integrations-bench.XXXXXX)
 JIRA=127.0.0.1:19101 GITHUB=127.0.0.1:19102 SLACK=127.0.0.1:19103 API=127.0.0.1:18080 PROXY=127.0.0.1:18090
+RELAY=127.0.0.1:18095
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -29,10 +35,14 @@ if [[ -z "${SKIP_BUILD:-}" ]]; then
   (cd "$ROOT" && cargo build --release --locked -p integrations-api -p integration-testkit \
       --bin integrations-api --bin integrations-fakes)
 fi
+# The bare relay is its own small workspace (deploy/bench/relay), built here when missing.
+if [[ -z "${SKIP_BUILD:-}" || ! -x "$BIN/bench-relay" ]]; then
+  (cd "$ROOT/deploy/bench/relay" && CARGO_TARGET_DIR=$TARGET cargo build --release --locked)
+fi
 
 # A process left on one of these ports (a stale api, say) would answer in place of the one started
 # here and the table would measure it: refuse to start instead.
-for addr in $JIRA $GITHUB $SLACK $API $PROXY; do
+for addr in $JIRA $GITHUB $SLACK $API $PROXY $RELAY; do
   if (exec 3<>"/dev/tcp/${addr%:*}/${addr#*:}") 2>/dev/null; then
     echo "bench: $addr is already in use; stop what listens there first" >&2
     exit 1
@@ -92,6 +102,11 @@ nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>"$WORK/nginx/stderr" &
 PIDS+=($!)
 sleep 0.3
 
+# --- the bare hyper relay, routed as nginx is ------------------------------------------------------
+"$BIN/bench-relay" $RELAY /rest/=$JIRA /repos/=$GITHUB /api/=$SLACK 2>"$WORK/relay.log" &
+PIDS+=($!)
+for _ in $(seq 1 400); do (exec 3<>"/dev/tcp/${RELAY%:*}/${RELAY#*:}") 2>/dev/null && break; sleep 0.01; done
+
 # --- wrk request scripts -------------------------------------------------------------------------
 lua() { # name method body header...
   local name=$1 method=$2 body=$3; shift 3
@@ -136,14 +151,17 @@ run() { # label script url
 run "(a) Jira search-issues, fake direct"        jira_direct   "http://$JIRA/rest/api/3/search/jql"
 run "(b) Jira search-issues, through the api"    get           "http://$API/api/integrations/jira/issues?project_key=ENG&cache=false"
 run "(d) Jira search-issues, nginx -> fake"      jira_direct   "http://$PROXY/rest/api/3/search/jql"
+run "(e) Jira search-issues, bare relay -> fake" jira_direct   "http://$RELAY/rest/api/3/search/jql"
 run "(a) GitHub get-repository, fake direct"     github_direct "http://$GITHUB/repos/octocat/hello-world"
 run "(b) GitHub get-repository, through the api" get           "http://$API/api/integrations/github/repos/octocat/hello-world?cache=false"
 run "(d) GitHub get-repository, nginx -> fake"   github_direct "http://$PROXY/repos/octocat/hello-world"
 run "(a) GitHub both calls (2 req = 1 op), direct" github_pair  "http://$GITHUB/"
 run "(d) GitHub both calls (2 req = 1 op), nginx"  github_pair  "http://$PROXY/"
+run "(e) GitHub both calls (2 req = 1 op), relay"  github_pair  "http://$RELAY/"
 run "(a) Slack send-message, fake direct"        slack_direct  "http://$SLACK/api/chat.postMessage"
 run "(b) Slack send-message, through the api"    slack_api     "http://$API/api/integrations/slack/message"
 run "(d) Slack send-message, nginx -> fake"      slack_direct  "http://$PROXY/api/chat.postMessage"
+run "(e) Slack send-message, bare relay -> fake" slack_direct  "http://$RELAY/api/chat.postMessage"
 run "(c) cached read: Jira project finder, api"  get           "http://$API/api/integrations/jira/projects?project_name=Engineering"
 run "    /healthz of the api (floor)"            get           "http://$API/healthz"
 
