@@ -4,8 +4,9 @@
 //! Why this shape: slack-morphism provides the transport (hyper, `Authorization: Bearer`, JSON
 //! bodies for writes, query strings for reads), the `ok: false` envelope handling and the token
 //! type. Its typed request/response models are used where they are complete for our needs
-//! (`auth.test`); the other methods go through its generic `http_get` / `http_post` with our own
-//! serde request structs and raw JSON answers, because (a) Block Kit `blocks` must reach Slack as
+//! (`auth.test`); the other methods go through its generic `http_get_uri` / `http_post_uri` (with
+//! each method's URL parsed once, not per call) with our own serde request structs and raw JSON
+//! answers, because (a) Block Kit `blocks` must reach Slack as
 //! the caller wrote them (round-tripping through the typed `SlackBlock` enum drops or rejects block
 //! types and fields it does not know), and (b) tools return Slack's objects unchanged on request.
 //!
@@ -16,6 +17,7 @@
 //! Every method is one HTTP request: no retries and no time-outs here (the core executor wraps
 //! whole tool calls in those). The client only *paces* (see [`crate::pacing`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,6 +28,7 @@ use serde::Serialize;
 use serde_json::Value;
 use slack_morphism::hyper_tokio::{SlackClientHyperConnector, SlackClientHyperHttpsConnector};
 use slack_morphism::{SlackApiToken, SlackApiTokenValue};
+use url::Url;
 
 use crate::PROVIDER;
 use crate::config::SlackConfig;
@@ -95,6 +98,10 @@ struct Inner {
     client: slack_morphism::SlackClient<SlackClientHyperHttpsConnector>,
     token: SlackApiToken,
     api_url: String,
+    /// `{api_url}/{method}` parsed once per method, as slack-morphism would build it: its
+    /// `http_get` / `http_post` parse the URL again on every call (~7k instructions, 4 % of a
+    /// send-message; docs/benchmarks.md, eleventh session).
+    method_urls: std::sync::RwLock<HashMap<&'static str, Url>>,
     pacer: Pacer,
     generation: AtomicU64,
 }
@@ -123,6 +130,7 @@ impl SlackClient {
                 client: slack_morphism::SlackClient::new(connector),
                 token,
                 api_url: config.api_url,
+                method_urls: std::sync::RwLock::default(),
                 pacer: Pacer::new(config.options.pacing, config.options.message_interval),
                 generation: AtomicU64::new(0),
             }),
@@ -140,6 +148,42 @@ impl SlackClient {
         self.inner.generation.load(Ordering::Relaxed)
     }
 
+    /// The URL of a Web API method (`{api_url}/{method}`, as slack-morphism's connector makes it).
+    fn method_url(&self, method: &'static str) -> Result<Url, IntegrationError> {
+        // A poisoned lock only means a panic elsewhere while inserting; the map is still whole.
+        let known = self
+            .inner
+            .method_urls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(method)
+            .cloned();
+        if let Some(url) = known {
+            return Ok(url);
+        }
+        let url: Url = format!("{}/{method}", self.inner.api_url).parse().map_err(|e| {
+            IntegrationError::configuration(
+                PROVIDER,
+                format!("the Slack API URL does not make a method URL: {e}"),
+            )
+        })?;
+        let mut urls = self.inner.method_urls.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        urls.insert(method, url.clone());
+        Ok(url)
+    }
+
+    /// A read method's URL with its query: as slack-morphism's `http_get` makes it
+    /// (`Url::parse_with_params`; `None` values left out), without parsing the URL again.
+    fn get_url(
+        &self,
+        method: &'static str,
+        params: &[(&'static str, Option<String>)],
+    ) -> Result<Url, IntegrationError> {
+        let mut url = self.method_url(method)?;
+        url.query_pairs_mut().extend_pairs(params.iter().filter_map(|(k, v)| v.as_deref().map(|v| (*k, v))));
+        Ok(url)
+    }
+
     fn changed(&self) {
         self.inner.generation.fetch_add(1, Ordering::Relaxed);
     }
@@ -152,9 +196,11 @@ impl SlackClient {
         params: Vec<(&'static str, Option<String>)>,
     ) -> Result<Value, IntegrationError> {
         self.inner.pacer.method(method).await.map_err(|wait| paced_out(method, wait))?;
+        let url = self.get_url(method, &params)?;
         let session = self.inner.client.open_session(&self.inner.token);
         let started = std::time::Instant::now();
-        let answer = session.http_session_api.http_get(method, &params, None).await;
+        // The last two type parameters are unused by this method of slack-morphism's.
+        let answer = session.http_session_api.http_get_uri::<Value, (), ()>(url, None).await;
         let status = answer.as_ref().ok().map(|_| 200);
         integration_core::observe_upstream(PROVIDER, method, method, status, started.elapsed());
         answer.map_err(|e| error::from_client_error(method, e)).and_then(|v| error::web_api_answer(method, v))
@@ -175,9 +221,10 @@ impl SlackClient {
         method: &'static str,
         body: &RQ,
     ) -> Result<Value, IntegrationError> {
+        let url = self.method_url(method)?;
         let session = self.inner.client.open_session(&self.inner.token);
         let started = std::time::Instant::now();
-        let answer = session.http_session_api.http_post(method, body, None).await;
+        let answer = session.http_session_api.http_post_uri(url, body, None).await;
         let status = answer.as_ref().ok().map(|_| 200);
         integration_core::observe_upstream(PROVIDER, method, method, status, started.elapsed());
         answer.map_err(|e| error::from_client_error(method, e)).and_then(|v| error::web_api_answer(method, v))
@@ -398,6 +445,41 @@ mod tests {
             "channels",
         );
         assert_eq!(last.next_cursor, None);
+    }
+
+    #[test]
+    fn method_urls_are_the_ones_slack_morphism_would_make() {
+        use slack_morphism::SlackClientHttpApiUri;
+        let config = SlackConfig::new("xoxb-t").with_api_url("http://127.0.0.1:9/api/").expect("url");
+        let base = config.api_url.clone();
+        let client = config.build().expect("client");
+        let theirs = |method: &str, params: &[(&'static str, Option<String>)]| {
+            let url: Url = format!("{base}/{method}").parse().expect("url");
+            SlackClientHttpApiUri::create_url_with_params(url, &params.to_vec()).expect("url")
+        };
+        let first = [
+            ("types", Some("public_channel,private_channel".to_owned())),
+            ("cursor", None),
+            ("q", Some("a b&c=d/é?#".to_owned())),
+        ];
+        assert_eq!(
+            client.get_url("conversations.list", &first).expect("url"),
+            theirs("conversations.list", &first)
+        );
+        // The cached method URL keeps no query of an earlier call.
+        let second = [("cursor", Some("dXNlcjpVMDYx==".to_owned()))];
+        assert_eq!(
+            client.get_url("conversations.list", &second).expect("url"),
+            theirs("conversations.list", &second)
+        );
+        assert_eq!(
+            client.get_url("conversations.list", &[]).expect("url"),
+            theirs("conversations.list", &[])
+        );
+        assert_eq!(
+            client.method_url("chat.postMessage").expect("url"),
+            format!("{base}/chat.postMessage").parse::<Url>().expect("url")
+        );
     }
 
     #[test]
