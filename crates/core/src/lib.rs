@@ -46,7 +46,7 @@ pub use ratelimit::{Decision, InMemoryRateLimiter, Quota, RateLimiter};
 pub use redact::REDACTED;
 pub use registry::{RegisteredTool, Registry, RegistryError, ToolFilter};
 pub use search::{SearchHit, search};
-pub use shape::{OutputOptions, json_at, shape, shape_json};
+pub use shape::{OutputOptions, json_at, json_object, shape, shape_json};
 pub use tool::{Method, Route, Tool, ToolContext, ToolHints, ToolSpec, TypedTool, schema_of, typed_tool};
 pub use toolset::{ToolSelection, ToolsetError};
 

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use integration_core::{IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool};
+use integration_core::{
+    IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, json_object, typed_tool,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -143,7 +145,11 @@ async fn list_commits(shared: &Shared, ctx: &ToolContext, p: ListCommits) -> Res
     let page = client.collect(&first, &list, p.cursor.as_deref(), limit, None, &keep_all).await?;
     let commits: Vec<Value> =
         if p.raw { page.items } else { page.items.iter().map(models::commit).collect() };
-    Ok(json!({ "count": commits.len(), "commits": commits, "next_cursor": page.next_cursor }))
+    Ok(json_object([
+        ("count", commits.len().into()),
+        ("commits", Value::Array(commits)),
+        ("next_cursor", page.next_cursor.into()),
+    ]))
 }
 
 /// `GET /repos/{o}/{r}/commits/{ref}`.

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use integration_core::{IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool};
+use integration_core::{
+    IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, json_object, typed_tool,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -194,7 +196,11 @@ async fn list_issues(shared: &Shared, ctx: &ToolContext, p: ListIssues) -> Resul
     let keep = move |v: &Value| include_pulls || v.get("pull_request").is_none();
     let page = client.collect(&first, &list, p.cursor.as_deref(), limit, None, &keep).await?;
     let issues: Vec<Value> = if p.raw { page.items } else { page.items.iter().map(models::issue).collect() };
-    Ok(json!({ "count": issues.len(), "issues": issues, "next_cursor": page.next_cursor }))
+    Ok(json_object([
+        ("count", issues.len().into()),
+        ("issues", Value::Array(issues)),
+        ("next_cursor", page.next_cursor.into()),
+    ]))
 }
 
 async fn comment(shared: &Shared, ctx: &ToolContext, p: Comment) -> Result<Value, IntegrationError> {

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use integration_core::{IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool};
+use integration_core::{
+    IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, json_object, typed_tool,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -155,7 +157,11 @@ async fn list_pull_requests(
     let page = client.collect(&first, &list, p.cursor.as_deref(), limit, None, &keep_all).await?;
     let pulls: Vec<Value> =
         if p.raw { page.items } else { page.items.iter().map(models::pull_request).collect() };
-    Ok(json!({ "count": pulls.len(), "pull_requests": pulls, "next_cursor": page.next_cursor }))
+    Ok(json_object([
+        ("count", pulls.len().into()),
+        ("pull_requests", Value::Array(pulls)),
+        ("next_cursor", page.next_cursor.into()),
+    ]))
 }
 
 /// The review decision from the reviews (oldest first): the latest decisive review of each
@@ -261,9 +267,13 @@ async fn get_pull_request(
         .await?
         .body;
     if p.raw {
-        return Ok(json!({
-            "pull_request": pr, "files": files.items, "reviews": reviews.items, "status": status, "check_runs": runs,
-        }));
+        return Ok(json_object([
+            ("pull_request", pr),
+            ("files", Value::Array(files.items)),
+            ("reviews", Value::Array(reviews.items)),
+            ("status", status),
+            ("check_runs", runs),
+        ]));
     }
     let max_patch = p.max_patch_bytes.unwrap_or(client.limits().max_patch_bytes);
     let requested = pr["requested_reviewers"].as_array().map(Vec::len).unwrap_or(0);

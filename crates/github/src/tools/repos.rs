@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use base64::Engine;
 use integration_core::{
-    ErrorKind, IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool,
+    ErrorKind, IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, json_object, typed_tool,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -173,13 +173,13 @@ async fn repo_search(shared: &Shared, ctx: &ToolContext, p: RepoSearch) -> Resul
         .await?;
     let items: Vec<Value> =
         if p.raw { page.items } else { page.items.iter().map(models::repository).collect() };
-    Ok(json!({
-        "total_count": page.first_body.get("total_count").cloned().unwrap_or(Value::Null),
-        "incomplete_results": page.first_body.get("incomplete_results").cloned().unwrap_or(Value::Null),
-        "count": items.len(),
-        "repositories": items,
-        "next_cursor": page.next_cursor,
-    }))
+    Ok(json_object([
+        ("total_count", page.first_body.get("total_count").cloned().unwrap_or(Value::Null)),
+        ("incomplete_results", page.first_body.get("incomplete_results").cloned().unwrap_or(Value::Null)),
+        ("count", items.len().into()),
+        ("repositories", Value::Array(items)),
+        ("next_cursor", page.next_cursor.into()),
+    ]))
 }
 
 async fn get_repository(

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use integration_core::{IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool};
+use integration_core::{
+    IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, json_object, typed_tool,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -392,12 +394,13 @@ async fn search_issues(
     }
     // Jira may answer more than asked; the cursor then still continues after its page.
     issues.truncate(limit);
-    Ok(json!({
-        "issues": issues,
-        "count": issues.len(),
-        "jql": jql,
-        "next_cursor": token.map(|t| encode_cursor("t", &t)),
-    }))
+    let count = issues.len();
+    Ok(json_object([
+        ("issues", Value::Array(issues)),
+        ("count", count.into()),
+        ("jql", json!(jql)),
+        ("next_cursor", token.map(|t| encode_cursor("t", &t)).into()),
+    ]))
 }
 
 async fn get_issue(shared: &Shared, ctx: &ToolContext, p: GetIssue) -> Result<Value, IntegrationError> {

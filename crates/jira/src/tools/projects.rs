@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use integration_core::{IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, typed_tool};
+use integration_core::{
+    IntegrationError, Method, Tool, ToolContext, ToolHints, ToolSpec, json_object, typed_tool,
+};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -188,11 +190,11 @@ async fn list_projects(
         more = got > 0 && page.is_last != Some(true) && total.is_none_or(|t| next < t);
         projects.extend(page.values.iter().map(|v| project_out(v, &client, p.raw)));
     }
-    let result = json!({
-        "projects": projects,
-        "total": total,
-        "next_cursor": more.then(|| encode_cursor("p", &next.to_string())),
-    });
+    let result = json_object([
+        ("projects", Value::Array(projects)),
+        ("total", total.into()),
+        ("next_cursor", more.then(|| encode_cursor("p", &next.to_string())).into()),
+    ]);
     if ctx.use_cache {
         ctx.cache.set_value(&key, Arc::new(result.clone()), shared.options.project_cache_ttl).await;
     }
