@@ -193,14 +193,14 @@ fn limited(value: &Value, limits: Limits, omitted: &mut Omitted) -> Value {
 }
 
 fn envelope(result: Value, omitted: Omitted, original: usize, max: usize) -> Value {
-    json!({
-        "truncated": true,
-        "result": result,
-        "omitted": omitted,
-        "original_bytes": original,
-        "max_output_bytes": max,
-        "hint": "the result was cut to fit max_output_bytes: ask for less (fields, filters, a smaller page) or raise max_output_bytes",
-    })
+    json_object([
+        ("truncated", true.into()),
+        ("result", result),
+        ("omitted", json!(omitted)),
+        ("original_bytes", original.into()),
+        ("max_output_bytes", max.into()),
+        ("hint", "the result was cut to fit max_output_bytes: ask for less (fields, filters, a smaller page) or raise max_output_bytes".into()),
+    ])
 }
 
 /// The largest array, string and object sizes anywhere in the value.

@@ -191,7 +191,7 @@ impl McpServer {
             McpToolMode::Search => "call one with tool_call {\"name\": ..., \"arguments\": {...}}",
             McpToolMode::All => "call one by its name with arguments matching its inputSchema",
         };
-        success(json!({ "tools": tools, "hint": hint }))
+        success(integration_core::json_object([("tools", Value::Array(tools)), ("hint", hint.into())]))
     }
 }
 

@@ -100,10 +100,10 @@ pub(crate) async fn list_tools(
             if let Some(scores) = &scores {
                 entries.iter_mut().zip(scores).for_each(|(e, s)| e["score"] = json!(s));
             }
-            json!({ "tools": entries })
+            integration_core::json_object([("tools", Value::Array(entries))])
         }
         Some("openai") => Value::Array(tools.iter().map(openai_entry).collect()),
-        Some("mcp") => json!({ "tools": tools.iter().map(mcp_entry).collect::<Vec<_>>() }),
+        Some("mcp") => integration_core::json_object([("tools", tools.iter().map(mcp_entry).collect())]),
         Some(other) => {
             return Err(ApiError::bad_request(format!(
                 "unknown format '{other}': use 'registry' (default), 'openai' or 'mcp'"
