@@ -398,7 +398,7 @@ async fn search_issues(
     Ok(json_object([
         ("issues", Value::Array(issues)),
         ("count", count.into()),
-        ("jql", json!(jql)),
+        ("jql", jql.into()),
         ("next_cursor", token.map(|t| encode_cursor("t", &t)).into()),
     ]))
 }

@@ -117,7 +117,13 @@ fn eq_ci(a: &str, b: &str) -> bool {
     if a.is_ascii() && b.is_ascii() {
         return a.eq_ignore_ascii_case(b);
     }
-    a.chars().flat_map(char::to_lowercase).eq(b.chars().flat_map(char::to_lowercase))
+    folded(a).eq(folded(b))
+}
+
+/// `s` lower-cased character by character: what [`eq_ci`] compares (and what keys derived from a
+/// name it matches are made of).
+fn folded(s: &str) -> impl Iterator<Item = char> + '_ {
+    s.chars().flat_map(char::to_lowercase)
 }
 
 /// Levenshtein distance over characters, for "did you mean" lists.

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ROUTE, Shared, check_key, closest, encode_cursor, eq_ci, limit, offset_cursor};
+use super::{ROUTE, Shared, check_key, closest, encode_cursor, eq_ci, folded, limit, offset_cursor};
 use crate::PROVIDER;
 use crate::client::{JiraClient, MAX_PAGE};
 use crate::models::Project;
@@ -288,7 +288,7 @@ async fn find_project(shared: &Shared, ctx: &ToolContext, p: FindProject) -> Res
     // fetched and parsed per call. Keyed by the name as `eq_ci` compares it (lower-cased per
     // character), so every spelling that matches the same project shares the entry; only names that
     // exist are kept. An entry made just before the list expires may outlive it by one time to live.
-    let folded: String = wanted.chars().flat_map(char::to_lowercase).collect();
+    let folded: String = folded(wanted).collect();
     let shape = if p.raw { "raw" } else { "view" };
     let found_key = cache_key(ctx, &format!("projects:found:{shape}:{folded}"));
     if ctx.use_cache
