@@ -9,6 +9,8 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+pub(crate) use crate::wire::AdfNode as Node;
+
 /// A description or comment parameter: text (Markdown allowed) or a ready ADF document.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -203,90 +205,282 @@ fn merge_text(nodes: Vec<Value>) -> Vec<Value> {
 /// Flatten an ADF document (or any ADF node) to plain text. A string is returned as is (Jira Data
 /// Center and the v2 API answer plain strings).
 pub fn to_text(node: &Value) -> String {
-    let mut out = String::new();
-    write_node(node, &mut out, 0);
-    out.trim_end().to_owned()
+    // Reading a `Value` as a `Node` cannot fail: every shape of JSON is a node.
+    Node::deserialize(node).map(|node| node.to_text()).unwrap_or_default()
 }
 
-fn write_node(node: &Value, out: &mut String, depth: usize) {
-    match node {
-        Value::String(s) => out.push_str(s),
-        Value::Object(obj) => {
-            let kind = obj.get("type").and_then(Value::as_str).unwrap_or_default();
-            let children = obj.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-            let attr = |name: &str| obj.get("attrs").and_then(|a| a.get(name)).and_then(Value::as_str);
-            match kind {
-                "text" => out.push_str(obj.get("text").and_then(Value::as_str).unwrap_or_default()),
-                "hardBreak" => out.push('\n'),
-                "mention" => out.push_str(attr("text").unwrap_or("@someone")),
-                "emoji" => out.push_str(attr("text").or(attr("shortName")).unwrap_or_default()),
-                "inlineCard" | "blockCard" | "embedCard" => out.push_str(attr("url").unwrap_or_default()),
-                "date" => out.push_str(attr("timestamp").unwrap_or_default()),
-                "status" => out.push_str(attr("text").unwrap_or_default()),
-                "rule" => out.push_str("---\n\n"),
-                "codeBlock" => {
-                    out.push_str("```");
-                    out.push_str(attr("language").unwrap_or_default());
-                    out.push('\n');
-                    children.iter().for_each(|c| write_node(c, out, depth));
-                    out.push_str("\n```\n\n");
-                }
-                "bulletList" | "orderedList" => {
-                    for (i, item) in children.iter().enumerate() {
-                        out.push_str(&"  ".repeat(depth));
-                        if kind == "orderedList" {
-                            out.push_str(&format!("{}. ", i + 1));
-                        } else {
-                            out.push_str("- ");
-                        }
-                        let mut inner = String::new();
-                        write_node(item, &mut inner, depth + 1);
-                        out.push_str(inner.trim_end());
-                        out.push('\n');
-                    }
-                    if depth == 0 {
-                        out.push('\n');
-                    }
-                }
-                "listItem" => {
-                    for child in children {
-                        let mut inner = String::new();
-                        write_node(child, &mut inner, depth);
-                        let inner = inner.trim_end();
-                        if matches!(
-                            child.get("type").and_then(Value::as_str),
-                            Some("bulletList" | "orderedList")
-                        ) {
-                            out.push('\n');
-                        }
-                        out.push_str(inner);
-                    }
-                }
-                "paragraph" | "heading" | "blockquote" | "panel" | "table" | "tableRow" | "doc"
-                | "mediaGroup" | "mediaSingle" | "expand" | "nestedExpand" | "tableCell" | "tableHeader" => {
-                    let mut inner = String::new();
-                    children.iter().for_each(|c| write_node(c, &mut inner, depth));
-                    if kind == "doc" || kind == "tableRow" || kind == "tableCell" || kind == "tableHeader" {
-                        out.push_str(&inner);
-                        if kind != "doc" {
-                            out.push(' ');
-                        }
-                    } else {
-                        out.push_str(inner.trim_end());
-                        out.push_str("\n\n");
-                    }
-                }
-                _ => children.iter().for_each(|c| write_node(c, out, depth)),
-            }
+/// The text writer over the typed view of a node ([`crate::wire::AdfNode`]): answers' descriptions
+/// are read straight into it, never into a `Value`.
+impl Node {
+    /// The plain text of this node (see [`to_text`]).
+    pub(crate) fn to_text(&self) -> String {
+        let mut out = String::new();
+        self.write(&mut out, 0);
+        out.trim_end().to_owned()
+    }
+
+    fn kind(&self) -> Option<&str> {
+        match self {
+            Node::Object(element) => element.kind.as_deref(),
+            _ => None,
         }
-        Value::Array(items) => items.iter().for_each(|c| write_node(c, out, depth)),
-        _ => {}
+    }
+
+    fn write(&self, out: &mut String, depth: usize) {
+        let element = match self {
+            Node::Str(s) => return out.push_str(s),
+            Node::List(items) => return items.iter().for_each(|c| c.write(out, depth)),
+            Node::Other => return,
+            Node::Object(element) => element,
+        };
+        let kind = element.kind.as_deref().unwrap_or_default();
+        let children = element.content.as_slice();
+        let attrs = &element.attrs;
+        match kind {
+            "text" => out.push_str(element.text.as_deref().unwrap_or_default()),
+            "hardBreak" => out.push('\n'),
+            "mention" => out.push_str(attrs.text.as_deref().unwrap_or("@someone")),
+            "emoji" => {
+                out.push_str(attrs.text.as_deref().or(attrs.short_name.as_deref()).unwrap_or_default())
+            }
+            "inlineCard" | "blockCard" | "embedCard" => {
+                out.push_str(attrs.url.as_deref().unwrap_or_default())
+            }
+            "date" => out.push_str(attrs.timestamp.as_deref().unwrap_or_default()),
+            "status" => out.push_str(attrs.text.as_deref().unwrap_or_default()),
+            "rule" => out.push_str("---\n\n"),
+            "codeBlock" => {
+                out.push_str("```");
+                out.push_str(attrs.language.as_deref().unwrap_or_default());
+                out.push('\n');
+                children.iter().for_each(|c| c.write(out, depth));
+                out.push_str("\n```\n\n");
+            }
+            "bulletList" | "orderedList" => {
+                for (i, item) in children.iter().enumerate() {
+                    out.push_str(&"  ".repeat(depth));
+                    if kind == "orderedList" {
+                        out.push_str(&format!("{}. ", i + 1));
+                    } else {
+                        out.push_str("- ");
+                    }
+                    let mut inner = String::new();
+                    item.write(&mut inner, depth + 1);
+                    out.push_str(inner.trim_end());
+                    out.push('\n');
+                }
+                if depth == 0 {
+                    out.push('\n');
+                }
+            }
+            "listItem" => {
+                for child in children {
+                    let mut inner = String::new();
+                    child.write(&mut inner, depth);
+                    if matches!(child.kind(), Some("bulletList" | "orderedList")) {
+                        out.push('\n');
+                    }
+                    out.push_str(inner.trim_end());
+                }
+            }
+            "paragraph" | "heading" | "blockquote" | "panel" | "table" | "tableRow" | "doc"
+            | "mediaGroup" | "mediaSingle" | "expand" | "nestedExpand" | "tableCell" | "tableHeader" => {
+                let mut inner = String::new();
+                children.iter().for_each(|c| c.write(&mut inner, depth));
+                if kind == "doc" || kind == "tableRow" || kind == "tableCell" || kind == "tableHeader" {
+                    out.push_str(&inner);
+                    if kind != "doc" {
+                        out.push(' ');
+                    }
+                } else {
+                    out.push_str(inner.trim_end());
+                    out.push_str("\n\n");
+                }
+            }
+            _ => children.iter().for_each(|c| c.write(out, depth)),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// `to_text` as it was written over `Value`, before the typed view (the oracle).
+    fn reference(node: &Value) -> String {
+        let mut out = String::new();
+        reference_node(node, &mut out, 0);
+        out.trim_end().to_owned()
+    }
+
+    fn reference_node(node: &Value, out: &mut String, depth: usize) {
+        match node {
+            Value::String(s) => out.push_str(s),
+            Value::Object(obj) => {
+                let kind = obj.get("type").and_then(Value::as_str).unwrap_or_default();
+                let children = obj.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+                let attr = |name: &str| obj.get("attrs").and_then(|a| a.get(name)).and_then(Value::as_str);
+                match kind {
+                    "text" => out.push_str(obj.get("text").and_then(Value::as_str).unwrap_or_default()),
+                    "hardBreak" => out.push('\n'),
+                    "mention" => out.push_str(attr("text").unwrap_or("@someone")),
+                    "emoji" => out.push_str(attr("text").or(attr("shortName")).unwrap_or_default()),
+                    "inlineCard" | "blockCard" | "embedCard" => out.push_str(attr("url").unwrap_or_default()),
+                    "date" => out.push_str(attr("timestamp").unwrap_or_default()),
+                    "status" => out.push_str(attr("text").unwrap_or_default()),
+                    "rule" => out.push_str("---\n\n"),
+                    "codeBlock" => {
+                        out.push_str("```");
+                        out.push_str(attr("language").unwrap_or_default());
+                        out.push('\n');
+                        children.iter().for_each(|c| reference_node(c, out, depth));
+                        out.push_str("\n```\n\n");
+                    }
+                    "bulletList" | "orderedList" => {
+                        for (i, item) in children.iter().enumerate() {
+                            out.push_str(&"  ".repeat(depth));
+                            if kind == "orderedList" {
+                                out.push_str(&format!("{}. ", i + 1));
+                            } else {
+                                out.push_str("- ");
+                            }
+                            let mut inner = String::new();
+                            reference_node(item, &mut inner, depth + 1);
+                            out.push_str(inner.trim_end());
+                            out.push('\n');
+                        }
+                        if depth == 0 {
+                            out.push('\n');
+                        }
+                    }
+                    "listItem" => {
+                        for child in children {
+                            let mut inner = String::new();
+                            reference_node(child, &mut inner, depth);
+                            let inner = inner.trim_end();
+                            if matches!(
+                                child.get("type").and_then(Value::as_str),
+                                Some("bulletList" | "orderedList")
+                            ) {
+                                out.push('\n');
+                            }
+                            out.push_str(inner);
+                        }
+                    }
+                    "paragraph" | "heading" | "blockquote" | "panel" | "table" | "tableRow" | "doc"
+                    | "mediaGroup" | "mediaSingle" | "expand" | "nestedExpand" | "tableCell"
+                    | "tableHeader" => {
+                        let mut inner = String::new();
+                        children.iter().for_each(|c| reference_node(c, &mut inner, depth));
+                        if kind == "doc" || kind == "tableRow" || kind == "tableCell" || kind == "tableHeader"
+                        {
+                            out.push_str(&inner);
+                            if kind != "doc" {
+                                out.push(' ');
+                            }
+                        } else {
+                            out.push_str(inner.trim_end());
+                            out.push_str("\n\n");
+                        }
+                    }
+                    _ => children.iter().for_each(|c| reference_node(c, out, depth)),
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|c| reference_node(c, out, depth)),
+            _ => {}
+        }
+    }
+
+    /// ADF-shaped JSON: objects with ADF's member names and node types, and any other shape too.
+    fn adf_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i32>().prop_map(Value::from),
+            "[a-z ]{0,4}".prop_map(Value::from),
+            prop::sample::select(KINDS).prop_map(Value::from),
+        ];
+        leaf.prop_recursive(4, 48, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::from),
+                prop::collection::vec((prop::sample::select(MEMBERS), inner), 0..6).prop_map(|members| {
+                    // A JSON text may repeat a member: the later one wins, as in a `Value`.
+                    let mut object = serde_json::Map::new();
+                    for (key, value) in members {
+                        object.insert(key.to_owned(), value);
+                    }
+                    Value::Object(object)
+                }),
+            ]
+        })
+    }
+
+    const KINDS: &[&str] = &[
+        "doc",
+        "paragraph",
+        "text",
+        "hardBreak",
+        "mention",
+        "emoji",
+        "inlineCard",
+        "date",
+        "status",
+        "rule",
+        "codeBlock",
+        "bulletList",
+        "orderedList",
+        "listItem",
+        "heading",
+        "table",
+        "tableRow",
+        "tableCell",
+        "tableHeader",
+        "panel",
+        "mediaSingle",
+        "unknownNode",
+    ];
+    const MEMBERS: &[&str] = &[
+        "type",
+        "type",
+        "content",
+        "content",
+        "text",
+        "attrs",
+        "marks",
+        "shortName",
+        "url",
+        "timestamp",
+        "language",
+        "version",
+    ];
+
+    proptest! {
+        #[test]
+        fn the_typed_view_flattens_as_the_value_reader(node in adf_json()) {
+            let expected = reference(&node);
+            prop_assert_eq!(to_text(&node), expected.clone(), "from a value");
+            let typed: Node = serde_json::from_str(&node.to_string()).expect("any JSON is a node");
+            prop_assert_eq!(typed.to_text(), expected, "from the JSON text");
+        }
+    }
+
+    #[test]
+    fn duplicate_members_keep_the_last_and_odd_types_read_as_absent() {
+        let text = r#"{"type": "paragraph", "content": [
+            {"type": 5, "text": "not a text node", "content": [{"type": "text", "text": "child"}]},
+            {"type": "text", "text": "a", "text": "b"},
+            {"type": "mention", "attrs": ["x"]},
+            {"type": "emoji", "attrs": {"text": 1, "shortName": ":ok:"}},
+            {"type": "codeBlock", "attrs": {"language": "rust"}, "content": {"type": "text", "text": "dropped"}}
+        ]}"#;
+        let node: Node = serde_json::from_str(text).expect("node");
+        assert_eq!(node.to_text(), "childb@someone:ok:```rust\n\n```");
+        let value: Value = serde_json::from_str(text).expect("value");
+        assert_eq!(reference(&value), node.to_text());
+        assert!(serde_json::from_str::<Node>(r#"{"type": "doc", "content": [}"#).is_err(), "malformed JSON");
+    }
 
     #[test]
     fn plain_text_becomes_paragraphs_with_breaks() {

@@ -141,8 +141,7 @@ impl Issue {
     pub(crate) fn from_bean(bean: IssueBean, client: &JiraClient) -> Self {
         let key = bean.key.0.unwrap_or_default();
         let f = bean.fields.0.unwrap_or_default();
-        let description =
-            f.description.filter(|d| !d.is_null()).map(|d| adf::to_text(&d)).filter(|d| !d.is_empty());
+        let description = f.description.map(|d| d.to_text()).filter(|d| !d.is_empty());
         let (status, status_category) = match f.status.0 {
             Some(s) => (s.name.0, s.category.0.and_then(|c| c.key.0)),
             None => (None, None),

@@ -10,7 +10,7 @@ use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::value::MapAccessDeserializer;
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
 /// Consume the rest of a sequence or map without building it.
@@ -151,6 +151,150 @@ impl<'de> Deserialize<'de> for Strings {
     }
 }
 
+/// An Atlassian Document Format node as far as [`crate::adf::to_text`] reads it: its type, text,
+/// the few `attrs` it prints and its children; marks and every other member are skipped, never
+/// built. A description read into a `Value` built a map, its hashed keys and a `String` per member
+/// of every node (an eighth of a Jira search's instructions; docs/benchmarks.md). As lenient as
+/// reading a `Value`: a member of an unexpected type reads as absent, a later duplicate member
+/// wins, and no shape of JSON is an error.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) enum AdfNode {
+    /// A bare string (Jira Data Center and the v2 API answer plain text).
+    Str(String),
+    /// An object node.
+    Object(Box<AdfElement>),
+    /// An array: each item in turn.
+    List(Vec<AdfNode>),
+    /// A number, a boolean or `null`: no text.
+    #[default]
+    Other,
+}
+
+/// The members of an object node that the text reads.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct AdfElement {
+    /// `type` (a string, else absent).
+    pub(crate) kind: Option<String>,
+    /// `text` of a text node.
+    pub(crate) text: Option<String>,
+    /// The `attrs` printed.
+    pub(crate) attrs: AdfAttrs,
+    /// `content`, when it is an array.
+    pub(crate) content: Vec<AdfNode>,
+}
+
+/// The string `attrs` the text prints (an `attrs` that is not an object has none).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct AdfAttrs {
+    pub(crate) text: Option<String>,
+    pub(crate) short_name: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) timestamp: Option<String>,
+    pub(crate) language: Option<String>,
+}
+
+/// A map key's index in a list of names (`None`: a key not read), matched without allocating.
+struct KeyIn(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for KeyIn {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIn {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(self.0.iter().position(|name| *name == v))
+    }
+}
+
+impl<'de> Deserialize<'de> for AdfAttrs {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AdfAttrs;
+            scalars_absent!(AdfAttrs::default());
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AdfAttrs, A::Error> {
+                let mut attrs = AdfAttrs::default();
+                while let Some(key) =
+                    map.next_key_seed(KeyIn(&["text", "shortName", "url", "timestamp", "language"]))?
+                {
+                    let slot = match key {
+                        Some(0) => &mut attrs.text,
+                        Some(1) => &mut attrs.short_name,
+                        Some(2) => &mut attrs.url,
+                        Some(3) => &mut attrs.timestamp,
+                        Some(_) => &mut attrs.language,
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value::<AnyText>()?.0;
+                }
+                Ok(attrs)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<AdfAttrs, A::Error> {
+                drain_seq(seq).map(|()| AdfAttrs::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<AdfAttrs, E> {
+                Ok(AdfAttrs::default())
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for AdfNode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AdfNode;
+            scalars_absent!(AdfNode::Other);
+            fn visit_str<E>(self, v: &str) -> Result<AdfNode, E> {
+                Ok(AdfNode::Str(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<AdfNode, E> {
+                Ok(AdfNode::Str(v))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AdfNode, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<AdfNode>()? {
+                    items.push(item);
+                }
+                Ok(AdfNode::List(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AdfNode, A::Error> {
+                let mut element = AdfElement::default();
+                while let Some(key) = map.next_key_seed(KeyIn(&["type", "text", "attrs", "content"]))? {
+                    match key {
+                        Some(0) => element.kind = map.next_value::<AnyText>()?.0,
+                        Some(1) => element.text = map.next_value::<AnyText>()?.0,
+                        Some(2) => element.attrs = map.next_value()?,
+                        // Children only from an array, as over a `Value`.
+                        Some(_) => {
+                            element.content = match map.next_value()? {
+                                AdfNode::List(items) => items,
+                                _ => Vec::new(),
+                            }
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(AdfNode::Object(Box::new(element)))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
 /// `{"name": ..}` (status category, priority, issue type).
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
@@ -199,8 +343,8 @@ pub(crate) struct BeanFields {
     pub(crate) labels: Strings,
     pub(crate) created: Text,
     pub(crate) updated: Text,
-    /// Atlassian Document Format, read as a whole (it becomes plain text).
-    pub(crate) description: Option<Value>,
+    /// Atlassian Document Format, read as far as its plain text needs.
+    pub(crate) description: Option<AdfNode>,
     /// The comment page (`jira_get_issue` asks for it; searches do not).
     pub(crate) comment: Option<Value>,
 }
