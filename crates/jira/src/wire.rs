@@ -481,6 +481,7 @@ mod same_as_value {
             any::<bool>().prop_map(Value::from),
             any::<i64>().prop_map(Value::from),
             "[a-z]{0,3}".prop_map(Value::from),
+            prop::sample::select(&["text", "paragraph", "mention", "bulletList"][..]).prop_map(Value::from),
         ];
         leaf.prop_recursive(3, 16, 4, |inner| {
             prop_oneof![
@@ -492,6 +493,9 @@ mod same_as_value {
                         Just("displayName".to_owned()),
                         Just("accountId".to_owned()),
                         Just("statusCategory".to_owned()),
+                        Just("type".to_owned()),
+                        Just("content".to_owned()),
+                        Just("text".to_owned()),
                         "[a-z]{1,3}"
                     ],
                     inner,
@@ -507,7 +511,7 @@ mod same_as_value {
         fn any_shape_trims_the_same(
             id in any_json(), key in any_json(), summary in any_json(), status in any_json(),
             assignee in any_json(), reporter in any_json(), priority in any_json(), project in any_json(),
-            labels in any_json(), created in any_json(), extra in any_json(),
+            labels in any_json(), created in any_json(), extra in any_json(), description in any_json(),
         ) {
             let issue = json!({
                 "id": id, "key": key, "expand": extra.clone(),
@@ -515,7 +519,7 @@ mod same_as_value {
                     "summary": summary, "status": status, "assignee": assignee, "reporter": reporter,
                     "priority": priority, "issuetype": priority.clone(), "project": project,
                     "parent": key.clone(), "labels": labels, "created": created, "updated": extra.clone(),
-                    "customfield_10000": extra,
+                    "customfield_10000": extra, "description": description,
                 }
             });
             let (by_value, by_bean) = both(&issue);
