@@ -12,6 +12,9 @@
 # proxy: the api's HTTP stack with nothing on top, so (e) against (d) is the stack and (b) against
 # (e) the api's pipeline.
 #
+# Requests/s vary with whatever else the machine runs; to compare two builds, count instructions per
+# request instead: deploy/bench/callgrind.sh.
+#
 # Needs wrk and nginx (Debian: apt-get install -y wrk nginx). Everything binds to 127.0.0.1 and every
 # case is bounded by DURATION; all processes started here are stopped on exit.
 set -euo pipefail
