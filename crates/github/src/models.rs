@@ -62,30 +62,31 @@ struct LicenseView {
 }
 
 impl RepositoryView {
-    /// The same object as [`repository`] makes of the whole `Value`.
+    /// The same object as [`repository`] makes of the whole `Value`, the values moved in (`json!`
+    /// would copy each one).
     pub(crate) fn into_json(self) -> Value {
         let v = |field: Option<Value>| field.unwrap_or(Value::Null);
-        json!({
-            "full_name": v(self.full_name),
-            "owner": v(self.owner.and_then(|o| o.login)),
-            "name": v(self.name),
-            "description": v(self.description),
-            "html_url": v(self.html_url),
-            "private": v(self.private),
-            "fork": v(self.fork),
-            "archived": v(self.archived),
-            "language": v(self.language),
-            "topics": self.topics.unwrap_or_else(|| json!([])),
-            "stars": v(self.stargazers_count),
-            "forks": v(self.forks_count),
-            "open_issues": v(self.open_issues_count),
-            "default_branch": v(self.default_branch),
-            "license": v(self.license.and_then(|l| l.spdx_id)),
-            "homepage": v(self.homepage),
-            "created_at": v(self.created_at),
-            "pushed_at": v(self.pushed_at),
-            "updated_at": v(self.updated_at),
-        })
+        integration_core::json_object([
+            ("full_name", v(self.full_name)),
+            ("owner", v(self.owner.and_then(|o| o.login))),
+            ("name", v(self.name)),
+            ("description", v(self.description)),
+            ("html_url", v(self.html_url)),
+            ("private", v(self.private)),
+            ("fork", v(self.fork)),
+            ("archived", v(self.archived)),
+            ("language", v(self.language)),
+            ("topics", self.topics.unwrap_or_else(|| json!([]))),
+            ("stars", v(self.stargazers_count)),
+            ("forks", v(self.forks_count)),
+            ("open_issues", v(self.open_issues_count)),
+            ("default_branch", v(self.default_branch)),
+            ("license", v(self.license.and_then(|l| l.spdx_id))),
+            ("homepage", v(self.homepage)),
+            ("created_at", v(self.created_at)),
+            ("pushed_at", v(self.pushed_at)),
+            ("updated_at", v(self.updated_at)),
+        ])
     }
 }
 
