@@ -154,7 +154,8 @@ impl<'de> Deserialize<'de> for Strings {
 /// An Atlassian Document Format node as far as [`crate::adf::to_text`] reads it: its type, text,
 /// the few `attrs` it prints and its children; marks and every other member are skipped, never
 /// built. A description read into a `Value` built a map, its hashed keys and a `String` per member
-/// of every node (an eighth of a Jira search's instructions; docs/benchmarks.md). As lenient as
+/// of every node (reading this instead took a Jira search from 404k to 385k instructions;
+/// docs/benchmarks.md). As lenient as
 /// reading a `Value`: a member of an unexpected type reads as absent, a later duplicate member
 /// wins, and no shape of JSON is an error.
 #[derive(Debug, Default, Clone, PartialEq)]
