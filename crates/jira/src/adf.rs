@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-pub(crate) use crate::wire::AdfNode as Node;
+use crate::wire::AdfNode;
 
 /// A description or comment parameter: text (Markdown allowed) or a ready ADF document.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -205,13 +205,13 @@ fn merge_text(nodes: Vec<Value>) -> Vec<Value> {
 /// Flatten an ADF document (or any ADF node) to plain text. A string is returned as is (Jira Data
 /// Center and the v2 API answer plain strings).
 pub fn to_text(node: &Value) -> String {
-    // Reading a `Value` as a `Node` cannot fail: every shape of JSON is a node.
-    Node::deserialize(node).map(|node| node.to_text()).unwrap_or_default()
+    // Reading a `Value` as an `AdfNode` cannot fail: every shape of JSON is a node.
+    AdfNode::deserialize(node).map(|node| node.to_text()).unwrap_or_default()
 }
 
 /// The text writer over the typed view of a node ([`crate::wire::AdfNode`]): answers' descriptions
 /// are read straight into it, never into a `Value`.
-impl Node {
+impl AdfNode {
     /// The plain text of this node (see [`to_text`]).
     pub(crate) fn to_text(&self) -> String {
         let mut out = String::new();
@@ -221,17 +221,17 @@ impl Node {
 
     fn kind(&self) -> Option<&str> {
         match self {
-            Node::Object(element) => element.kind.as_deref(),
+            AdfNode::Object(element) => element.kind.as_deref(),
             _ => None,
         }
     }
 
     fn write(&self, out: &mut String, depth: usize) {
         let element = match self {
-            Node::Str(s) => return out.push_str(s),
-            Node::List(items) => return items.iter().for_each(|c| c.write(out, depth)),
-            Node::Other => return,
-            Node::Object(element) => element,
+            AdfNode::Str(s) => return out.push_str(s),
+            AdfNode::List(items) => return items.iter().for_each(|c| c.write(out, depth)),
+            AdfNode::Other => return,
+            AdfNode::Object(element) => element,
         };
         let kind = element.kind.as_deref().unwrap_or_default();
         let children = element.content.as_slice();
@@ -461,7 +461,7 @@ mod tests {
         fn the_typed_view_flattens_as_the_value_reader(node in adf_json()) {
             let expected = reference(&node);
             prop_assert_eq!(to_text(&node), expected.clone(), "from a value");
-            let typed: Node = serde_json::from_str(&node.to_string()).expect("any JSON is a node");
+            let typed: AdfNode = serde_json::from_str(&node.to_string()).expect("any JSON is a node");
             prop_assert_eq!(typed.to_text(), expected, "from the JSON text");
         }
     }
@@ -475,11 +475,14 @@ mod tests {
             {"type": "emoji", "attrs": {"text": 1, "shortName": ":ok:"}},
             {"type": "codeBlock", "attrs": {"language": "rust"}, "content": {"type": "text", "text": "dropped"}}
         ]}"#;
-        let node: Node = serde_json::from_str(text).expect("node");
+        let node: AdfNode = serde_json::from_str(text).expect("node");
         assert_eq!(node.to_text(), "childb@someone:ok:```rust\n\n```");
         let value: Value = serde_json::from_str(text).expect("value");
         assert_eq!(reference(&value), node.to_text());
-        assert!(serde_json::from_str::<Node>(r#"{"type": "doc", "content": [}"#).is_err(), "malformed JSON");
+        assert!(
+            serde_json::from_str::<AdfNode>(r#"{"type": "doc", "content": [}"#).is_err(),
+            "malformed JSON"
+        );
     }
 
     #[test]

@@ -214,12 +214,16 @@ impl<'de> Visitor<'de> for KeyIn {
     }
 }
 
+/// Read from an object only: [`AdfElement`] reads `attrs` as an [`Obj`], which makes any other
+/// shape absent.
 impl<'de> Deserialize<'de> for AdfAttrs {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
             type Value = AdfAttrs;
-            scalars_absent!(AdfAttrs::default());
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AdfAttrs, A::Error> {
                 let mut attrs = AdfAttrs::default();
                 while let Some(key) =
@@ -240,14 +244,8 @@ impl<'de> Deserialize<'de> for AdfAttrs {
                 }
                 Ok(attrs)
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<AdfAttrs, A::Error> {
-                drain_seq(seq).map(|()| AdfAttrs::default())
-            }
-            fn visit_str<E>(self, _: &str) -> Result<AdfAttrs, E> {
-                Ok(AdfAttrs::default())
-            }
         }
-        deserializer.deserialize_any(V)
+        deserializer.deserialize_map(V)
     }
 }
 
@@ -276,7 +274,7 @@ impl<'de> Deserialize<'de> for AdfNode {
                     match key {
                         Some(0) => element.kind = map.next_value::<AnyText>()?.0,
                         Some(1) => element.text = map.next_value::<AnyText>()?.0,
-                        Some(2) => element.attrs = map.next_value()?,
+                        Some(2) => element.attrs = map.next_value::<Obj<AdfAttrs>>()?.0.unwrap_or_default(),
                         // Children only from an array, as over a `Value`.
                         Some(_) => {
                             element.content = match map.next_value()? {
