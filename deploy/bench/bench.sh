@@ -54,22 +54,15 @@ done
 
 wait_http() { for _ in $(seq 1 400); do curl -fs -o /dev/null "$1" && return 0; sleep 0.01; done; echo "timeout: $1" >&2; return 1; }
 
-"$BIN/integrations-fakes" --jira $JIRA --github $GITHUB --slack $SLACK --github-rate-limit 1000000000 \
-    --slack-channels "${SLACK_CHANNELS:-0}" \
-    >"$WORK/fakes.log" 2>&1 &
+# shellcheck source=deploy/bench/env.sh
+source "$ROOT/deploy/bench/env.sh"
+start_fakes
 PIDS+=($!)
 sleep 0.3
 
 # --- the api: embedded SQLite, a quota that never binds, connections from the environment ---------
-# Slack's own pacing (one message per second per channel) is off: with it the Slack row would
-# measure the pacing, not the api.
 start_ns=$(date +%s%N)
-env -i PATH="$PATH" ${MCONF:+_RJEM_MALLOC_CONF=$MCONF} INTEGRATIONS_BIND=$API INTEGRATIONS_DATA_DIR="$WORK/data" LOG_LEVEL=info LOG_FORMAT=json \
-    RATE_LIMIT_PER_MINUTE=100000000 \
-    JIRA_BASE_URL=http://$JIRA JIRA_USERNAME=bot@example.com JIRA_API_TOKEN=fake-api-token \
-    GITHUB_API_URL=http://$GITHUB GITHUB_TOKEN=ghp_fakeOctocatToken0000000000000000000 \
-    SLACK_API_URL=http://$SLACK/api/ SLACK_BOT_TOKEN=xoxb-fake-bot-token SLACK_PACING=false \
-    "$API_BIN" >"$WORK/api.log" 2>&1 &
+env -i "${API_ENV[@]}" "$API_BIN" >"$WORK/api.log" 2>&1 &
 API_PID=$!
 PIDS+=($API_PID)
 wait_http "http://$API/readyz"

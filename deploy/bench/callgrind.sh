@@ -44,17 +44,12 @@ for addr in $JIRA $GITHUB $SLACK $API; do
   fi
 done
 
-"$BIN/integrations-fakes" --jira $JIRA --github $GITHUB --slack $SLACK --github-rate-limit 1000000000 \
-    --slack-channels 0 >"$WORK/fakes.log" 2>&1 &
+# shellcheck source=deploy/bench/env.sh
+source "$ROOT/deploy/bench/env.sh"
+start_fakes
 PIDS+=($!)
-
-env -i PATH="$PATH" INTEGRATIONS_BIND=$API INTEGRATIONS_DATA_DIR="$WORK/data" LOG_LEVEL=info LOG_FORMAT=json \
-    RATE_LIMIT_PER_MINUTE=100000000 \
-    JIRA_BASE_URL=http://$JIRA JIRA_USERNAME=bot@example.com JIRA_API_TOKEN=fake-api-token \
-    GITHUB_API_URL=http://$GITHUB GITHUB_TOKEN=ghp_fakeOctocatToken0000000000000000000 \
-    SLACK_API_URL=http://$SLACK/api/ SLACK_BOT_TOKEN=xoxb-fake-bot-token SLACK_PACING=false \
-    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" \
-    "$API_BIN" >"$WORK/api.log" 2>&1 &
+env -i "${API_ENV[@]}" valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$WORK/callgrind.out" "$API_BIN" \
+    >"$WORK/api.log" 2>&1 &
 API_PID=$!
 PIDS+=($API_PID)
 for _ in $(seq 1 600); do curl -fs -o /dev/null "http://$API/readyz" && break; sleep 0.1; done
