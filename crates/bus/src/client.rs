@@ -5,14 +5,15 @@ use std::time::Duration;
 use futures::StreamExt as _;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Connection};
 
 use crate::envelope::{Command, Event, Status};
 use crate::error::BusError;
 use crate::topology::Topology;
 
 /// Publish `command` on the commands exchange (declaring the topology first, so it waits in the
-/// queue until a worker runs) and return its event, or [`BusError::Timeout`] after `timeout`.
+/// queue until a worker runs) and return its event, or [`BusError::Timeout`] after `timeout`
+/// ([`BusError::ConnectTimeout`] when the broker does not even complete the connection in that time).
 /// The current span's trace context goes along in the `traceparent` header.
 pub async fn call(
     amqp_url: &str,
@@ -20,7 +21,7 @@ pub async fn call(
     command: &Command,
     timeout: Duration,
 ) -> Result<Event, BusError> {
-    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let connection = crate::connect(amqp_url, timeout).await?;
     let result = tokio::time::timeout(timeout, exchange(&connection, topology, command)).await;
     let _ = connection.close(200, "done".into()).await;
     match result {

@@ -24,6 +24,9 @@ pub enum BusError {
     /// No answer within the deadline.
     #[error("no event within {0:?}")]
     Timeout(std::time::Duration),
+    /// The broker did not complete the connection (TCP, TLS, AMQP handshake) in time.
+    #[error("the broker did not complete the connection within {0:?}")]
+    ConnectTimeout(std::time::Duration),
     /// The broker closed the consumer before the answer came.
     #[error("the broker closed the consumer")]
     Closed,

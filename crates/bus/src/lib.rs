@@ -16,6 +16,7 @@
 
 mod acks;
 mod client;
+mod connect;
 pub mod envelope;
 mod error;
 pub mod outcome;
@@ -26,6 +27,7 @@ mod topology;
 mod worker;
 
 pub use client::call;
+pub use connect::{CONNECT_TIMEOUT, connect};
 pub use envelope::{Command, Event, Status, event_id, idempotency_key, parse_command};
 pub use error::BusError;
 pub use outcome::{Begin, MemoryOutcomes, OutcomeStore};

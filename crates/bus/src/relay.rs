@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use integration_store::{Outbox, OutboxMessage, Store};
+use lapin::ExchangeKind;
 use lapin::options::ExchangeDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::{Notify, watch};
 
 use crate::error::BusError;
@@ -38,10 +38,13 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// Largest pause between reconnection attempts.
     pub max_reconnect_delay: Duration,
+    /// How long opening a broker connection may take before the attempt counts as failed.
+    pub connect_timeout: Duration,
 }
 
 impl RelayConfig {
-    /// Defaults for `amqp_url`: batches of 256, polled every second, reconnect within 10 s.
+    /// Defaults for `amqp_url`: batches of 256, polled every second, reconnect within 10 s, 10 s
+    /// to connect.
     pub fn new(amqp_url: impl Into<String>) -> Self {
         Self {
             amqp_url: amqp_url.into(),
@@ -49,6 +52,7 @@ impl RelayConfig {
             batch_size: 256,
             poll_interval: Duration::from_secs(1),
             max_reconnect_delay: Duration::from_secs(10),
+            connect_timeout: crate::CONNECT_TIMEOUT,
         }
     }
 }
@@ -150,7 +154,7 @@ impl OutboxRelay {
 
     /// One connection: returns `Ok` on shutdown, an error when the broker is lost.
     async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<(), BusError> {
-        let connection = Connection::connect(&self.config.amqp_url, ConnectionProperties::default()).await?;
+        let connection = crate::connect(&self.config.amqp_url, self.config.connect_timeout).await?;
         let publisher = Publisher::open(&connection).await?;
         let mut declared = HashSet::new();
         if let Some(topology) = &self.config.topology {

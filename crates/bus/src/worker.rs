@@ -16,7 +16,6 @@ use integration_core::{Executor, Source, ToolCall};
 use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Connection, ConnectionProperties};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
@@ -50,10 +49,12 @@ pub struct WorkerConfig {
     /// for that outcome before reporting `unknown_outcome`. It should exceed the executor's
     /// deadline, so a duplicate publication of a command in flight gets the real outcome.
     pub in_flight_wait: Duration,
+    /// How long opening a broker connection may take before the attempt counts as failed.
+    pub connect_timeout: Duration,
 }
 
 impl WorkerConfig {
-    /// Defaults for `amqp_url`: concurrency 32, prefetch 64, 30 s grace.
+    /// Defaults for `amqp_url`: concurrency 32, prefetch 64, 30 s grace, 10 s to connect.
     pub fn new(amqp_url: impl Into<String>) -> Self {
         Self {
             amqp_url: amqp_url.into(),
@@ -64,6 +65,7 @@ impl WorkerConfig {
             max_reconnect_delay: Duration::from_secs(10),
             max_output_bytes: 65_536,
             in_flight_wait: Duration::from_secs(35),
+            connect_timeout: crate::CONNECT_TIMEOUT,
         }
     }
 }
@@ -160,7 +162,7 @@ impl Worker {
     }
 
     async fn session(&self, shutdown: &mut watch::Receiver<bool>) -> Result<SessionEnd, BusError> {
-        let connection = Connection::connect(&self.config.amqp_url, ConnectionProperties::default()).await?;
+        let connection = crate::connect(&self.config.amqp_url, self.config.connect_timeout).await?;
         let channel = connection.create_channel().await?;
         self.config.topology.declare(&channel).await?;
         channel.basic_qos(self.config.prefetch, BasicQosOptions::default()).await?;

@@ -468,3 +468,35 @@ async fn large_results_are_cut_to_the_output_budget_and_marked() {
     handle.await.expect("join").expect("clean stop");
     bus.cleanup().await;
 }
+
+/// A broker address that accepts connections and never answers (lapin alone would wait forever
+/// for its handshake): the worker counts each attempt as failed after `connect_timeout`, keeps
+/// reconnecting, and still stops when told.
+#[tokio::test]
+async fn a_broker_that_never_answers_is_retried_and_shutdown_still_stops_the_worker() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut config = WorkerConfig::new(format!("amqp://guest:guest@{address}/%2f"));
+    config.connect_timeout = Duration::from_millis(200);
+    config.max_reconnect_delay = Duration::from_millis(100);
+    let worker =
+        Worker::new(executor(Arc::new(AtomicU32::new(0))), Arc::new(MemoryOutcomes::default()), config);
+    let status = worker.status();
+    let (stop, stopped) = watch::channel(false);
+    let running = tokio::spawn(worker.run(stopped));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while status.reconnects() < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "{} reconnects in 10 s", status.reconnects());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!status.connected());
+    stop.send(true).expect("stop");
+    let ended = tokio::time::timeout(Duration::from_secs(5), running).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "the worker stops within one connect timeout: {ended:?}");
+}
