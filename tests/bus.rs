@@ -153,8 +153,8 @@ impl Collector {
         let task = tokio::spawn(async move {
             while !*stopped.borrow() {
                 let consumed = async {
-                    let connection =
-                        lapin::Connection::connect(AMQP, ConnectionProperties::default()).await?;
+                    // Bounded: while the broker restarts it may accept TCP and not answer yet.
+                    let connection = integration_bus::connect(AMQP, Duration::from_secs(5)).await?;
                     let channel = connection.create_channel().await?;
                     let mut consumer = channel
                         .basic_consume(
@@ -172,7 +172,7 @@ impl Collector {
                             .push((delivery.routing_key.to_string(), event));
                         delivery.ack(BasicAckOptions::default()).await?;
                     }
-                    Ok::<_, lapin::Error>(())
+                    Ok::<_, integration_bus::BusError>(())
                 };
                 tokio::select! {
                     _ = consumed => {}
