@@ -15,6 +15,7 @@ use integration_core::{
     Connection, ErrorKind, Executor, ExecutorConfig, Health, InMemoryConnections, Integration,
     IntegrationError, IntegrationInfo, Registry, Tool, ToolContext, ToolHints, ToolSpec, typed_tool,
 };
+use integration_testkit::FaultProxy;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
     QueueDeleteOptions,
@@ -469,20 +470,32 @@ async fn large_results_are_cut_to_the_output_budget_and_marked() {
     bus.cleanup().await;
 }
 
-/// A broker address that accepts connections and never answers (lapin alone would wait forever
-/// for its handshake): the worker counts each attempt as failed after `connect_timeout`, keeps
-/// reconnecting, and still stops when told.
+/// RabbitMQ behind a proxy that accepts connections and forwards nothing (lapin alone would wait
+/// for the handshake forever): `connect` gives up after its timeout, without the URL's credentials
+/// in the error; once the proxy forwards again it connects.
+#[tokio::test]
+async fn a_broker_that_never_answers_is_a_connect_timeout_not_a_hang() {
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().expect("address")).await.expect("proxy");
+    proxy.stall(true);
+    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let started = std::time::Instant::now();
+    let result = integration_bus::connect(&url, Duration::from_millis(300)).await;
+    assert!(matches!(result, Err(BusError::ConnectTimeout(t)) if t == Duration::from_millis(300)));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let message = result.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(message.contains("300ms") && !message.contains("guest"), "{message}");
+    proxy.stall(false);
+    let connection = integration_bus::connect(&url, Duration::from_secs(10)).await.expect("connects");
+    connection.close(200, "done".into()).await.expect("close");
+}
+
+/// The worker against a broker that never answers: each attempt fails after `connect_timeout`,
+/// the worker keeps reconnecting, and it still stops when told.
 #[tokio::test]
 async fn a_broker_that_never_answers_is_retried_and_shutdown_still_stops_the_worker() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let address = listener.local_addr().expect("address");
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            held.push(stream);
-        }
-    });
-    let mut config = WorkerConfig::new(format!("amqp://guest:guest@{address}/%2f"));
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().expect("address")).await.expect("proxy");
+    proxy.stall(true);
+    let mut config = WorkerConfig::new(format!("amqp://guest:guest@{}/%2f", proxy.addr()));
     config.connect_timeout = Duration::from_millis(200);
     config.max_reconnect_delay = Duration::from_millis(100);
     let worker =
