@@ -165,6 +165,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn serve_traced(args: ServeArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    let amqp_url = args.amqp_url.as_deref().filter(|u| !u.trim().is_empty());
+    if let Some(url) = amqp_url {
+        integration_bus::check_url(url).context("AMQP_URL")?;
+    }
     let app = build(&args).await?;
     agent::check_bind(&args, &app.store).await?;
     let listener = TcpListener::bind(args.bind).await.with_context(|| format!("binding {}", args.bind))?;
@@ -176,7 +180,7 @@ async fn serve_traced(args: ServeArgs) -> anyhow::Result<()> {
         "integrations-api listening"
     );
     let (stop_relay, relay_stopped) = tokio::sync::watch::channel(false);
-    let relay = args.amqp_url.as_deref().filter(|u| !u.trim().is_empty()).map(|url| {
+    let relay = amqp_url.map(|url| {
         let relay = integration_bus::OutboxRelay::new(&app.store, integration_bus::RelayConfig::new(url));
         tracing::info!("publishing the outbox to RabbitMQ");
         tokio::spawn(relay.run(relay_stopped))

@@ -241,3 +241,24 @@ mod base64_check {
         vec![base64::engine::general_purpose::STANDARD.encode(&pair), pair]
     }
 }
+
+/// A malformed `AMQP_URL` stops the start-up with a message naming the variable and not the
+/// password (the outbox relay would otherwise retry it forever in the background, silently).
+#[tokio::test]
+async fn a_malformed_amqp_url_refuses_to_start_without_echoing_it() {
+    let port = free_port();
+    let data = tempfile_dir("bad-amqp");
+    let output = api_command(
+        &[
+            ("INTEGRATIONS_BIND", &format!("127.0.0.1:{port}")),
+            ("INTEGRATIONS_DATA_DIR", data.to_str().expect("utf-8 path")),
+            ("AMQP_URL", "rabbit:s3cret@broker:5672"),
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout} {stderr}");
+    assert!(stderr.contains("AMQP_URL") && stderr.contains("invalid broker URL"), "{stderr}");
+    assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
+}

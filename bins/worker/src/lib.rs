@@ -47,6 +47,7 @@ impl std::fmt::Debug for App {
 
 /// Build the worker from its configuration, without connecting to the broker.
 pub async fn build(cli: &Cli) -> anyhow::Result<App> {
+    integration_bus::check_url(&cli.amqp_url.0).context("AMQP_URL")?;
     let registry = Arc::new(Registry::new());
     providers::register_all(&registry).context("registering providers")?;
     let store = Store::open(cli.store_config()).await.context("opening the store")?;

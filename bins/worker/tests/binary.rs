@@ -29,3 +29,23 @@ fn call_without_a_broker_fails_with_a_message() {
     assert!(!output.status.success());
     assert!(stderr.contains("calling jira_list_projects over the bus"), "{stderr}");
 }
+
+/// A malformed `AMQP_URL` ends the worker at start-up (no retry loop over a URL no retry can fix),
+/// naming the variable and not the password.
+#[test]
+fn a_malformed_amqp_url_is_refused_at_start_without_echoing_it() {
+    let dir = std::env::temp_dir().join(format!("integrations-worker-bad-url-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_integrations-worker"))
+        .env_clear()
+        .current_dir(&dir)
+        .env("AMQP_URL", "http://rabbit:s3cret@broker:5672/")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout} {stderr}");
+    assert!(stderr.contains("AMQP_URL") && stderr.contains("invalid broker URL"), "{stderr}");
+    assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

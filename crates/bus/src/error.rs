@@ -27,6 +27,9 @@ pub enum BusError {
     /// The broker did not complete the connection (TCP, TLS, AMQP handshake) in time.
     #[error("the broker did not complete the connection within {0:?}")]
     ConnectTimeout(std::time::Duration),
+    /// The broker URL cannot be read (the message never quotes the URL: it holds the password).
+    #[error("invalid broker URL: {0}")]
+    InvalidUrl(String),
     /// The broker closed the consumer before the answer came.
     #[error("the broker closed the consumer")]
     Closed,

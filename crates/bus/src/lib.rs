@@ -27,7 +27,7 @@ mod topology;
 mod worker;
 
 pub use client::call;
-pub use connect::{CONNECT_TIMEOUT, connect};
+pub use connect::{CONNECT_TIMEOUT, HEARTBEAT_SECONDS, check_url, connect};
 pub use envelope::{Command, Event, Status, event_id, idempotency_key, parse_command};
 pub use error::BusError;
 pub use outcome::{Begin, MemoryOutcomes, OutcomeStore};

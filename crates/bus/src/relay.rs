@@ -123,7 +123,8 @@ impl OutboxRelay {
     }
 
     /// Publish until `shutdown` flips to `true`, reconnecting with jittered backoff whenever the
-    /// broker is unreachable or the connection is lost.
+    /// broker is unreachable or the connection is lost. Returns [`BusError::InvalidUrl`] at once for
+    /// a broker URL that cannot be read.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
         let mut failures: u32 = 0;
         loop {
@@ -135,6 +136,8 @@ impl OutboxRelay {
             self.status.connected.store(false, Ordering::SeqCst);
             match end {
                 Ok(()) => return Ok(()),
+                // No retry makes an unreadable URL readable.
+                Err(error @ BusError::InvalidUrl(_)) => return Err(error),
                 Err(error) => {
                     tracing::warn!(%error, "outbox relay: broker unavailable, messages wait in the store")
                 }

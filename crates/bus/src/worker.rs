@@ -132,7 +132,8 @@ impl Worker {
 
     /// Consume until `shutdown` flips to `true`, reconnecting with jittered backoff whenever the
     /// connection or a channel is lost. On shutdown: stop consuming, finish in-flight commands
-    /// within the grace period, close cleanly.
+    /// within the grace period, close cleanly. Returns [`BusError::InvalidUrl`] at once for a broker
+    /// URL that cannot be read.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
         let mut failures: u32 = 0;
         loop {
@@ -145,6 +146,8 @@ impl Worker {
             match end {
                 Ok(SessionEnd::Shutdown) => return Ok(()),
                 Ok(SessionEnd::Lost(reason)) => tracing::warn!(%reason, "broker connection lost"),
+                // No retry makes an unreadable URL readable.
+                Err(error @ BusError::InvalidUrl(_)) => return Err(error),
                 Err(error) => tracing::warn!(%error, "broker session failed"),
             }
             if started.elapsed() > Duration::from_secs(30) {

@@ -513,3 +513,50 @@ async fn a_broker_that_never_answers_is_retried_and_shutdown_still_stops_the_wor
     let ended = tokio::time::timeout(Duration::from_secs(5), running).await;
     assert!(matches!(ended, Ok(Ok(Ok(())))), "the worker stops within one connect timeout: {ended:?}");
 }
+
+/// A connection that dies without a reset (the proxy holds every byte, as a vanished peer or a
+/// dropped NAT flow would): the heartbeat (1 s here, from the URL) notices, the worker reconnects,
+/// and once the path is back a command sent meanwhile is run. Without a heartbeat of its own the
+/// worker would wait on the dead connection for as long as the broker's (60 s) allows, twice over.
+#[tokio::test]
+async fn a_connection_that_goes_silent_is_noticed_by_the_heartbeat_and_replaced() {
+    let mut bus = Bus::new(5).await;
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().expect("address")).await.expect("proxy");
+    let mut config = bus.worker_config();
+    config.amqp_url = format!("amqp://guest:guest@{}/%2f?heartbeat=1", proxy.addr());
+    config.connect_timeout = Duration::from_millis(500);
+    config.max_reconnect_delay = Duration::from_millis(200);
+    config.in_flight_wait = Duration::from_millis(200);
+    let calls = Arc::new(AtomicU32::new(0));
+    let worker = Worker::new(executor(calls.clone()), Arc::new(MemoryOutcomes::default()), config);
+    let status = worker.status();
+    let (stop, handle) = start(worker);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !status.connected() {
+        assert!(tokio::time::Instant::now() < deadline, "never connected");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let accepted = proxy.accepted();
+
+    proxy.stall(true);
+    let silent = tokio::time::Instant::now();
+    while status.connected() {
+        assert!(silent.elapsed() < Duration::from_secs(10), "the dead connection was not noticed in 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let noticed = silent.elapsed();
+    assert!(noticed >= Duration::from_millis(900), "noticed after {noticed:?}, before a heartbeat was due");
+    bus.send_command("task-hb", "after", "test_echo", json!({"text": "still here"})).await;
+    proxy.stall(false);
+
+    let events = bus.events(1).await;
+    assert_eq!(events[0].1.step_id, "after");
+    assert_eq!(events[0].1.status, Status::Completed);
+    assert!(status.connected(), "reconnected");
+    assert!(proxy.accepted() > accepted, "a new connection through the proxy");
+    assert!(status.reconnects() >= 1);
+    stop.send(true).expect("stop");
+    let ended = tokio::time::timeout(Duration::from_secs(10), handle).await;
+    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+    bus.cleanup().await;
+}
