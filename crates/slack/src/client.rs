@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use integration_core::IntegrationError;
 use secrecy::ExposeSecret;
-use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use slack_morphism::hyper_tokio::{SlackClientHyperConnector, SlackClientHyperHttpsConnector};
 use slack_morphism::{SlackApiToken, SlackApiTokenValue};
@@ -85,6 +86,42 @@ pub struct MessageRequest {
     /// `chat.postEphemeral`: the user who sees the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+}
+
+/// Where `chat.postMessage` put a message: what the send tools answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostedMessage {
+    /// The conversation id the message went to.
+    pub channel: String,
+    /// The message's timestamp: its id within the conversation.
+    pub ts: String,
+}
+
+/// `chat.postMessage`'s answer as read off the wire: `ok` and the two ids. The copy of the message
+/// Slack echoes back (text, blocks, bot profile) is skipped by the parser instead of being built
+/// into a `Value` tree nobody reads (≈ 5k instructions of a send; docs/benchmarks.md, thirteenth
+/// session). Missing ids are reported by [`PostAnswer::posted`], as for any other method.
+#[derive(Debug, Deserialize)]
+struct PostAnswer {
+    ok: Option<bool>,
+    channel: Option<String>,
+    ts: Option<String>,
+}
+
+impl error::WebApiAnswer for PostAnswer {
+    fn is_ok(&self) -> bool {
+        self.ok == Some(true)
+    }
+}
+
+impl PostAnswer {
+    fn posted(self, method: &str) -> Result<PostedMessage, IntegrationError> {
+        let missing = |name: &str| error::missing_field(method, name);
+        Ok(PostedMessage {
+            channel: self.channel.ok_or_else(|| missing("channel"))?,
+            ts: self.ts.ok_or_else(|| missing("ts"))?,
+        })
+    }
 }
 
 /// A Slack Web API client bound to one workspace token. Cheap to clone; the clones share the
@@ -216,11 +253,11 @@ impl SlackClient {
         self.post_unpaced(method, body).await
     }
 
-    async fn post_unpaced<RQ: Serialize + Send + Sync>(
+    async fn post_unpaced<RQ: Serialize + Send + Sync, RS: DeserializeOwned + error::WebApiAnswer + Send>(
         &self,
         method: &'static str,
         body: &RQ,
-    ) -> Result<Value, IntegrationError> {
+    ) -> Result<RS, IntegrationError> {
         let url = self.method_url(method)?;
         let session = self.inner.client.open_session(&self.inner.token);
         let started = std::time::Instant::now();
@@ -248,7 +285,7 @@ impl SlackClient {
     /// `chat.postMessage`. Messages to one channel leave in call order, at most one per
     /// message interval: a caller over the budget waits its turn, inside a tool call only while
     /// that leaves the call as long again (else rate limited, nothing sent).
-    pub async fn post_message(&self, request: &MessageRequest) -> Result<Value, IntegrationError> {
+    pub async fn post_message(&self, request: &MessageRequest) -> Result<PostedMessage, IntegrationError> {
         let mut turn = self
             .inner
             .pacer
@@ -256,12 +293,12 @@ impl SlackClient {
             .await
             .map_err(|wait| queued_out(&request.channel, wait))?;
         turn.sent_now();
-        let result = self.post_unpaced("chat.postMessage", request).await;
+        let result = self.post_unpaced::<_, PostAnswer>("chat.postMessage", request).await;
         if let Some(wait) = result.as_ref().err().and_then(IntegrationError::retry_after) {
             turn.pause(wait, self.inner.pacer.message_interval());
         }
         drop(turn);
-        result
+        result?.posted("chat.postMessage")
     }
 
     /// `chat.update`.
@@ -431,6 +468,33 @@ fn refused(scope: &'static str, wait: std::time::Duration, message: String) -> I
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::WebApiAnswer;
+
+    /// Slack's own example answer of `chat.postMessage` (its Web API OpenAPI description): the
+    /// ids are read, the echoed message with its attachments is skipped; answers without `ok` or
+    /// without an id are errors, as they were when the answer was a `Value`.
+    #[test]
+    fn post_message_answers_read_the_ids_and_skip_the_echoed_message() {
+        let example = r#"{"channel": "C1H9RESGL", "message": {"attachments": [{"fallback": "This is an
+            attachment's fallback", "id": 1, "text": "This is an attachment"}], "bot_id": "B19LU7CSY",
+            "subtype": "bot_message", "text": "Here's a message for you", "ts": "1503435956.000247",
+            "type": "message", "username": "ecto1"}, "ok": true, "ts": "1503435956.000247"}"#
+            .replace('\n', " ");
+        let answer: PostAnswer = serde_json::from_str(&example).expect("slack's example");
+        assert!(answer.is_ok());
+        let posted = answer.posted("chat.postMessage").expect("ids");
+        assert_eq!(posted, PostedMessage { channel: "C1H9RESGL".into(), ts: "1503435956.000247".into() });
+
+        // what slack-morphism hands back for a 200 that is not JSON
+        let empty: PostAnswer = serde_json::from_str("{}").expect("empty");
+        assert!(!empty.is_ok());
+        let refused: PostAnswer = serde_json::from_str(r#"{"ok": false, "error": "x"}"#).expect("refused");
+        assert!(!refused.is_ok());
+        let no_ts: PostAnswer = serde_json::from_str(r#"{"ok": true, "channel": "C1"}"#).expect("no ts");
+        let error = no_ts.posted("chat.postMessage").expect_err("no ts");
+        assert_eq!(error.kind(), &integration_core::ErrorKind::Upstream { status: Some(200) });
+        assert!(error.to_string().contains("without 'ts'"), "{error}");
+    }
 
     #[test]
     fn pages_read_the_next_cursor() {

@@ -153,8 +153,8 @@ pub fn from_api_error(
 /// slack-morphism hands back `{}` for a 200 answer that is not JSON (the HTML page of a proxy or
 /// captive portal); that is a broken answer, not an empty success. The request may have been acted
 /// on, so it is not repeated for a write.
-pub fn web_api_answer(method: &str, answer: Value) -> Result<Value, IntegrationError> {
-    if answer.get("ok").and_then(Value::as_bool) == Some(true) {
+pub fn web_api_answer<A: WebApiAnswer>(method: &str, answer: A) -> Result<A, IntegrationError> {
+    if answer.is_ok() {
         return Ok(answer);
     }
     Err(IntegrationError::new(
@@ -164,6 +164,27 @@ pub fn web_api_answer(method: &str, answer: Value) -> Result<Value, IntegrationE
     )
     .with_details(json!({ "method": method, "status": 200 }))
     .with_effect(Effect::Unknown))
+}
+
+/// An answer of the Web API that says whether Slack took the call.
+pub trait WebApiAnswer {
+    /// `"ok": true`.
+    fn is_ok(&self) -> bool;
+}
+
+impl WebApiAnswer for Value {
+    fn is_ok(&self) -> bool {
+        self.get("ok").and_then(Value::as_bool) == Some(true)
+    }
+}
+
+/// An `ok` answer without a member the caller needs.
+pub fn missing_field(method: &str, name: &str) -> IntegrationError {
+    IntegrationError::new(
+        ErrorKind::Upstream { status: Some(StatusCode::OK.as_u16()) },
+        PROVIDER,
+        format!("{method} answered without '{name}'"),
+    )
 }
 
 /// Turn anything slack-morphism reports into an error.

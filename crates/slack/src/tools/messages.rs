@@ -262,12 +262,8 @@ async fn send_message(shared: &Shared, ctx: &ToolContext, p: SendMessage) -> Res
         unfurl_links: p.unfurl_links,
         ..Default::default()
     };
-    let answer = client.post_message(&request).await?;
-    Ok(json!({
-        "channel": field(&answer, "channel", "chat.postMessage")?,
-        "ts": field(&answer, "ts", "chat.postMessage")?,
-        "thread_ts": request.thread_ts,
-    }))
+    let posted = client.post_message(&request).await?;
+    Ok(json!({ "channel": posted.channel, "ts": posted.ts, "thread_ts": request.thread_ts }))
 }
 
 async fn notify_user(shared: &Shared, ctx: &ToolContext, p: NotifyUser) -> Result<Value, IntegrationError> {
@@ -287,10 +283,6 @@ async fn notify_user(shared: &Shared, ctx: &ToolContext, p: NotifyUser) -> Resul
         })?
         .to_owned();
     let request = MessageRequest { channel, text, blocks, ..Default::default() };
-    let answer = client.post_message(&request).await?;
-    Ok(json!({
-        "user": user,
-        "channel": field(&answer, "channel", "chat.postMessage")?,
-        "ts": field(&answer, "ts", "chat.postMessage")?,
-    }))
+    let posted = client.post_message(&request).await?;
+    Ok(json!({ "user": user, "channel": posted.channel, "ts": posted.ts }))
 }

@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use integration_core::cache::{FillLocks, get_json, set_json};
-use integration_core::{ErrorKind, IntegrationError, Tool, ToolContext};
+use integration_core::{IntegrationError, Tool, ToolContext};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -274,13 +274,11 @@ fn limit(value: Option<u32>, default: u32, max: u32) -> u32 {
 
 /// A string field of a Slack answer, or an upstream error naming it.
 fn field(answer: &Value, name: &str, method: &str) -> Result<String, IntegrationError> {
-    answer.get(name).and_then(Value::as_str).map(str::to_owned).ok_or_else(|| {
-        IntegrationError::new(
-            ErrorKind::Upstream { status: Some(200) },
-            PROVIDER,
-            format!("{method} answered without '{name}'"),
-        )
-    })
+    answer
+        .get(name)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| crate::error::missing_field(method, name))
 }
 
 /// Treat the Slack error `code` as success (idempotent tools: `already_reacted`, ...).
