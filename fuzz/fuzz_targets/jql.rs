@@ -5,6 +5,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
+use integration_jira::jql::tokens::{Tok, decoded, tokenize};
 use integration_jira::jql::{Direction, Jql, escape_text, field};
 use libfuzzer_sys::fuzz_target;
 
@@ -19,76 +20,6 @@ enum Op {
     AtLeast(String, String),
     AtMost(String, String),
     OrderBy(String, bool),
-}
-
-#[derive(Debug, PartialEq)]
-enum Tok {
-    Str(String),
-    Word(String),
-    Sym(char),
-}
-
-/// A tokenizer of the JQL subset the builder writes; literals are decoded.
-fn tokenize(jql: &str) -> Result<Vec<Tok>, String> {
-    let mut out = Vec::new();
-    let mut chars = jql.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' => {}
-            '"' => {
-                let mut s = String::new();
-                loop {
-                    match chars.next().ok_or("unterminated string")? {
-                        '"' => break,
-                        '\\' => match chars.next().ok_or("dangling escape")? {
-                            '"' => s.push('"'),
-                            '\\' => s.push('\\'),
-                            'n' => s.push('\n'),
-                            'r' => s.push('\r'),
-                            't' => s.push('\t'),
-                            'u' => {
-                                let hex: String = (0..4).filter_map(|_| chars.next()).collect();
-                                let unit = u16::from_str_radix(&hex, 16).map_err(|e| e.to_string())?;
-                                s.push_str(&format!("<u{unit:04x}>"));
-                            }
-                            other => return Err(format!("bad escape {other:?}")),
-                        },
-                        c if c.is_control() => return Err("raw control character in a literal".into()),
-                        c => s.push(c),
-                    }
-                }
-                out.push(Tok::Str(s));
-            }
-            '(' | ')' | ',' | '=' | '~' | '<' | '>' => out.push(Tok::Sym(c)),
-            c => {
-                let mut w = String::from(c);
-                while let Some(&n) = chars.peek() {
-                    if n == ' ' || "(),=~<>\"".contains(n) {
-                        break;
-                    }
-                    w.push(n);
-                    chars.next();
-                }
-                out.push(Tok::Word(w));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// What a literal of `value` decodes to with the tokenizer above.
-fn decoded(value: &str) -> String {
-    value
-        .chars()
-        .map(|c| match c {
-            '\n' | '\r' | '\t' | '"' | '\\' => c.to_string(),
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' || c == '\u{feff}' => {
-                let mut buf = [0u16; 2];
-                c.encode_utf16(&mut buf).iter().map(|u| format!("<u{u:04x}>")).collect()
-            }
-            c => c.to_string(),
-        })
-        .collect()
 }
 
 /// The expected tokens of a field reference: bare when `field` leaves it bare, else one literal.

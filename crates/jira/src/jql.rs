@@ -203,8 +203,12 @@ impl Jql {
     }
 }
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod tokens;
+
 #[cfg(test)]
 mod tests {
+    use super::tokens::{Tok, decoded, shape, tokenize};
     use super::*;
     use proptest::prelude::*;
 
@@ -251,73 +255,6 @@ mod tests {
         assert_eq!(field("status = x OR y"), r#""status = x OR y""#);
     }
 
-    /// A JQL tokenizer just good enough to see structure: string literals become one `Str` token.
-    #[derive(Debug, PartialEq)]
-    enum Tok {
-        Str(String),
-        Word(String),
-        Sym(char),
-    }
-
-    fn tokenize(jql: &str) -> Result<Vec<Tok>, String> {
-        let mut out = Vec::new();
-        let mut chars = jql.chars().peekable();
-        while let Some(c) = chars.next() {
-            match c {
-                ' ' => {}
-                '"' => {
-                    let mut s = String::new();
-                    loop {
-                        match chars.next().ok_or("unterminated string")? {
-                            '"' => break,
-                            '\\' => match chars.next().ok_or("dangling escape")? {
-                                '"' => s.push('"'),
-                                '\\' => s.push('\\'),
-                                'n' => s.push('\n'),
-                                'r' => s.push('\r'),
-                                't' => s.push('\t'),
-                                'u' => {
-                                    let hex: String = (0..4).filter_map(|_| chars.next()).collect();
-                                    let unit = u16::from_str_radix(&hex, 16).map_err(|e| e.to_string())?;
-                                    s.push_str(&format!("<u{unit:04x}>"));
-                                }
-                                other => return Err(format!("bad escape {other}")),
-                            },
-                            c if c.is_control() => return Err("raw control char in literal".into()),
-                            c => s.push(c),
-                        }
-                    }
-                    out.push(Tok::Str(s));
-                }
-                '(' | ')' | ',' | '=' | '~' | '<' | '>' => out.push(Tok::Sym(c)),
-                c => {
-                    let mut w = String::from(c);
-                    while let Some(&n) = chars.peek() {
-                        if n == ' ' || "(),=~<>\"".contains(n) {
-                            break;
-                        }
-                        w.push(n);
-                        chars.next();
-                    }
-                    out.push(Tok::Word(w));
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// The structure of a token stream: literals replaced by a placeholder.
-    fn shape(tokens: &[Tok]) -> Vec<String> {
-        tokens
-            .iter()
-            .map(|t| match t {
-                Tok::Str(_) => "<str>".to_owned(),
-                Tok::Word(w) => w.clone(),
-                Tok::Sym(c) => c.to_string(),
-            })
-            .collect()
-    }
-
     fn hostile() -> impl Strategy<Value = String> {
         let pieces = prop::sample::select(vec![
             "\"",
@@ -358,15 +295,7 @@ mod tests {
             prop_assert_eq!(tokens.len(), 1);
             let Tok::Str(s) = &tokens[0] else { return Err(TestCaseError::fail("not a literal")) };
             // Control characters come back as \u escapes; everything else verbatim.
-            let expected: String = value.chars().map(|c| match c {
-                '\n' | '\r' | '\t' | '"' | '\\' => c.to_string(),
-                c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' || c == '\u{feff}' => {
-                    let mut buf = [0u16; 2];
-                    c.encode_utf16(&mut buf).iter().map(|u| format!("<u{u:04x}>")).collect()
-                }
-                c => c.to_string(),
-            }).collect();
-            prop_assert_eq!(s, &expected);
+            prop_assert_eq!(s, &decoded(&value));
         }
 
         #[test]
