@@ -58,6 +58,8 @@ pub async fn set_json<T: Serialize + ?Sized>(cache: &dyn Cache, key: &str, value
 /// its error to the callers that waited for it ([`FillTurn::failed`]), so a failing upstream is not
 /// asked again by each of them in turn.
 ///
+/// [`FillLocks::get_or_fill`] is the whole sequence; spelled out:
+///
 /// ```
 /// # use integration_core::IntegrationError;
 /// # use integration_core::cache::FillLocks;
@@ -111,6 +113,32 @@ impl FillLocks {
             Some(error) => Err(error),
             None => Ok(turn),
         }
+    }
+
+    /// A cached value of `key`, or one `fill` fetched and stored: `cached` is looked at; on a miss
+    /// the caller waits for the key's turn (only when `coalesce`: a call that wants a fresh answer
+    /// neither waits nor holds others up) and looks again, since the turn before may have filled
+    /// it; still missing, `fill` fetches and stores the value while the turn is held, and its error
+    /// goes to the callers that waited for it.
+    pub async fn get_or_fill<T, Hit, Fill>(
+        &self,
+        key: &str,
+        coalesce: bool,
+        cached: impl Fn() -> Hit,
+        fill: impl FnOnce() -> Fill,
+    ) -> Result<T, IntegrationError>
+    where
+        Hit: Future<Output = Option<T>>,
+        Fill: Future<Output = Result<T, IntegrationError>>,
+    {
+        if let Some(hit) = cached().await {
+            return Ok(hit);
+        }
+        let mut turn = self.turn(key, coalesce).await?;
+        if let Some(hit) = cached().await {
+            return Ok(hit);
+        }
+        fill().await.inspect_err(|error| turn.failed(error))
     }
 
     /// Keys with a turn held or awaited.
@@ -324,6 +352,50 @@ mod tests {
         let again = lookup().await.expect("joined");
         assert!(again.is_err());
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// `get_or_fill` end to end: concurrent misses of one key fill it once and all get the value;
+    /// concurrent misses of a failing key ask the upstream once and all get its error; a call that
+    /// wants a fresh answer fills without waiting.
+    #[tokio::test]
+    async fn get_or_fill_fills_each_key_once_and_shares_a_failure() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let cache = Arc::new(InMemoryCache::default());
+        let fills = Arc::new(FillLocks::default());
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let lookup = |key: &'static str, coalesce: bool| {
+            let (cache, fills, fetches) = (cache.clone(), fills.clone(), fetches.clone());
+            tokio::spawn(async move {
+                let cached = || get_json::<u32>(cache.as_ref(), key);
+                let fill = || async {
+                    fetches.fetch_add(1, SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await; // the upstream's time
+                    if key == "down" {
+                        return Err(IntegrationError::new(crate::ErrorKind::Network, "jira", "refused"));
+                    }
+                    set_json(cache.as_ref(), key, &7_u32, Duration::from_secs(60)).await;
+                    Ok(7)
+                };
+                fills.get_or_fill(key, coalesce, cached, fill).await
+            })
+        };
+        let tasks: Vec<_> = (0..12).map(|_| lookup("a", true)).collect();
+        for task in tasks {
+            assert_eq!(task.await.expect("joined").expect("value"), 7);
+        }
+        assert_eq!(fetches.load(SeqCst), 1, "one fetch for twelve callers");
+        let tasks: Vec<_> = (0..6).map(|_| lookup("down", true)).collect();
+        for task in tasks {
+            let error = task.await.expect("joined").expect_err("the fetch failed");
+            assert!(error.to_string().contains("refused"), "{error}");
+        }
+        assert_eq!(fetches.load(SeqCst), 2, "the failing upstream was asked once");
+        assert_eq!(fills.pending(), 0, "no lock is left behind");
+        // without coalescing: a hit is still a hit, a miss fetches at once (no turn taken)
+        assert_eq!(lookup("a", false).await.expect("joined").expect("value"), 7);
+        assert_eq!(fetches.load(SeqCst), 2);
+        assert!(lookup("down", false).await.expect("joined").is_err());
+        assert_eq!(fetches.load(SeqCst), 3, "without coalescing the caller fetches itself");
     }
 
     #[tokio::test]

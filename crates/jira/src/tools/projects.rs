@@ -227,16 +227,8 @@ async fn all_projects(
     client: &JiraClient,
 ) -> Result<Arc<Value>, IntegrationError> {
     let key = cache_key(ctx, "projects:all");
-    if let Some(hit) = cached_list(ctx, &key).await {
-        return Ok(hit);
-    }
-    // A call that wants a fresh answer neither waits for other fillers nor holds them up.
-    let mut turn = shared.fills.turn(&key, ctx.use_cache).await?;
-    if let Some(hit) = cached_list(ctx, &key).await {
-        return Ok(hit);
-    }
-    let projects = fetch_all_projects(client).await.inspect_err(|e| turn.failed(e))?;
-    Ok(remember(shared, ctx, &key, projects).await)
+    let fill = || async { Ok(remember(shared, ctx, &key, fetch_all_projects(client).await?).await) };
+    shared.fills.get_or_fill(&key, ctx.use_cache, || cached_list(ctx, &key), fill).await
 }
 
 /// Every project, page by page, up to [`FINDER_MAX_PROJECTS`].

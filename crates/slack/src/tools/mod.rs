@@ -107,17 +107,13 @@ impl Shared {
         client: &SlackClient,
     ) -> Result<Vec<(String, String)>, IntegrationError> {
         let key = self.cache_key(ctx, client, "channel-directory");
-        if let Some(hit) = self.cached::<Vec<(String, String)>>(ctx, &key).await {
-            return Ok(hit);
-        }
-        // A call that wants a fresh answer neither waits for other fillers nor holds them up.
-        let mut turn = self.fills.turn(&key, ctx.use_cache).await?;
-        if let Some(hit) = self.cached::<Vec<(String, String)>>(ctx, &key).await {
-            return Ok(hit);
-        }
-        let directory = fetch_directory(client).await.inspect_err(|e| turn.failed(e))?;
-        self.store(ctx, &key, &directory, self.options.directory_cache_ttl).await;
-        Ok(directory)
+        let cached = || self.cached::<Vec<(String, String)>>(ctx, &key);
+        let fill = || async {
+            let directory = fetch_directory(client).await?;
+            self.store(ctx, &key, &directory, self.options.directory_cache_ttl).await;
+            Ok(directory)
+        };
+        self.fills.get_or_fill(&key, ctx.use_cache, cached, fill).await
     }
 
     /// A user id for `user`: an id (`U…`, `W…`) passes through, an e-mail address is looked up.
