@@ -17,6 +17,7 @@ pub mod mcp;
 mod observability;
 mod openapi;
 mod params;
+mod shutdown;
 pub mod telemetry;
 mod tools;
 
@@ -45,6 +46,7 @@ pub use auth::{Auth, AuthConfig, Caller, Scope};
 pub use error::ApiError;
 pub use observability::{install_metrics_recorder, metrics_handle};
 pub use openapi::{DOCS_PATH, OPENAPI_PATH, openapi_document};
+pub use shutdown::shutdown_signal;
 pub use tools::{CONNECTION_HEADER, mcp_entry, openai_entry, registry_entry};
 
 /// Settings of the HTTP layer.
