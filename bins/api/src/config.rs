@@ -1,10 +1,9 @@
 //! Configuration: command-line options, each also read from an environment variable.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use integration_core::{BreakerConfig, ExecutorConfig};
+use integration_core::ExecutorConfig;
 
 const PROVIDER_VARIABLES: &str = "\
 Provider connections (read at start-up; a connection saved through the API takes precedence):
@@ -118,26 +117,9 @@ pub struct ServeArgs {
     /// over OTEL_EXPORTER_OTLP_ENDPOINT.
     #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
     pub otel_traces_endpoint: Option<String>,
-    /// Deadline of one tool call in seconds, retries included.
-    #[arg(long, env = "INTEGRATION_TIMEOUT", default_value_t = 30)]
-    pub integration_timeout: u64,
-    /// Retries after the first attempt of a failed tool call.
-    #[arg(long, env = "MAX_RETRY_ATTEMPTS", default_value_t = 3)]
-    pub max_retry_attempts: u32,
-    /// Tool calls admitted per minute per connection (burst of the same size).
-    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
-    pub rate_limit_per_minute: u32,
-    /// Tool calls slower than this many milliseconds are logged at warn level (0: never).
-    #[arg(long, env = "SLOW_CALL_MS", default_value_t = 5000)]
-    pub slow_call_ms: u64,
-    /// Consecutive upstream failures (network errors, time-outs, 5xx) of one connection that open
-    /// its circuit: calls then fail at once with `circuit_open` (0: no circuit breaker).
-    #[arg(long, env = "CIRCUIT_BREAKER_THRESHOLD", default_value_t = 5)]
-    pub circuit_breaker_threshold: u32,
-    /// How long an open circuit refuses calls before one probe call may reach the upstream, in
-    /// milliseconds.
-    #[arg(long, env = "CIRCUIT_BREAKER_COOL_DOWN_MS", default_value_t = 10_000)]
-    pub circuit_breaker_cool_down_ms: u64,
+    /// Tool calls: deadline, retries, rate limit, slow-call log, circuit breaker.
+    #[command(flatten)]
+    pub executor: integration_http::cli::ExecutorArgs,
     /// Largest accepted request body in bytes.
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -173,17 +155,7 @@ pub struct ServeArgs {
 impl ServeArgs {
     /// The executor defaults from these options.
     pub fn executor_config(&self) -> ExecutorConfig {
-        ExecutorConfig {
-            timeout: Duration::from_secs(self.integration_timeout.max(1)),
-            max_retry_attempts: self.max_retry_attempts,
-            rate_limit_per_minute: self.rate_limit_per_minute.max(1),
-            slow_call: Duration::from_millis(self.slow_call_ms),
-            breaker: BreakerConfig {
-                threshold: self.circuit_breaker_threshold,
-                cool_down: Duration::from_millis(self.circuit_breaker_cool_down_ms),
-            },
-            ..ExecutorConfig::default()
-        }
+        self.executor.executor_config()
     }
 }
 

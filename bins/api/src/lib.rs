@@ -117,7 +117,7 @@ pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
     integration_http::install_metrics_recorder();
     let http = HttpConfig {
         max_body_bytes: args.max_body_bytes,
-        request_timeout: std::time::Duration::from_secs(args.integration_timeout.saturating_add(5)),
+        request_timeout: std::time::Duration::from_secs(args.executor.integration_timeout.saturating_add(5)),
         cors_origins: args.cors_origins.clone(),
     };
     let state = AppState::new(executor.clone())

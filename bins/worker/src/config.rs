@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use integration_bus::{Topology, WorkerConfig};
-use integration_core::{BreakerConfig, ExecutorConfig};
+use integration_core::ExecutorConfig;
 use integration_store::StoreConfig;
 
 const PROVIDER_VARIABLES: &str = "\
@@ -120,26 +120,9 @@ pub struct Cli {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Sensitive>,
 
-    /// Deadline of one tool call in seconds, retries included.
-    #[arg(long, env = "INTEGRATION_TIMEOUT", default_value_t = 30)]
-    pub integration_timeout: u64,
-    /// Retries after the first attempt of a failed tool call.
-    #[arg(long, env = "MAX_RETRY_ATTEMPTS", default_value_t = 3)]
-    pub max_retry_attempts: u32,
-    /// Tool calls admitted per minute per connection (burst of the same size).
-    #[arg(long, env = "RATE_LIMIT_PER_MINUTE", default_value_t = 100)]
-    pub rate_limit_per_minute: u32,
-    /// Tool calls slower than this many milliseconds are logged at warn level (0: never).
-    #[arg(long, env = "SLOW_CALL_MS", default_value_t = 5000)]
-    pub slow_call_ms: u64,
-    /// Consecutive upstream failures (network errors, time-outs, 5xx) of one connection that open
-    /// its circuit: calls then fail at once with `circuit_open` (0: no circuit breaker).
-    #[arg(long, env = "CIRCUIT_BREAKER_THRESHOLD", default_value_t = 5)]
-    pub circuit_breaker_threshold: u32,
-    /// How long an open circuit refuses calls before one probe call may reach the upstream, in
-    /// milliseconds.
-    #[arg(long, env = "CIRCUIT_BREAKER_COOL_DOWN_MS", default_value_t = 10_000)]
-    pub circuit_breaker_cool_down_ms: u64,
+    /// Tool calls: deadline, retries, rate limit, slow-call log, circuit breaker.
+    #[command(flatten)]
+    pub executor: integration_http::cli::ExecutorArgs,
 
     /// Deliveries of one command before it is dead-lettered (quorum queue `x-delivery-limit`).
     #[arg(long, env = "BUS_DELIVERY_LIMIT", default_value_t = 5)]
@@ -182,17 +165,7 @@ pub struct Cli {
 impl Cli {
     /// The executor defaults from these options.
     pub fn executor_config(&self) -> ExecutorConfig {
-        ExecutorConfig {
-            timeout: Duration::from_secs(self.integration_timeout.max(1)),
-            max_retry_attempts: self.max_retry_attempts,
-            rate_limit_per_minute: self.rate_limit_per_minute.max(1),
-            slow_call: Duration::from_millis(self.slow_call_ms),
-            breaker: BreakerConfig {
-                threshold: self.circuit_breaker_threshold,
-                cool_down: Duration::from_millis(self.circuit_breaker_cool_down_ms),
-            },
-            ..ExecutorConfig::default()
-        }
+        self.executor.executor_config()
     }
 
     /// Exchange and queue names.
@@ -217,7 +190,7 @@ impl Cli {
         config.shutdown_grace = Duration::from_secs(self.shutdown_grace_seconds);
         config.max_output_bytes = self.max_output_bytes;
         // A duplicate delivery waits for a command in flight a little longer than its deadline.
-        config.in_flight_wait = Duration::from_secs(self.integration_timeout.saturating_add(5));
+        config.in_flight_wait = Duration::from_secs(self.executor.integration_timeout.saturating_add(5));
         config
     }
 

@@ -10,6 +10,8 @@
 
 pub mod agent;
 pub mod auth;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod connections;
 mod error;
 #[cfg(feature = "mcp")]
