@@ -126,7 +126,7 @@ impl OutboxRelay {
     /// broker is unreachable or the connection is lost. Returns [`BusError::InvalidUrl`] at once for
     /// a broker URL that cannot be read.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
-        let mut failures: u32 = 0;
+        let mut reconnects = Reconnects::new(self.config.max_reconnect_delay);
         loop {
             if *shutdown.borrow() {
                 return Ok(());
@@ -142,16 +142,8 @@ impl OutboxRelay {
                     tracing::warn!(%error, "outbox relay: broker unavailable, messages wait in the store")
                 }
             }
-            if started.elapsed() > Duration::from_secs(30) {
-                failures = 0;
-            }
-            failures = failures.saturating_add(1);
             metrics::counter!("bus_outbox_reconnects_total").increment(1);
-            let delay = backoff(failures, self.config.max_reconnect_delay);
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => {}
-            }
+            reconnects.pause(started, &mut shutdown).await;
         }
     }
 
@@ -267,6 +259,36 @@ fn message_id(message: &OutboxMessage) -> String {
     serde_json::from_slice::<WithId>(&message.payload)
         .map(|m| m.event_id)
         .unwrap_or_else(|_| format!("outbox-{}", message.id))
+}
+
+/// The pause between a lost broker session and the next attempt, shared by the worker and the
+/// relay: [`backoff`] by the count of failures in a row, a count that starts over after a session
+/// that lasted [`Reconnects::STABLE`].
+pub(crate) struct Reconnects {
+    failures: u32,
+    max_delay: Duration,
+}
+
+impl Reconnects {
+    /// A session this long was a working connection, not one more failed attempt.
+    const STABLE: Duration = Duration::from_secs(30);
+
+    pub(crate) fn new(max_delay: Duration) -> Self {
+        Self { failures: 0, max_delay }
+    }
+
+    /// Wait before the next attempt after a session that began at `started`; a shutdown signal
+    /// ends the wait at once.
+    pub(crate) async fn pause(&mut self, started: Instant, shutdown: &mut watch::Receiver<bool>) {
+        if started.elapsed() > Self::STABLE {
+            self.failures = 0;
+        }
+        self.failures = self.failures.saturating_add(1);
+        tokio::select! {
+            _ = tokio::time::sleep(backoff(self.failures, self.max_delay)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }
 
 /// Exponential backoff from 100 ms with jitter in [50 %, 100 %], capped at `max`.

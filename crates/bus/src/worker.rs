@@ -135,7 +135,7 @@ impl Worker {
     /// within the grace period, close cleanly. Returns [`BusError::InvalidUrl`] at once for a broker
     /// URL that cannot be read.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> Result<(), BusError> {
-        let mut failures: u32 = 0;
+        let mut reconnects = crate::relay::Reconnects::new(self.config.max_reconnect_delay);
         loop {
             if *shutdown.borrow() {
                 return Ok(());
@@ -150,17 +150,9 @@ impl Worker {
                 Err(error @ BusError::InvalidUrl(_)) => return Err(error),
                 Err(error) => tracing::warn!(%error, "broker session failed"),
             }
-            if started.elapsed() > Duration::from_secs(30) {
-                failures = 0;
-            }
-            failures = failures.saturating_add(1);
             self.status.reconnects.fetch_add(1, Ordering::SeqCst);
             metrics::counter!("bus_reconnects_total").increment(1);
-            let delay = crate::relay::backoff(failures, self.config.max_reconnect_delay);
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = shutdown.changed() => {}
-            }
+            reconnects.pause(started, &mut shutdown).await;
         }
     }
 
