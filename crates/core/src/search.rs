@@ -161,8 +161,55 @@ pub fn search<'a>(
     hits
 }
 
+/// The `n` candidates closest to `wanted`, for "did you mean" lists: case-insensitive, candidates
+/// that contain `wanted` (or that it contains) first, then by edit distance; duplicates once.
+pub fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>, n: usize) -> Vec<String> {
+    let wanted = wanted.to_lowercase();
+    let mut scored: Vec<(usize, String)> = candidates
+        .map(|c| {
+            let lower = c.to_lowercase();
+            let score = if lower.contains(&wanted) || wanted.contains(&lower) {
+                0
+            } else {
+                1 + distance(&wanted, &lower)
+            };
+            (score, c.to_owned())
+        })
+        .collect();
+    scored.sort();
+    scored.dedup_by(|a, b| a.1 == b.1);
+    scored.into_iter().take(n).map(|(_, c)| c).collect()
+}
+
+/// Levenshtein distance over characters.
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn closest_names_for_did_you_mean() {
+        let names = ["Engineering", "Marketing", "Engine Room", "Sales"];
+        assert_eq!(super::closest("engin", names.iter().copied(), 2), vec!["Engine Room", "Engineering"]);
+        assert_eq!(super::closest("Salse", names.iter().copied(), 1), vec!["Sales"]);
+        let channels = ["general", "random", "gen-ops", "general"];
+        assert_eq!(super::closest("genral", channels.into_iter(), 3), vec!["general", "gen-ops", "random"]);
+        assert_eq!(super::distance("kitten", "sitting"), 3);
+        assert_eq!(super::distance("", "abc"), 3);
+        assert_eq!(super::distance("ünï", "uni"), 2);
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use integration_core::search::closest;
 use integration_core::{IntegrationError, Tool, ToolContext};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -126,40 +127,6 @@ fn folded(s: &str) -> impl Iterator<Item = char> + '_ {
     s.chars().flat_map(char::to_lowercase)
 }
 
-/// Levenshtein distance over characters, for "did you mean" lists.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// The `n` candidates closest to `wanted` (case-insensitive; substrings first).
-fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>, n: usize) -> Vec<String> {
-    let wanted = wanted.to_lowercase();
-    let mut scored: Vec<(usize, String)> = candidates
-        .map(|c| {
-            let lower = c.to_lowercase();
-            let score = if lower.contains(&wanted) || wanted.contains(&lower) {
-                0
-            } else {
-                1 + distance(&wanted, &lower)
-            };
-            (score, c.to_owned())
-        })
-        .collect();
-    scored.sort();
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(n).map(|(_, c)| c).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,14 +139,6 @@ mod tests {
         assert!(check_key("issue", "ENG-12").is_ok());
         assert!(check_key("issue", "../x").is_err());
         assert!(check_key("issue", "").is_err());
-    }
-
-    #[test]
-    fn closest_names() {
-        let names = ["Engineering", "Marketing", "Engine Room", "Sales"];
-        assert_eq!(closest("engin", names.iter().copied(), 2), vec!["Engine Room", "Engineering"]);
-        assert_eq!(closest("Salse", names.iter().copied(), 1), vec!["Sales"]);
-        assert_eq!(distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use integration_core::cache::{FillLocks, get_json, set_json};
+use integration_core::search::closest;
 use integration_core::{IntegrationError, Tool, ToolContext};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -288,33 +289,6 @@ fn tolerate(result: Result<Value, IntegrationError>, code: &str) -> Result<(Valu
     }
 }
 
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// The `n` names closest to `wanted` (substrings first).
-fn closest<'a>(wanted: &str, candidates: impl Iterator<Item = &'a str>, n: usize) -> Vec<String> {
-    let mut scored: Vec<(usize, String)> = candidates
-        .map(|c| {
-            let score = if c.contains(wanted) || wanted.contains(c) { 0 } else { 1 + distance(wanted, c) };
-            (score, c.to_owned())
-        })
-        .collect();
-    scored.sort();
-    scored.dedup_by(|a, b| a.1 == b.1);
-    scored.into_iter().take(n).map(|(_, c)| c).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,10 +299,6 @@ mod tests {
         assert!(!looks_like_id("general", &['C', 'G', 'D']));
         assert!(!looks_like_id("C", &['C']));
         assert!(!looks_like_id("Cats", &['C']));
-        assert_eq!(
-            closest("genral", ["general", "random", "gen-ops"].into_iter(), 2),
-            vec!["general", "gen-ops"]
-        );
     }
 
     #[test]
