@@ -138,6 +138,9 @@ struct Sample {
     end: Duration,
     status: u16,
     kind: String,
+    /// The error's message (empty on success): what a failed assertion shows (through `Debug`).
+    #[expect(dead_code, reason = "read only through Debug, in assertion messages")]
+    message: String,
 }
 
 /// `loops` tasks calling `url` back to back until stopped; every answer is recorded. A call that
@@ -160,18 +163,23 @@ impl Load {
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let start = origin.elapsed();
-                        let (status, kind) = match client.get(&url).send().await {
+                        let (status, kind, message) = match client.get(&url).send().await {
                             Ok(response) => {
                                 let (status, body) = json_of(response).await;
                                 let kind = body["error"]["type"].as_str().unwrap_or_default().to_owned();
+                                let message =
+                                    body["error"]["message"].as_str().unwrap_or_default().to_owned();
                                 (
                                     status,
                                     if kind.is_empty() && status != 200 { body.to_string() } else { kind },
+                                    message,
                                 )
                             }
-                            Err(e) => {
-                                (0, if e.is_timeout() { "hang".into() } else { format!("client: {e}") })
-                            }
+                            Err(e) => (
+                                0,
+                                if e.is_timeout() { "hang".into() } else { format!("client: {e}") },
+                                String::new(),
+                            ),
                         };
                         let end = origin.elapsed();
                         samples.lock().unwrap_or_else(|e| e.into_inner()).push(Sample {
@@ -179,6 +187,7 @@ impl Load {
                             end,
                             status,
                             kind,
+                            message,
                         });
                         if status != 200 {
                             // failing answers come fast: do not spin

@@ -76,6 +76,11 @@ fn database_unavailable(error: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
             true
         }
+        // The exchange with the server broke off in a way the driver could not read: a server
+        // going down mid-handshake answers an `SSLRequest` or a query with something else than the
+        // protocol allows (sqlx: "unexpected response from SSLRequest"). A broken connection, not a
+        // bug in the call.
+        sqlx::Error::Protocol(_) => true,
         // PostgreSQL: admin shutdown, crash shutdown, cannot connect now, too many connections.
         sqlx::Error::Database(db) => {
             matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300"))
@@ -106,6 +111,14 @@ mod tests {
         check(StoreError::NotFound("connection 'x'".into()), ErrorKind::NotFound);
         check(StoreError::Corrupt("x".into()), ErrorKind::Internal);
         check(StoreError::Database(sqlx::Error::PoolTimedOut), ErrorKind::Unavailable);
+        check(
+            StoreError::Database(sqlx::Error::Protocol("unexpected response from SSLRequest: 0x45".into())),
+            ErrorKind::Unavailable,
+        );
+        check(
+            StoreError::Database(sqlx::Error::Io(std::io::ErrorKind::UnexpectedEof.into())),
+            ErrorKind::Unavailable,
+        );
         check(StoreError::Database(sqlx::Error::RowNotFound), ErrorKind::Internal);
     }
 }
