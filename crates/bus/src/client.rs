@@ -21,8 +21,10 @@ pub async fn call(
     command: &Command,
     timeout: Duration,
 ) -> Result<Event, BusError> {
+    // One deadline for the whole call: the time the connection took is not granted again.
+    let deadline = tokio::time::Instant::now() + timeout;
     let connection = crate::connect(amqp_url, timeout).await?;
-    let result = tokio::time::timeout(timeout, exchange(&connection, topology, command)).await;
+    let result = tokio::time::timeout_at(deadline, exchange(&connection, topology, command)).await;
     let _ = connection.close(200, "done".into()).await;
     match result {
         Ok(result) => result,

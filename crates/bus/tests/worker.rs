@@ -560,3 +560,28 @@ async fn a_connection_that_goes_silent_is_noticed_by_the_heartbeat_and_replaced(
     assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
     bus.cleanup().await;
 }
+
+/// `call`'s timeout bounds the whole call, the connection included: over a slow path (every chunk
+/// delayed 100 ms, so the handshake alone takes most of a second) with no worker to answer, it
+/// gives up after about `timeout`, not after the connection time plus `timeout` again.
+#[tokio::test]
+async fn a_call_over_a_slow_connection_ends_within_its_timeout() {
+    let bus = Bus::new(5).await;
+    let proxy = FaultProxy::start("127.0.0.1:5672".parse().expect("address")).await.expect("proxy");
+    proxy.set_latency(Duration::from_millis(100));
+    let url = format!("amqp://guest:guest@{}/%2f", proxy.addr());
+    let command = integration_bus::Command {
+        task_id: "task-slow".into(),
+        step_id: "s1".into(),
+        tool_name: "test_echo".into(),
+        parameters: json!({"text": "x"}),
+        connection: None,
+    };
+    let timeout = Duration::from_millis(2500);
+    let started = std::time::Instant::now();
+    let result = integration_bus::call(&url, &bus.topology, &command, timeout).await;
+    let took = started.elapsed();
+    assert!(matches!(result, Err(BusError::Timeout(t)) if t == timeout), "{result:?}");
+    assert!(took < timeout + Duration::from_millis(700), "took {took:?} for a {timeout:?} call");
+    bus.cleanup().await;
+}
