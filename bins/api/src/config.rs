@@ -5,17 +5,13 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use integration_core::ExecutorConfig;
 
-const PROVIDER_VARIABLES: &str = "\
-Provider connections (read at start-up; a connection saved through the API takes precedence):
-  JIRA_BASE_URL, JIRA_USERNAME, JIRA_API_TOKEN, JIRA_PERSONAL_ACCESS_TOKEN
-  GITHUB_TOKEN, GITHUB_API_URL
-  SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET, SLACK_API_URL
-
+/// The end of `--help`, after the providers' variables ([`crate::parse_cli`]).
+pub(crate) const MORE_HELP: &str = "\
 Logging: RUST_LOG overrides --log-level with a full filter (e.g. integration_core=debug).";
 
 /// The Integrations Service REST API.
 #[derive(Debug, Parser)]
-#[command(name = "integrations-api", version, about, after_help = PROVIDER_VARIABLES)]
+#[command(name = "integrations-api", version, about)]
 pub struct Cli {
     /// What to do (default: serve).
     #[command(subcommand)]

@@ -25,6 +25,13 @@ use tokio::net::TcpListener;
 pub use agent::{AgentArgs, KeysCommand, McpArgs};
 pub use config::{Cli, Command, LogFormat, MasterKeyCommand, ServeArgs, StoreArgs};
 
+/// Parse the process's command line; `--help` ends with the connection variables of the providers
+/// compiled into this build.
+pub fn parse_cli() -> Cli {
+    let help = integration_http::cli::provider_variables(&providers::all(), config::MORE_HELP);
+    integration_http::cli::parse_with_help(help)
+}
+
 /// Run the command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

@@ -1,8 +1,6 @@
 //! `integrations-api`: the REST API of the Integrations Service. All the work is in the library;
 //! this file only parses the command line and runs it.
 
-use clap::Parser;
-
 /// jemalloc instead of glibc malloc: every proxied call parses and builds JSON, and glibc's
 /// allocator spent about a quarter of the api's CPU on it; mimalloc was as fast but doubled the
 /// resident memory (docs/benchmarks.md).
@@ -11,7 +9,7 @@ use clap::Parser;
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
-    let cli = integrations_api::Cli::parse();
+    let cli = integrations_api::parse_cli();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(integrations_api::run(cli))
 }

@@ -1,18 +1,28 @@
 //! The one place that names providers: each is compiled in behind the Cargo feature of its name.
 
-use integration_core::{Connection, Registry};
+use std::sync::Arc;
+
+use integration_core::{Connection, Integration, Registry};
+
+/// Every provider compiled into this binary.
+pub fn all() -> Vec<Arc<dyn Integration>> {
+    vec![
+        #[cfg(feature = "jira")]
+        integration_jira::provider(),
+        #[cfg(feature = "github")]
+        integration_github::provider(),
+        #[cfg(feature = "slack")]
+        integration_slack::provider(),
+        #[cfg(feature = "webhook")]
+        integration_webhook::provider(),
+    ]
+}
 
 /// Register every provider compiled into this binary.
 pub fn register_all(registry: &Registry) -> anyhow::Result<()> {
-    #[cfg(feature = "jira")]
-    registry.add(integration_jira::provider())?;
-    #[cfg(feature = "github")]
-    registry.add(integration_github::provider())?;
-    #[cfg(feature = "slack")]
-    registry.add(integration_slack::provider())?;
-    #[cfg(feature = "webhook")]
-    registry.add(integration_webhook::provider())?;
-    let _ = registry;
+    for provider in all() {
+        registry.add(provider)?;
+    }
     Ok(())
 }
 

@@ -98,22 +98,82 @@ async fn serves_tools_metrics_and_error_bodies_then_stops_on_sigterm() {
     }
 }
 
-#[tokio::test]
-async fn help_lists_every_variable() {
+/// Every variable the api reads, its options' and its providers', with the providers' ones.
+fn variables() -> (Vec<String>, Vec<String>) {
+    use clap::CommandFactory as _;
+    let options = integration_http::cli::environment_variables(&integrations_api::Cli::command());
+    let providers = integrations_api::providers::all().iter().flat_map(|p| p.info().env_vars).collect();
+    (options, providers)
+}
+
+#[test]
+fn help_lists_the_providers_variables() {
     let output = Command::new(env!("CARGO_BIN_EXE_integrations-api")).arg("--help").output().expect("help");
     assert!(output.status.success());
     let text = String::from_utf8_lossy(&output.stdout);
-    for var in [
-        "INTEGRATIONS_BIND",
-        "LOG_FORMAT",
-        "INTEGRATION_TIMEOUT",
-        "MAX_RETRY_ATTEMPTS",
-        "RATE_LIMIT_PER_MINUTE",
-        "JIRA_BASE_URL",
-        "GITHUB_TOKEN",
-        "SLACK_BOT_TOKEN",
-    ] {
+    let (options, providers) = variables();
+    assert!(providers.len() >= 10, "jira, github, slack and webhook are compiled in: {providers:?}");
+    let expected =
+        providers.iter().map(String::as_str).chain(["INTEGRATIONS_BIND", "INTEGRATION_TIMEOUT", "RUST_LOG"]);
+    for var in expected {
         assert!(text.contains(var), "--help does not mention {var}");
+    }
+    assert!(options.len() >= 30, "{options:?}");
+    let section: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Provider connections"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let expected: Vec<String> = integrations_api::providers::all()
+        .iter()
+        .map(|p| p.info())
+        .filter(|i| !i.env_vars.is_empty())
+        .map(|i| format!("  {}: {}", i.name, i.env_vars.join(", ")))
+        .collect();
+    assert_eq!(section, expected, "one line per compiled-in provider:\n{text}");
+}
+
+#[test]
+fn every_variable_is_in_the_configuration_reference() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md"))
+        .expect("docs/configuration.md");
+    let (options, providers) = variables();
+    let missing: Vec<&String> =
+        options.iter().chain(&providers).filter(|v| !doc.contains(&format!("`{v}`"))).collect();
+    assert!(missing.is_empty(), "docs/configuration.md does not list {missing:?}");
+}
+
+/// A provider reads its default connection only from the variables it declares (the ones
+/// `--help` and the configuration reference list).
+#[test]
+fn providers_read_only_the_variables_they_declare() {
+    for provider in integrations_api::providers::all() {
+        let declared = provider.info().env_vars;
+        for set in [false, true] {
+            let asked = std::sync::Mutex::new(Vec::new());
+            let env = |name: &str| {
+                asked.lock().expect("lock").push(name.to_owned());
+                set.then(
+                    || if name.ends_with("_URL") { "http://127.0.0.1:1/".into() } else { "value".into() },
+                )
+            };
+            let connection = provider.connection_from_env(&env);
+            let asked = asked.into_inner().expect("lock");
+            let undeclared: Vec<&String> = asked.iter().filter(|v| !declared.contains(v)).collect();
+            assert!(
+                undeclared.is_empty(),
+                "{}: reads {undeclared:?} without declaring them",
+                provider.info().name
+            );
+            if set && !asked.is_empty() {
+                assert!(
+                    connection.is_some(),
+                    "{}: every variable set gives a connection",
+                    provider.info().name
+                );
+            }
+        }
     }
 }
 

@@ -9,10 +9,8 @@ use integration_bus::{Topology, WorkerConfig};
 use integration_core::ExecutorConfig;
 use integration_store::StoreConfig;
 
-const PROVIDER_VARIABLES: &str = "\
-Provider connections (read at start-up; a connection saved through the API takes precedence):
-  JIRA_BASE_URL, JIRA_USERNAME, JIRA_API_TOKEN, JIRA_PERSONAL_ACCESS_TOKEN
-
+/// The end of `--help`, after the providers' variables ([`crate::parse_cli`]).
+pub(crate) const MORE_HELP: &str = "\
 Store: INTEGRATIONS_MASTER_KEY_PREVIOUS (comma-separated older keys, during a key rotation).
 Logging: RUST_LOG overrides --log-level with a full filter (e.g. integration_bus=debug).";
 
@@ -75,7 +73,7 @@ pub enum LogFormat {
 /// The Integrations Service bus worker: consumes tool commands from RabbitMQ, runs them through
 /// the executor and publishes one result event per command.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "integrations-worker", version, about, after_help = PROVIDER_VARIABLES)]
+#[command(name = "integrations-worker", version, about)]
 pub struct Cli {
     /// What to do; without a command, run the worker.
     #[command(subcommand)]

@@ -74,6 +74,13 @@ pub async fn build(cli: &Cli) -> anyhow::Result<App> {
     Ok(App { worker, relay, store, executor })
 }
 
+/// Parse the process's command line; `--help` ends with the connection variables of the providers
+/// compiled into this build.
+pub fn parse_cli() -> Cli {
+    let help = integration_http::cli::provider_variables(&providers::all(), config::MORE_HELP);
+    integration_http::cli::parse_with_help(help)
+}
+
 /// Run the worker until SIGINT or SIGTERM, then finish in-flight commands within the grace
 /// period and exit.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

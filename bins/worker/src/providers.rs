@@ -1,17 +1,26 @@
 //! The one place that names providers: each is compiled in behind the Cargo feature of its name.
 
-use integration_core::{Connection, Registry};
+use std::sync::Arc;
+
+use integration_core::{Connection, Integration, Registry};
+
+/// Every provider compiled into this binary.
+pub fn all() -> Vec<Arc<dyn Integration>> {
+    vec![
+        #[cfg(feature = "jira")]
+        integration_jira::provider(),
+        #[cfg(feature = "github")]
+        integration_github::provider(),
+        #[cfg(feature = "slack")]
+        integration_slack::provider(),
+    ]
+}
 
 /// Register every provider compiled into this binary.
 pub fn register_all(registry: &Registry) -> anyhow::Result<()> {
-    // One line per provider, each behind its feature.
-    #[cfg(feature = "jira")]
-    registry.add(integration_jira::provider())?;
-    #[cfg(feature = "github")]
-    registry.add(integration_github::provider())?;
-    #[cfg(feature = "slack")]
-    registry.add(integration_slack::provider())?;
-    let _ = registry;
+    for provider in all() {
+        registry.add(provider)?;
+    }
     Ok(())
 }
 

@@ -1,5 +1,6 @@
 //! The real `integrations-worker` binary (also built here for tests/readme.rs): its help lists the
-//! `call` command and the OpenTelemetry endpoint, and `call` fails cleanly when no broker answers.
+//! `call` command, the OpenTelemetry endpoint and the providers' variables, every variable is in the
+//! configuration reference, and `call` fails cleanly when no broker answers.
 
 use std::process::Command;
 
@@ -10,6 +11,27 @@ fn help_lists_call_and_the_otlp_endpoint() {
     assert!(output.status.success(), "{help}");
     assert!(help.contains("call"), "{help}");
     assert!(help.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{help}");
+    let providers = integrations_worker::providers::all();
+    assert!(providers.len() >= 3, "jira, github and slack are compiled in");
+    for provider in providers {
+        let info = provider.info();
+        let line = format!("  {}: {}", info.name, info.env_vars.join(", "));
+        assert!(help.contains(&line), "--help lacks {line:?}:\n{help}");
+    }
+}
+
+#[test]
+fn every_variable_is_in_the_configuration_reference() {
+    use clap::CommandFactory as _;
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md"))
+        .expect("docs/configuration.md");
+    let options = integration_http::cli::environment_variables(&integrations_worker::Cli::command());
+    assert!(options.len() >= 20, "{options:?}");
+    let providers =
+        integrations_worker::providers::all().iter().flat_map(|p| p.info().env_vars).collect::<Vec<_>>();
+    let missing: Vec<&String> =
+        options.iter().chain(&providers).filter(|v| !doc.contains(&format!("`{v}`"))).collect();
+    assert!(missing.is_empty(), "docs/configuration.md does not list {missing:?}");
 }
 
 #[test]

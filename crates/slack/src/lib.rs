@@ -145,9 +145,14 @@ impl Integration for Slack {
             description: "Slack workspaces: messages, channels, user notifications and bot interactions"
                 .to_owned(),
             config_schema: config::config_schema(),
-            env_vars: [config::ENV_BOT_TOKEN, config::ENV_SIGNING_SECRET, config::ENV_API_URL]
-                .map(str::to_owned)
-                .to_vec(),
+            env_vars: [
+                config::ENV_BOT_TOKEN,
+                config::ENV_SIGNING_SECRET,
+                config::ENV_API_URL,
+                config::ENV_PACING,
+            ]
+            .map(str::to_owned)
+            .to_vec(),
         }
     }
 

@@ -81,3 +81,16 @@ async fn slack_channels_are_added_to_the_demo_workspace() {
     assert!(names.iter().any(|n| n == "general"));
     assert!(names.iter().any(|n| n == "bench-00000") && names.iter().any(|n| n == "bench-01499"));
 }
+
+#[test]
+fn every_variable_of_its_help_is_in_the_configuration_reference() {
+    let output = Command::new(env!("CARGO_BIN_EXE_integrations-fakes")).arg("--help").output().expect("run");
+    let help = String::from_utf8_lossy(&output.stdout);
+    let variables: Vec<&str> =
+        help.split("[env: ").skip(1).filter_map(|rest| rest.split(['=', ']']).next()).collect();
+    assert!(variables.contains(&"FAKE_LATENCY_MS") && variables.len() >= 6, "{variables:?}\n{help}");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md"))
+        .expect("docs/configuration.md");
+    let missing: Vec<&&str> = variables.iter().filter(|v| !doc.contains(&format!("`{v}`"))).collect();
+    assert!(missing.is_empty(), "docs/configuration.md does not list {missing:?}");
+}
