@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::adf;
 use crate::client::JiraClient;
-use crate::wire::IssueBean;
+use crate::wire::{CommentBean, IssueBean};
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
     integration_core::json_at(v, pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -192,6 +192,16 @@ pub struct Comment {
 }
 
 impl Comment {
+    /// Trim a comment read by the typed view.
+    pub(crate) fn from_bean(bean: CommentBean) -> Self {
+        Self {
+            id: bean.id.0,
+            author: bean.author.0.and_then(|a| a.display_name.0),
+            body: bean.body.map(|b| b.to_text()).unwrap_or_default(),
+            created: bean.created.0,
+        }
+    }
+
     /// Trim a `Comment`.
     pub fn from_value(v: &Value) -> Self {
         Self {

@@ -1,7 +1,7 @@
 //! Typed, lenient views of Jira's answers for the hot paths.
 //!
-//! Parsing a whole answer into a [`Value`] builds every avatar URL, `self` link and nested object
-//! only for the trimmed models to read a dozen strings out of it. These views deserialize the
+//! Parsing a whole answer into a [`serde_json::Value`] builds every avatar URL, `self` link and
+//! nested object only for the trimmed models to read a dozen strings out of it. These views deserialize the
 //! parts the models read and skip everything else without building it. They are as lenient as
 //! the `from_value` readers in [`crate::models`]: a missing field, a `null`, an empty string or a
 //! value of an unexpected type reads as absent and never fails the answer.
@@ -11,7 +11,6 @@ use std::marker::PhantomData;
 
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
 
 /// Consume the rest of a sequence or map without building it.
 fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
@@ -327,6 +326,129 @@ pub(crate) struct UserRef {
     pub(crate) account_id: Text,
 }
 
+/// The objects of an array read as `T` (other items skipped).
+fn objects<'de, A: SeqAccess<'de>, T: Deserialize<'de>>(mut seq: A) -> Result<Vec<T>, A::Error> {
+    let mut out = Vec::new();
+    while let Some(Obj(item)) = seq.next_element::<Obj<T>>()? {
+        out.extend(item);
+    }
+    Ok(out)
+}
+
+/// A count: a non-negative integer, or absent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Count(pub(crate) Option<u64>);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Count, E> {
+                Ok(Count(Some(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Count, E> {
+                Ok(Count(u64::try_from(v).ok()))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_unit<E>(self) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_none<E>(self) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Count, A::Error> {
+                drain_seq(seq).map(|()| Count(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Count, A::Error> {
+                drain_map(map).map(|()| Count(None))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+/// One comment, as far as [`crate::models::Comment`] reads it.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub(crate) struct CommentBean {
+    pub(crate) id: Text,
+    pub(crate) author: Obj<UserRef>,
+    /// Atlassian Document Format (the v3 API), or plain text (Data Center, the v2 API).
+    pub(crate) body: Option<AdfNode>,
+    pub(crate) created: Text,
+}
+
+/// The `comment` field of an issue. Jira answers a page of comments (`{"comments": [...],
+/// "total": 2, "startAt": 0, ...}`); Atlassian's own example answer of "Get issue" shows the bare
+/// array instead. Both read; any other value is no comments.
+#[derive(Debug, Default)]
+pub(crate) struct CommentField {
+    /// The comments, oldest first, as the page holds them.
+    pub(crate) comments: Vec<CommentBean>,
+    /// The page's `total` (all the issue's comments), when it says.
+    pub(crate) total: Option<u64>,
+}
+
+impl<'de> Deserialize<'de> for CommentField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct Page {
+            comments: Comments,
+            total: Count,
+        }
+        #[derive(Default)]
+        struct Comments(Vec<CommentBean>);
+        impl<'de> Deserialize<'de> for Comments {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct List;
+                impl<'de> Visitor<'de> for List {
+                    type Value = Comments;
+                    scalars_absent!(Comments::default());
+                    fn visit_str<E>(self, _: &str) -> Result<Comments, E> {
+                        Ok(Comments::default())
+                    }
+                    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Comments, A::Error> {
+                        objects(seq).map(Comments)
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Comments, A::Error> {
+                        drain_map(map).map(|()| Comments::default())
+                    }
+                }
+                deserializer.deserialize_any(List)
+            }
+        }
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CommentField;
+            scalars_absent!(CommentField::default());
+            fn visit_str<E>(self, _: &str) -> Result<CommentField, E> {
+                Ok(CommentField::default())
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<CommentField, A::Error> {
+                Ok(CommentField { comments: objects(seq)?, total: None })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<CommentField, A::Error> {
+                let page = Page::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(CommentField { comments: page.comments.0, total: page.total.0 })
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
 /// The `fields` of an issue that [`crate::models::Issue`] reads.
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(default)]
@@ -344,8 +466,8 @@ pub(crate) struct BeanFields {
     pub(crate) updated: Text,
     /// Atlassian Document Format, read as far as its plain text needs.
     pub(crate) description: Option<AdfNode>,
-    /// The comment page (`jira_get_issue` asks for it; searches do not).
-    pub(crate) comment: Option<Value>,
+    /// The comments (`jira_get_issue` asks for them; searches do not).
+    pub(crate) comment: Option<CommentField>,
 }
 
 /// An `IssueBean`, as far as [`crate::models::Issue`] reads it.
@@ -388,6 +510,71 @@ mod tests {
         let bean: IssueBean = serde_json::from_str(r#"{"key": "ENG-1", "fields": [1]}"#).expect("lenient");
         assert_eq!(bean.key, Text(Some("ENG-1".into())));
         assert!(bean.fields.0.is_none());
+    }
+
+    /// The comments of an issue's `comment` field, as `jira_get_issue` trims them.
+    fn comments(fields: &str) -> (Vec<serde_json::Value>, Option<u64>) {
+        let bean: IssueBean =
+            serde_json::from_str(&format!(r#"{{"key": "ENG-1", "fields": {fields}}}"#)).expect("lenient");
+        let field = bean.fields.0.and_then(|f| f.comment).unwrap_or_default();
+        let trimmed =
+            field.comments.into_iter().map(|c| serde_json::json!(crate::models::Comment::from_bean(c)));
+        (trimmed.collect(), field.total)
+    }
+
+    #[test]
+    fn comments_read_from_a_page_as_jira_answers() {
+        let page = r#"{"comment": {"comments": [
+                {"id": "10001", "author": {"displayName": "Mia", "accountId": "a1"}, "created": "2026-01-01",
+                 "body": {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "First"}]}]}},
+                {"id": "10002", "body": "plain text from Data Center", "author": "not an object"}
+            ], "maxResults": 2, "total": 7, "startAt": 5}}"#;
+        let (list, total) = comments(page);
+        assert_eq!(total, Some(7));
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["body"], "First");
+        assert_eq!(
+            (&list[0]["author"], &list[0]["id"]),
+            (&serde_json::json!("Mia"), &serde_json::json!("10001"))
+        );
+        assert_eq!(list[1]["body"], "plain text from Data Center");
+        assert!(list[1]["author"].is_null());
+        // The typed view trims each comment as the `Value` reader does.
+        let page: serde_json::Value = serde_json::from_str(page).expect("json");
+        for (raw, typed) in page["comment"]["comments"].as_array().expect("array").iter().zip(&list) {
+            assert_eq!(&serde_json::json!(crate::models::Comment::from_value(raw)), typed);
+        }
+    }
+
+    #[test]
+    fn comments_read_from_the_bare_array_of_atlassians_example() {
+        let issue: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/get_issue_200.json")).expect("fixture");
+        assert!(issue["fields"]["comment"].is_array(), "the example shows the array form");
+        let (list, total) = comments(&issue["fields"].to_string());
+        assert_eq!(total, None);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0]["author"], "Mia Krystof");
+        assert!(list[0]["body"].as_str().expect("text").starts_with("Lorem ipsum dolor sit amet"));
+        assert_eq!(list[0]["created"], "2021-01-17T12:34:00.000+0000");
+    }
+
+    #[test]
+    fn comments_of_unexpected_shapes_read_as_none() {
+        for fields in [
+            r#"{"comment": "text"}"#,
+            r#"{"comment": 3}"#,
+            r#"{"comment": null}"#,
+            r#"{"comment": {"comments": {"id": "1"}, "total": "3"}}"#,
+            r#"{"comment": {"comments": "x", "total": -1}}"#,
+            r#"{"comment": [1, null, "x", [{"id": "9"}]]}"#,
+        ] {
+            assert_eq!(comments(fields), (vec![], None), "{fields}");
+        }
+        let (list, total) = comments(r#"{"comment": {"comments": [1, {"id": "5"}, null], "total": 2.5}}"#);
+        assert_eq!((list.len(), total), (1, None));
+        assert_eq!(list[0]["id"], "5");
+        assert_eq!(list[0]["body"], "");
     }
 
     #[test]

@@ -447,6 +447,21 @@ async fn users_and_assignment() {
 }
 
 #[tokio::test]
+async fn get_issue_shows_the_latest_twenty_comments_and_counts_all() {
+    let env = setup().await;
+    for n in 1..=25 {
+        env.ok("jira_add_comment", json!({"key": "ENG-1", "body": format!("comment {n}")})).await;
+    }
+    let got = env.ok("jira_get_issue", json!({"key": "ENG-1"})).await;
+    let bodies: Vec<&str> =
+        got["comments"].as_array().expect("comments").iter().filter_map(|c| c["body"].as_str()).collect();
+    let expected: Vec<String> = (6..=25).map(|n| format!("comment {n}")).collect();
+    assert_eq!(bodies, expected, "the latest 20, oldest first");
+    assert_eq!(got["comment_count"], 25);
+    assert_eq!(got["comments"][0]["author"], "Integration Bot");
+}
+
+#[tokio::test]
 async fn rate_limited_then_success_after_retry() {
     let env = setup().await;
     env.server

@@ -223,7 +223,7 @@ pub(super) fn tools(shared: &Shared) -> Vec<Arc<dyn Tool>> {
             ToolSpec::new(
                 "jira_get_issue",
                 PROVIDER,
-                "Get one Jira issue with its description and latest comments as plain text.",
+                "Get one Jira issue with its description and its latest 20 comments (oldest first) as plain text; comment_count is the total.",
             )
             .hints(ToolHints::read_only())
             .route(Method::Get, one.clone()),
@@ -403,6 +403,9 @@ async fn search_issues(
     ]))
 }
 
+/// The comments `jira_get_issue` shows: the latest ones, oldest first.
+const LATEST_COMMENTS: usize = 20;
+
 async fn get_issue(shared: &Shared, ctx: &ToolContext, p: GetIssue) -> Result<Value, IntegrationError> {
     check_key("issue key", &p.key)?;
     let client = shared.client(ctx)?;
@@ -412,15 +415,13 @@ async fn get_issue(shared: &Shared, ctx: &ToolContext, p: GetIssue) -> Result<Va
     let mut fields: Vec<&str> = ISSUE_FIELDS.to_vec();
     fields.push("comment");
     let mut issue: IssueBean = client.get_issue_as(&p.key, &fields).await?;
-    let comment = issue.fields.0.as_mut().and_then(|f| f.comment.take()).unwrap_or(Value::Null);
+    let page = issue.fields.0.as_mut().and_then(|f| f.comment.take()).unwrap_or_default();
     let mut out = json!(Issue::from_bean(issue, &client));
-    let comments: Vec<Comment> = comment
-        .get("comments")
-        .and_then(Value::as_array)
-        .map(|c| c.iter().rev().take(20).rev().map(Comment::from_value).collect())
-        .unwrap_or_default();
+    let total = page.total.unwrap_or(page.comments.len() as u64);
+    let older = page.comments.len().saturating_sub(LATEST_COMMENTS);
+    let comments: Vec<Comment> = page.comments.into_iter().skip(older).map(Comment::from_bean).collect();
     out["comments"] = json!(comments);
-    out["comment_count"] = comment.get("total").cloned().unwrap_or(json!(comments.len()));
+    out["comment_count"] = json!(total);
     Ok(out)
 }
 
