@@ -152,14 +152,57 @@ fn compose_file_describes_the_scaled_out_deployment() {
     }
 }
 
-#[test]
-fn kubernetes_manifests_hold_together() {
+/// Every document of the resources `deploy/k8s/kustomization.yaml` lists.
+fn kubernetes_documents() -> Vec<Value> {
     let kustomization = yaml("k8s/kustomization.yaml");
     let mut docs = Vec::new();
     for resource in kustomization["resources"].as_array().expect("resources") {
         let file = format!("k8s/{}", resource.as_str().expect("file name"));
         docs.extend(yaml_documents(&file));
     }
+    docs
+}
+
+/// Every variable the deployment sets for the api and the worker is one they read: a misspelt name
+/// would be ignored without a word, and the default used.
+#[test]
+fn deployed_variables_are_read_by_the_binaries() {
+    use clap::CommandFactory as _;
+    let mut known: BTreeSet<String> =
+        integration_http::cli::environment_variables(&integrations_api::Cli::command()).into_iter().collect();
+    known.extend(integration_http::cli::environment_variables(&integrations_worker::Cli::command()));
+    known.extend(integrations_api::providers::all().iter().flat_map(|p| p.info().env_vars));
+    // Read outside the command line: the worker's older keys during a rotation, the log filter.
+    known.extend(["INTEGRATIONS_MASTER_KEY_PREVIOUS", "RUST_LOG"].map(String::from));
+
+    let mut deployed: Vec<(String, String)> = Vec::new();
+    let compose = yaml("docker-compose.yml");
+    for name in ["api", "worker"] {
+        for var in keys(&compose["services"][name]["environment"]) {
+            deployed.push((format!("docker-compose.yml {name}"), var.to_owned()));
+        }
+    }
+    for doc in kubernetes_documents() {
+        let name = format!("k8s {} {}", doc["kind"].as_str().unwrap_or_default(), doc["metadata"]["name"]);
+        let mut vars: Vec<&str> = match doc["kind"].as_str() {
+            Some("ConfigMap") => keys(&doc["data"]).into_iter().collect(),
+            Some("Secret") => keys(&doc["stringData"]).into_iter().chain(keys(&doc["data"])).collect(),
+            _ => Vec::new(),
+        };
+        for container in doc["spec"]["template"]["spec"]["containers"].as_array().into_iter().flatten() {
+            let env = container["env"].as_array().into_iter().flatten();
+            vars.extend(env.filter_map(|e| e["name"].as_str()));
+        }
+        deployed.extend(vars.into_iter().map(|v| (name.clone(), v.to_owned())));
+    }
+    assert!(deployed.len() >= 30, "{deployed:?}");
+    let unknown: Vec<&(String, String)> = deployed.iter().filter(|(_, var)| !known.contains(var)).collect();
+    assert!(unknown.is_empty(), "set by the deployment, read by neither binary: {unknown:?}");
+}
+
+#[test]
+fn kubernetes_manifests_hold_together() {
+    let docs = kubernetes_documents();
     for doc in &docs {
         assert!(doc["apiVersion"].is_string() && doc["kind"].is_string(), "{doc}");
         assert!(doc["metadata"]["name"].is_string(), "{doc}");
