@@ -188,6 +188,13 @@ pub fn pull_request(v: &Value) -> Value {
     })
 }
 
+/// Whether an issue (`issue`) is a pull request: its `pull_request` names the pull request. Older
+/// GitHub answers carry `pull_request` on every issue, with null URLs on a plain issue.
+pub fn is_pull_request(v: &Value) -> bool {
+    v.get("pull_request")
+        .is_some_and(|p| ["url", "html_url"].iter().any(|k| p.get(k).is_some_and(|u| !u.is_null())))
+}
+
 /// An issue (`issue`).
 pub fn issue(v: &Value) -> Value {
     json!({
@@ -200,7 +207,7 @@ pub fn issue(v: &Value) -> Value {
         "milestone": v.get("milestone").and_then(|m| m.get("title")).cloned().unwrap_or(Value::Null),
         "comments": s(v, "comments"),
         "body": v["body"].as_str().map(|b| truncate(b, 2000).0),
-        "is_pull_request": v.get("pull_request").is_some(),
+        "is_pull_request": is_pull_request(v),
         "html_url": s(v, "html_url"),
         "created_at": s(v, "created_at"),
         "updated_at": s(v, "updated_at"),

@@ -193,7 +193,7 @@ async fn list_issues(shared: &Shared, ctx: &ToolContext, p: ListIssues) -> Resul
         ],
     );
     let include_pulls = p.include_pull_requests;
-    let keep = move |v: &Value| include_pulls || v.get("pull_request").is_none();
+    let keep = move |v: &Value| include_pulls || !models::is_pull_request(v);
     let page = client.collect(&first, &list, p.cursor.as_deref(), limit, None, &keep).await?;
     let issues: Vec<Value> = if p.raw { page.items } else { page.items.iter().map(models::issue).collect() };
     Ok(json_object([
