@@ -37,7 +37,10 @@ fn classify(
     message: &str,
     errors: Option<Value>,
 ) -> IntegrationError {
-    let text = format!("github answered {}: {message}", status.as_u16());
+    let text = match errors.as_ref().and_then(reasons) {
+        Some(reasons) => format!("github answered {}: {message} ({reasons})", status.as_u16()),
+        None => format!("github answered {}: {message}", status.as_u16()),
+    };
     let mut err = IntegrationError::from_status(PROVIDER, status, headers, text.clone());
     let spent = header_u64(headers, "x-ratelimit-remaining") == Some(0);
     let limited_status = status == StatusCode::FORBIDDEN || status == StatusCode::TOO_MANY_REQUESTS;
@@ -60,6 +63,36 @@ fn classify(
         err = err.with_details(json!({ "errors": errors }));
     }
     err
+}
+
+/// GitHub's reasons for refusing a request, from the `errors` of its answer (a 422 says only
+/// "Validation Failed"; what to change is here): each item's `message`, or else its
+/// `resource.field: code` (`Issue.title: missing_field`), or the item itself when it is a string.
+/// At most five, each cut at 300 characters.
+fn reasons(errors: &Value) -> Option<String> {
+    fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+        v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+    let reasons: Vec<String> = errors
+        .as_array()?
+        .iter()
+        .filter_map(|e| match e {
+            Value::String(s) if !s.is_empty() => Some(s.clone()),
+            Value::Object(_) => match (text(e, "message"), text(e, "field"), text(e, "code")) {
+                (Some(message), _, _) => Some(message.to_owned()),
+                (None, Some(field), code) => {
+                    let resource = text(e, "resource").map(|r| format!("{r}.")).unwrap_or_default();
+                    Some(format!("{resource}{field}: {}", code.unwrap_or("invalid")))
+                }
+                (None, None, Some(code)) => Some(code.to_owned()),
+                (None, None, None) => None,
+            },
+            _ => None,
+        })
+        .take(5)
+        .map(|r| if r.chars().count() > 300 { r.chars().take(300).chain(['…']).collect() } else { r })
+        .collect();
+    (!reasons.is_empty()).then(|| reasons.join("; "))
 }
 
 /// The time from now until the epoch second `reset` (zero when past, at most a day: GitHub's
@@ -146,5 +179,40 @@ mod tests {
         assert_eq!(err.retry_after(), Some(MAX_UPSTREAM_WAIT + Duration::from_secs(1)));
         assert_eq!(until(u64::MAX), MAX_UPSTREAM_WAIT);
         assert_eq!(until(0), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_refusal_says_githubs_reasons() {
+        let headers = HeaderMap::new();
+        let missing = br#"{"message": "Validation Failed", "errors": [{"resource": "Issue", "field": "title", "code": "missing_field"}],
+            "documentation_url": "https://docs.github.com/rest/issues/issues#create-an-issue"}"#;
+        let err = from_response(StatusCode::UNPROCESSABLE_ENTITY, &headers, missing);
+        assert_eq!(err.message(), "github answered 422: Validation Failed (Issue.title: missing_field)");
+        assert_eq!(*err.kind(), ErrorKind::InvalidInput);
+        assert_eq!(err.details().expect("details")["errors"][0]["code"], "missing_field");
+
+        let custom = br#"{"message": "Validation Failed", "errors": [
+            {"resource": "Label", "field": "name", "code": "custom", "message": "name is too long"},
+            "a plain reason", {"code": "already_exists"}, {}, 7, ""]}"#;
+        let err = from_response(StatusCode::UNPROCESSABLE_ENTITY, &headers, custom);
+        assert_eq!(
+            err.message(),
+            "github answered 422: Validation Failed (name is too long; a plain reason; already_exists)"
+        );
+
+        let many =
+            json!({"message": "Validation Failed", "errors": vec![json!({"message": "x".repeat(400)}); 9]});
+        let err = from_response(StatusCode::UNPROCESSABLE_ENTITY, &headers, many.to_string().as_bytes());
+        assert_eq!(err.message().matches('…').count(), 5, "five reasons, each cut");
+        assert!(err.message().len() < 1700, "{}", err.message().len());
+
+        for no_reasons in [
+            &br#"{"message": "Not Found"}"#[..],
+            br#"{"message": "Bad", "errors": "text"}"#,
+            br#"{"message": "Bad", "errors": []}"#,
+        ] {
+            let err = from_response(StatusCode::BAD_REQUEST, &headers, no_reasons);
+            assert!(!err.message().contains('('), "{}", err.message());
+        }
     }
 }

@@ -388,7 +388,12 @@ async fn a_validation_failure_is_invalid_input_with_githubs_reasons() {
     let err = outcome.result.expect_err("422");
     assert_eq!(err.kind(), &ErrorKind::InvalidInput);
     assert!(!err.retryable());
-    assert_eq!(err.message(), "github answered 422: Validation Failed");
+    assert!(
+        err.message()
+            .starts_with("github answered 422: Validation Failed (key is invalid. It must begin with"),
+        "GitHub's reason is in the message: {}",
+        err.message()
+    );
     let details = err.details().expect("GitHub's errors");
     assert_eq!(details["errors"][0]["field"], "key");
     assert!(
