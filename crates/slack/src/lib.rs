@@ -167,10 +167,12 @@ impl Integration for Slack {
     async fn check(&self, connection: &Connection) -> Result<Health, IntegrationError> {
         let client = self.clients.client_for(connection)?;
         let me = client.auth_test().await?;
-        let identity = match (me["user"].as_str(), me["team"].as_str()) {
+        // An empty name is no name (Slack's SDK samples carry `"user": ""`, `"team": ""`).
+        let named = |field: &str| me[field].as_str().filter(|s| !s.is_empty());
+        let identity = match (named("user"), named("team")) {
             (Some(user), Some(team)) => Some(format!("{user} @ {team}")),
             (Some(user), None) => Some(user.to_owned()),
-            _ => me["user_id"].as_str().map(str::to_owned),
+            _ => named("user_id").map(str::to_owned),
         };
         Ok(Health {
             identity,

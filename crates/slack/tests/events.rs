@@ -249,3 +249,171 @@ fn malformed_bodies_are_invalid_input() {
         assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{body}");
     }
 }
+
+/// A JSON fixture, parsed.
+fn fixture_json(name: &str) -> serde_json::Value {
+    serde_json::from_str(&fixture(name)).expect("fixture JSON")
+}
+
+/// Receive `body` as Slack sends it: signed, with its content type.
+fn receive_signed(
+    body: &str,
+    content_type: &str,
+) -> Result<integration_slack::Inbound, integration_core::IntegrationError> {
+    let verifier = SignatureVerifier::new(SECRET);
+    receive(&verifier, &signed_headers(&verifier, body.as_bytes(), content_type, None), body.as_bytes())
+}
+
+#[test]
+fn message_edits_and_file_shares_are_message_events() {
+    // (file, event_id, team_id, subtype, channel, ts): slack-morphism's message_changed envelopes
+    // and bolt-python's file_share message.
+    for (file, event_id, team_id, subtype, channel, ts) in [
+        (
+            "message_changed.json",
+            "EXXXXXXXXXXX",
+            "TXXXXXXXXXX",
+            "message_changed",
+            "CXXXXXXXXXX",
+            "1701743154.000500",
+        ),
+        (
+            "message_changed_by_bot.json",
+            "EXXXXXXXXXXX",
+            "TXXXXXXXXXX",
+            "message_changed",
+            "CXXXXXXXXXX",
+            "1701743154.000500",
+        ),
+        (
+            "event_callback_message_file_share.json",
+            "Ev111",
+            "T111",
+            "file_share",
+            "G111",
+            "1610493715.001000",
+        ),
+    ] {
+        let body = fixture(file);
+        let inbound = receive_signed(&body, "application/json").unwrap_or_else(|e| panic!("{file}: {e}"));
+        let SlackInbound::Event { event_id: id, event_type, team_id: team, payload } = &inbound.request
+        else {
+            panic!("{file}: {inbound:?}")
+        };
+        assert_eq!(id, event_id, "{file}");
+        assert_eq!(event_type, "message", "{file}");
+        assert_eq!(team.as_deref(), Some(team_id), "{file}");
+        assert_eq!(inbound.kind(), "message", "{file}");
+        assert_eq!(inbound.dedup_key(), Some(format!("event:{event_id}")), "{file}");
+        assert_eq!(inbound.ack_body(), None, "{file}");
+        // The payload published is the whole envelope, unchanged: subtype, channel and ts included.
+        assert_eq!(payload, &fixture_json(file), "{file}");
+        assert_eq!(payload["event"]["subtype"], subtype, "{file}");
+        assert_eq!(payload["event"]["channel"], channel, "{file}");
+        assert_eq!(payload["event"]["ts"], ts, "{file}");
+        let published = inbound.event_body();
+        assert_eq!(published["kind"], "message", "{file}");
+        assert_eq!(published["payload"], fixture_json(file), "{file}");
+    }
+
+    let edited = fixture_json("message_changed.json");
+    assert_eq!(edited["event"]["message"]["text"], "edited message");
+    assert_eq!(edited["event"]["message"]["user"], "UXXXXXXXXXX");
+    assert_eq!(edited["event"]["previous_message"]["text"], "hey!");
+    let by_bot = fixture_json("message_changed_by_bot.json");
+    assert_eq!(by_bot["event"]["message"]["bot_id"], "BXXXXXXXXXX");
+    assert_eq!(by_bot["event"]["message"].get("user"), None);
+    let shared = fixture_json("event_callback_message_file_share.json");
+    assert_eq!(shared["event"]["user"], "U111");
+    assert_eq!(shared["event"]["text"], "Here is your file!");
+    assert_eq!(shared["event"]["files"][0]["id"], "F111");
+}
+
+#[test]
+fn java_sdk_event_samples_without_an_envelope_type_are_invalid_input() {
+    // The Java SDK's samples leave the envelope's "type" and "event_id" empty (placeholders).
+    for (file, inner) in
+        [("events_AppMentionPayload.json", "app_mention"), ("events_MessagePayload.json", "message")]
+    {
+        let body = fixture(file);
+        let sample = fixture_json(file);
+        assert_eq!(sample["type"], "", "{file}");
+        assert_eq!(sample["event"]["type"], inner, "{file}");
+
+        let err = receive_signed(&body, "application/json").expect_err(file);
+        assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{file}: {err}");
+        assert!(err.message().contains("no type"), "{file}: {err}");
+
+        // As an event_callback, the empty event_id is still refused: it is the dedup key.
+        let mut callback = sample.clone();
+        callback["type"] = "event_callback".into();
+        let err = receive_signed(&callback.to_string(), "application/json").expect_err(file);
+        assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{file}: {err}");
+        assert!(err.message().contains("without an event_id"), "{file}: {err}");
+
+        // unsigned: refused before parsing
+        let verifier = SignatureVerifier::new(SECRET);
+        let err = receive(&verifier, &HeaderMap::new(), body.as_bytes()).expect_err(file);
+        assert_eq!(err.kind(), &ErrorKind::Authentication, "{file}");
+    }
+}
+
+#[test]
+fn java_sdk_interaction_samples_parse_from_form_bodies() {
+    for (file, kind) in [
+        ("app-backend_interactive-components_BlockActionPayload.json", InteractionKind::BlockActions),
+        ("app-backend_views_ViewSubmissionPayload.json", InteractionKind::ViewSubmission),
+    ] {
+        let body = form(&fixture(file));
+        let inbound = receive_signed(&body, "application/x-www-form-urlencoded")
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        let SlackInbound::Interaction { kind: got, trigger_id, user_id, payload } = &inbound.request else {
+            panic!("{file}: {inbound:?}")
+        };
+        assert_eq!(got, &kind, "{file}");
+        assert_eq!(inbound.kind(), kind.as_str(), "{file}");
+        // trigger_id, user.id, actions[0].action_ts and view.id are "" in the samples: absent, so
+        // there is nothing to deduplicate on.
+        assert_eq!(trigger_id, &None, "{file}");
+        assert_eq!(user_id, &None, "{file}");
+        assert_eq!(inbound.dedup_key(), None, "{file}");
+        assert_eq!(payload, &fixture_json(file), "{file}");
+    }
+}
+
+#[test]
+fn the_java_sdk_slash_command_sample_is_not_a_command() {
+    // Slack sends slash commands as a form: the sample's fields, encoded as one.
+    let sample = fixture_json("app-backend_slash-commands_SlashCommandPayload.json");
+    let mut encoder = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in sample.as_object().expect("object") {
+        match value {
+            serde_json::Value::String(text) => encoder.append_pair(name, text),
+            other => encoder.append_pair(name, &other.to_string()),
+        };
+    }
+    let body = encoder.finish();
+    assert!(body.contains("command=&"), "{body}");
+    assert!(body.contains("is_enterprise_install=false"), "{body}");
+
+    // Its command is empty: not a slash command, not an interaction, a 400.
+    let err = receive_signed(&body, "application/x-www-form-urlencoded").expect_err("empty command");
+    assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{err}");
+    assert!(err.message().contains("neither an interactivity payload nor a slash command"), "{err}");
+
+    // The same form with a command reads every field of the sample.
+    let named = body.replace("command=&", "command=%2Fdeploy&");
+    let inbound = receive_signed(&named, "application/x-www-form-urlencoded").expect("a command");
+    let SlackInbound::SlashCommand { command, text, user_id, channel_id, trigger_id, payload } =
+        &inbound.request
+    else {
+        panic!("not a slash command: {inbound:?}");
+    };
+    assert_eq!(command, "/deploy");
+    assert_eq!(text, "");
+    assert_eq!((user_id, channel_id, trigger_id), (&None, &None, &None));
+    assert_eq!(inbound.dedup_key(), None);
+    assert_eq!(payload["is_enterprise_install"], "false");
+    assert_eq!(payload["response_url"], "");
+    assert_eq!(payload.as_object().map(|o| o.len()), sample.as_object().map(|o| o.len()));
+}

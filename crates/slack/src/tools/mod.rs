@@ -143,6 +143,7 @@ impl Shared {
         let id = found
             .get("id")
             .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
             .ok_or_else(|| {
                 IntegrationError::not_found(PROVIDER, format!("no slack user with e-mail '{email}'"))
             })?
