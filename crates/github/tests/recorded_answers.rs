@@ -18,8 +18,7 @@ use axum::http::{StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::{get, post};
 use integration_core::{
-    Connection, ErrorKind, Executor, ExecutorConfig, InMemoryConnections, Integration, IntegrationError,
-    Registry, ToolCall, ToolOutcome,
+    Connection, ErrorKind, Executor, ExecutorConfig, Integration, IntegrationError, ToolCall, ToolOutcome,
 };
 use integration_github::{GitHub, models};
 use integration_testkit::FakeServer;
@@ -143,17 +142,13 @@ async fn serve(routes: Vec<(&str, &str, Exchange)>) -> (FakeServer, Connection, 
 
 /// The provider in a registry and an executor that retries (so a retry would show).
 fn executor(provider: &GitHub, connection: &Connection) -> Executor {
-    let registry = Arc::new(Registry::new());
-    registry.add(Arc::new(provider.clone())).expect("register");
-    let connections = Arc::new(InMemoryConnections::new());
-    connections.insert(connection.clone());
     let config = ExecutorConfig {
         max_retry_attempts: 3,
         backoff_base: Duration::from_millis(10),
         backoff_max: Duration::from_millis(50),
         ..ExecutorConfig::default()
     };
-    Executor::new(registry, connections, config)
+    integration_testkit::executor_for(Arc::new(provider.clone()), connection.clone(), config)
 }
 
 async fn outcome(connection: &Connection, tool: &str, params: Value) -> ToolOutcome {

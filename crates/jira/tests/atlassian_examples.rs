@@ -4,15 +4,11 @@
 //! that only fits the fake fails here (the `comment` field of "Get issue" is a bare array in
 //! Atlassian's example, a page in Jira's answers; both must read).
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use integration_core::{
-    Connection, ErrorKind, Executor, ExecutorConfig, InMemoryConnections, Registry, ToolCall,
-};
+use integration_core::{Connection, ErrorKind, ExecutorConfig, ToolCall};
 use integration_testkit::FakeServer;
 use serde_json::{Value, json};
 
@@ -52,12 +48,10 @@ async fn call(
     tool: &str,
     params: Value,
 ) -> Result<Value, integration_core::IntegrationError> {
-    let registry = Arc::new(Registry::new());
-    registry.add(integration_jira::provider()).expect("register");
-    let connections = Arc::new(InMemoryConnections::new());
-    connections.insert(connection.clone());
     let config = ExecutorConfig { max_retry_attempts: 0, ..ExecutorConfig::default() };
-    Executor::new(registry, connections, config).execute(ToolCall::new(tool, params)).await.result
+    let executor =
+        integration_testkit::executor_for(integration_jira::provider(), connection.clone(), config);
+    executor.execute(ToolCall::new(tool, params)).await.result
 }
 
 #[tokio::test]

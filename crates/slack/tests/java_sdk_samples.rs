@@ -14,12 +14,7 @@
 //! connection's token and answers `invalid_auth`: a call to a method without a recorded answer
 //! fails the test instead of being answered by the fake.
 
-use std::sync::Arc;
-
-use integration_core::{
-    Connection, ErrorKind, Executor, ExecutorConfig, InMemoryConnections, Integration, IntegrationError,
-    Registry, ToolCall,
-};
+use integration_core::{Connection, ErrorKind, ExecutorConfig, Integration, IntegrationError, ToolCall};
 use integration_slack::Slack;
 use integration_testkit::slack::{FakeSlack, router};
 use integration_testkit::{FakeServer, Fault};
@@ -57,12 +52,10 @@ async fn serve(answers: &[(&str, String)]) -> (FakeServer, Connection) {
 }
 
 async fn call(connection: &Connection, tool: &str, params: Value) -> Result<Value, IntegrationError> {
-    let registry = Arc::new(Registry::new());
-    registry.add(integration_slack::provider()).expect("register");
-    let connections = Arc::new(InMemoryConnections::new());
-    connections.insert(connection.clone());
     let config = ExecutorConfig { max_retry_attempts: 0, ..ExecutorConfig::default() };
-    Executor::new(registry, connections, config).execute(ToolCall::new(tool, params)).await.result
+    let executor =
+        integration_testkit::executor_for(integration_slack::provider(), connection.clone(), config);
+    executor.execute(ToolCall::new(tool, params)).await.result
 }
 
 /// `(HTTP method, path, query)` of every request the server received.

@@ -25,3 +25,18 @@ pub fn fake_router(provider: &str) -> Option<axum::Router> {
         _ => None,
     }
 }
+
+/// An executor over one provider and one connection: how a provider's tests call its tools the
+/// way the binaries do (schema validation, the connection, the rate limiter, retries and the error
+/// classification), against whatever server the connection points at.
+pub fn executor_for(
+    provider: std::sync::Arc<dyn integration_core::Integration>,
+    connection: integration_core::Connection,
+    config: integration_core::ExecutorConfig,
+) -> integration_core::Executor {
+    let registry = std::sync::Arc::new(integration_core::Registry::new());
+    registry.add(provider).expect("one provider registers");
+    let connections = std::sync::Arc::new(integration_core::InMemoryConnections::new());
+    connections.insert(connection);
+    integration_core::Executor::new(registry, connections, config)
+}
