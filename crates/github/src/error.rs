@@ -68,7 +68,7 @@ fn classify(
 /// GitHub's reasons for refusing a request, from the `errors` of its answer (a 422 says only
 /// "Validation Failed"; what to change is here): each item's `message`, or else its
 /// `resource.field: code` (`Issue.title: missing_field`), or the item itself when it is a string.
-/// At most five, each cut at 300 characters.
+/// At most five, each cut at 300 bytes ([`crate::models::truncate`]).
 fn reasons(errors: &Value) -> Option<String> {
     fn text<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
         v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
@@ -90,7 +90,10 @@ fn reasons(errors: &Value) -> Option<String> {
             _ => None,
         })
         .take(5)
-        .map(|r| if r.chars().count() > 300 { r.chars().take(300).chain(['…']).collect() } else { r })
+        .map(|r| match crate::models::truncate(&r, 300) {
+            (cut, true) => cut + "…",
+            (whole, false) => whole,
+        })
         .collect();
     (!reasons.is_empty()).then(|| reasons.join("; "))
 }
