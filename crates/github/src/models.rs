@@ -17,11 +17,7 @@ pub fn truncate(text: &str, max: usize) -> (String, bool) {
     if text.len() <= max {
         return (text.to_owned(), false);
     }
-    let mut end = max;
-    while end > 0 && !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    (text[..end].to_owned(), true)
+    (text[..text.floor_char_boundary(max)].to_owned(), true)
 }
 
 /// The fields of a repository that [`repository`] keeps, read straight from GitHub's text: the
