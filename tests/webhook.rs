@@ -559,3 +559,178 @@ async fn custom_tools_are_loaded_at_start_up() {
     assert_eq!(status, 200, "{out}");
     assert!(out.to_string().contains("pong"));
 }
+
+/// Poll `f` every 100 ms until it is true or `within` has passed.
+async fn eventually<F, Fut>(within: std::time::Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if f().await {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// `{"version": n}` for the tool's bearer token, 401 without it.
+fn versioned(headers: &axum::http::HeaderMap, n: u32) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    if headers.get("authorization").is_some_and(|v| v == "Bearer tool-SECRET-5") {
+        axum::Json(json!({ "version": n })).into_response()
+    } else {
+        axum::http::StatusCode::UNAUTHORIZED.into_response()
+    }
+}
+
+async fn invoke(api: &Api, tool: &str) -> (u16, Value) {
+    json_of(
+        Client::new()
+            .post(api.url(&format!("/api/tools/{tool}/invoke")))
+            .json(&json!({"parameters": {}}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await
+}
+
+/// Two api replicas and a bus worker on one PostgreSQL database: a custom tool created, changed
+/// and deleted through replica a is callable, changed and gone on replica b and on the bus, without
+/// a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn custom_tools_reach_every_replica_and_the_bus() {
+    use clap::Parser as _;
+    let upstream = FakeServer::start(
+        Router::new()
+            .route("/v1", get(|headers: axum::http::HeaderMap| async move { versioned(&headers, 1) }))
+            .route("/v2", get(|headers: axum::http::HeaderMap| async move { versioned(&headers, 2) })),
+    )
+    .await
+    .expect("fake");
+    let schema = integrations_e2e::PgSchema::create().await.expect("schema");
+    let url = schema.url();
+    let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let shared = [
+        "--database-url",
+        url.as_str(),
+        "--master-key",
+        key,
+        "--custom-http-allowlist",
+        "127.0.0.1",
+        "--custom-tools-sync-seconds",
+        "1",
+    ];
+    let a = Api::start(&shared).await.expect("replica a");
+    let b = Api::start(&shared).await.expect("replica b");
+
+    let topology = integration_bus::Topology::prefixed(&integrations_e2e::unique("custom-tools"));
+    let amqp = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    let mut argv =
+        vec!["integrations-worker", "--amqp-url", amqp, "--commands-queue", &topology.commands_queue];
+    argv.extend([
+        "--commands-exchange",
+        &topology.commands_exchange,
+        "--events-exchange",
+        &topology.events_exchange,
+    ]);
+    argv.extend(["--dead-letter-exchange", &topology.dead_letter_exchange]);
+    argv.extend(["--dead-letter-queue", &topology.dead_letter_queue, "--log-level", "warn"]);
+    argv.extend(shared);
+    let cli = integrations_worker::Cli::try_parse_from(argv).expect("worker options");
+    let worker = integrations_worker::build(&cli).await.expect("worker");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let running = tokio::spawn(worker.worker.run(stopped));
+    let call = |n: u32| {
+        let command = integration_bus::Command {
+            task_id: integrations_e2e::unique("task"),
+            step_id: n.to_string(),
+            tool_name: "version".into(),
+            parameters: json!({}),
+            connection: None,
+        };
+        let topology = topology.clone();
+        async move { integration_bus::call(amqp, &topology, &command, std::time::Duration::from_secs(10)).await }
+    };
+
+    let define = |path: &str| {
+        json!({"name": "version", "description": "which version", "method": "GET",
+               "url": format!("{}{path}", upstream.base_url()), "auth": {"type": "bearer", "token": "tool-SECRET-5"}})
+    };
+    let client = Client::new();
+    let (status, body) = json_of(
+        client.post(a.url("/api/integrations/custom/tools")).json(&define("/v1")).send().await.expect("send"),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let wait = std::time::Duration::from_secs(10);
+    assert!(
+        eventually(wait, || async { invoke(&b, "version").await.1.to_string().contains("\"version\":1") })
+            .await,
+        "replica b never ran the tool created on replica a"
+    );
+    let step = AtomicUsize::new(0);
+    let on_the_bus = |check: fn(&integration_bus::Event) -> bool| {
+        let (call, step) = (&call, &step);
+        eventually(wait, move || {
+            let reply = call(step.fetch_add(1, Ordering::SeqCst) as u32 + 1);
+            async move { reply.await.is_ok_and(|event| check(&event)) }
+        })
+    };
+    fn answered(event: &integration_bus::Event, needle: &str) -> bool {
+        event.status == integration_bus::Status::Completed
+            && serde_json::to_string(&event.result).is_ok_and(|r| r.contains(needle))
+    }
+    assert!(
+        on_the_bus(|e| answered(e, "\"version\":1")).await,
+        "the worker never ran the tool created on replica a"
+    );
+
+    // a change through a reaches b and the worker
+    let (status, body) = json_of(
+        client
+            .put(a.url("/api/integrations/custom/tools/version"))
+            .json(&define("/v2"))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        eventually(wait, || async { invoke(&b, "version").await.1.to_string().contains("\"version\":2") })
+            .await,
+        "replica b still runs the old definition"
+    );
+    assert!(on_the_bus(|e| answered(e, "\"version\":2")).await, "the worker still runs the old definition");
+    // the bearer token reached every replica (the upstream answers 401 without it) and no answer
+    let (status, answer) = invoke(&b, "version").await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(!answer.to_string().contains("tool-SECRET-5"), "{answer}");
+
+    // a delete through a removes it from b and the worker
+    let response = client.delete(a.url("/api/integrations/custom/tools/version")).send().await.expect("send");
+    assert_eq!(response.status(), 204);
+    assert!(
+        eventually(wait, || async { invoke(&b, "version").await.0 == 404 }).await,
+        "replica b kept the tool"
+    );
+    assert!(
+        on_the_bus(|e| e.status == integration_bus::Status::Failed
+            && e.error_type.as_deref() == Some("unknown_tool"))
+        .await,
+        "the worker kept the tool"
+    );
+
+    stop.send(true).expect("stop");
+    running.await.expect("join").expect("worker stops cleanly");
+    integrations_e2e::delete_topology(amqp, &topology).await;
+    a.app.store.close().await;
+    b.app.store.close().await;
+    worker.store.close().await;
+}

@@ -179,3 +179,23 @@ pub fn router_paths(router: &axum::Router) -> Vec<String> {
     }
     paths.into_iter().collect()
 }
+
+/// Delete the queues and exchanges of `topology` (a test's own, made with `Topology::prefixed`).
+pub async fn delete_topology(amqp_url: &str, topology: &integration_bus::Topology) {
+    use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+    let Ok(connection) = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(channel) = connection.create_channel().await {
+        for queue in [&topology.commands_queue, &topology.dead_letter_queue] {
+            let _ = channel.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await;
+        }
+        for exchange in
+            [&topology.commands_exchange, &topology.events_exchange, &topology.dead_letter_exchange]
+        {
+            let _ = channel.exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default()).await;
+        }
+    }
+    let _ = connection.close(200, "done".into()).await;
+}

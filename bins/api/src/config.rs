@@ -134,6 +134,10 @@ pub struct ServeArgs {
     /// addresses or CIDR ranges (`127.0.0.1`, `10.0.0.0/8`), comma-separated.
     #[arg(long, env = "CUSTOM_HTTP_ALLOWLIST", default_value = "")]
     pub custom_http_allowlist: String,
+    /// Seconds between two looks at the stored custom tools, to follow what other replicas create,
+    /// change and delete (0: read them at start-up only).
+    #[arg(long, env = "CUSTOM_TOOLS_SYNC_SECONDS", default_value_t = 5)]
+    pub custom_tools_sync_seconds: u64,
     /// Days webhook deliveries are kept.
     #[arg(long, env = "WEBHOOK_RETENTION_DAYS", default_value_t = 7)]
     pub webhook_retention_days: u64,

@@ -118,6 +118,16 @@ pub struct Cli {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<Sensitive>,
 
+    /// Exceptions to the SSRF guard of custom HTTP tools: host names (`api.internal`, `*.corp`) and
+    /// addresses or CIDR ranges (`127.0.0.1`, `10.0.0.0/8`), comma-separated (a build with the
+    /// `webhook` feature runs the custom tools stored through the api).
+    #[arg(long, env = "CUSTOM_HTTP_ALLOWLIST", default_value = "")]
+    pub custom_http_allowlist: String,
+    /// Seconds between two looks at the stored custom tools, to follow what the api creates,
+    /// changes and deletes (0: read them at start-up only).
+    #[arg(long, env = "CUSTOM_TOOLS_SYNC_SECONDS", default_value_t = 5)]
+    pub custom_tools_sync_seconds: u64,
+
     /// Tool calls: deadline, retries, rate limit, slow-call log, circuit breaker.
     #[command(flatten)]
     pub executor: integration_http::cli::ExecutorArgs,

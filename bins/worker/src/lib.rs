@@ -7,6 +7,8 @@
 //! and serve health and metrics beside it.
 
 mod config;
+#[cfg(feature = "webhook")]
+mod custom_tools;
 mod health;
 pub mod providers;
 
@@ -51,6 +53,8 @@ pub async fn build(cli: &Cli) -> anyhow::Result<App> {
     let registry = Arc::new(Registry::new());
     providers::register_all(&registry).context("registering providers")?;
     let store = Store::open(cli.store_config()).await.context("opening the store")?;
+    #[cfg(feature = "webhook")]
+    custom_tools::start(cli, &registry, &store).await?;
     let env = providers::connections_from_env(&registry);
     for connection in &env {
         tracing::info!(provider = %connection.provider, connection = %connection.name, "connection configured from the environment");

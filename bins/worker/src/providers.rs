@@ -13,6 +13,8 @@ pub fn all() -> Vec<Arc<dyn Integration>> {
         integration_github::provider(),
         #[cfg(feature = "slack")]
         integration_slack::provider(),
+        #[cfg(feature = "webhook")]
+        integration_webhook::provider(),
     ]
 }
 

@@ -15,6 +15,9 @@ fn help_lists_call_and_the_otlp_endpoint() {
     assert!(providers.len() >= 3, "jira, github and slack are compiled in");
     for provider in providers {
         let info = provider.info();
+        if info.env_vars.is_empty() {
+            continue;
+        }
         let line = format!("  {}: {}", info.name, info.env_vars.join(", "));
         assert!(help.contains(&line), "--help lacks {line:?}:\n{help}");
     }

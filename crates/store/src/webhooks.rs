@@ -186,6 +186,8 @@ pub(crate) trait WebhookBackend: Send + Sync {
     async fn ct_save(&self, name: &str, def: &str, blob: &[u8], key_id: &str, now: i64) -> Result<bool>;
     async fn ct_get(&self, name: &str) -> Result<Option<SealedRow>>;
     async fn ct_list(&self) -> Result<Vec<SealedRow>>;
+    /// (name, revision) of every custom tool.
+    async fn ct_versions(&self) -> Result<Vec<(String, i64)>>;
     async fn ct_delete(&self, name: &str) -> Result<bool>;
     /// Every endpoint's sealed row (key rotation).
     async fn wh_list_sealed(&self) -> Result<Vec<SealedRow>>;
@@ -399,7 +401,8 @@ macro_rules! webhook_backend {
                     "INSERT INTO custom_tools (name, definition, credentials, key_id, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO UPDATE SET \
                      definition = excluded.definition, credentials = excluded.credentials, \
-                     key_id = excluded.key_id, updated_at = excluded.updated_at",
+                     key_id = excluded.key_id, updated_at = CASE WHEN excluded.updated_at > custom_tools.updated_at \
+                     THEN excluded.updated_at ELSE custom_tools.updated_at + 1 END",
                 )
                 .bind(name)
                 .bind(def)
@@ -498,6 +501,13 @@ macro_rules! webhook_backend {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(|r| Ok((r.try_get("key_id")?, r.try_get("n")?))).collect()
+            }
+
+            async fn ct_versions(&self) -> Result<Vec<(String, i64)>> {
+                let rows = sqlx::query("SELECT name, updated_at FROM custom_tools ORDER BY name")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("updated_at")?))).collect()
             }
 
             async fn ct_delete(&self, name: &str) -> Result<bool> {
@@ -724,6 +734,13 @@ impl WebhookStore {
                 (name, tool)
             })
             .collect())
+    }
+
+    /// The name and revision of every custom tool, cheaply (no credentials opened): the revision
+    /// grows with every save of that tool, so a replica polling this list sees what another
+    /// replica changed.
+    pub async fn custom_tool_versions(&self) -> std::result::Result<Vec<(String, i64)>, StoreError> {
+        self.db().ct_versions().await
     }
 
     /// Delete a custom tool; true if it existed.

@@ -162,8 +162,19 @@ async fn custom_tools_round_trip(db: Arc<TestDb>) {
     let hooks = store.webhooks();
     let def = json!({"name": "status_page", "url": "https://status.example.com/{c}"});
     let creds = BTreeMap::from([("auth".to_owned(), SecretString::from("tool-TOKEN-7".to_owned()))]);
+    assert!(hooks.custom_tool_versions().await.expect("versions").is_empty());
     assert!(hooks.save_custom_tool("status_page", &def, &creds).await.expect("save"));
-    assert!(!hooks.save_custom_tool("status_page", &def, &creds).await.expect("update"));
+    let first = hooks.custom_tool_versions().await.expect("versions");
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0, "status_page");
+    // every save moves the revision forward, two saves in the same millisecond included
+    let mut last = first[0].1;
+    for _ in 0..3 {
+        assert!(!hooks.save_custom_tool("status_page", &def, &creds).await.expect("update"));
+        let now = hooks.custom_tool_versions().await.expect("versions")[0].1;
+        assert!(now > last, "revision {now} after {last}");
+        last = now;
+    }
     let got = hooks.get_custom_tool("status_page").await.expect("get").expect("exists");
     assert_eq!(got.definition, def);
     assert_eq!(got.secrets["auth"].expose_secret(), "tool-TOKEN-7");
@@ -176,6 +187,7 @@ async fn custom_tools_round_trip(db: Arc<TestDb>) {
     assert!(listed[0].1.is_err());
     assert!(hooks.delete_custom_tool("status_page").await.expect("delete"));
     assert!(hooks.get_custom_tool("status_page").await.expect("get").is_none());
+    assert!(hooks.custom_tool_versions().await.expect("versions").is_empty());
 }
 
 async fn rotation_reseals_webhook_secrets_and_tool_credentials(db: Arc<TestDb>) {

@@ -18,9 +18,10 @@ use integration_store::{
     DeliveryFilter, DeliveryInsert, NewOutboxMessage, NewWebhookDelivery, Store, WebhookDeliveryRow,
 };
 use integration_webhook::{
-    Allowlist, CustomToolDefinition, CustomTools, DeliveryPage, DeliveryQuery, DeliveryRecord, EventSink,
-    InsertOutcome, NewDelivery, PublishStatus, RepositoryError, Secret, SsrfGuard, StoredEndpoint,
-    WebhookDefinition, WebhookError, WebhookRepository, WebhookService, custom::PROVIDER,
+    Allowlist, CustomToolDefinition, CustomToolSource, CustomToolSync, CustomTools, DeliveryPage,
+    DeliveryQuery, DeliveryRecord, EventSink, InsertOutcome, NewDelivery, PublishStatus, RepositoryError,
+    SavedTool, Secret, SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError, WebhookRepository,
+    WebhookService, custom::PROVIDER,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -43,8 +44,20 @@ fn repo_err(e: integration_store::StoreError) -> RepositoryError {
     RepositoryError(e.to_string())
 }
 
-/// [`WebhookRepository`] over the store.
+/// [`WebhookRepository`] and [`CustomToolSource`] over the store.
 struct StoreRepository(Store);
+
+#[async_trait]
+impl CustomToolSource for StoreRepository {
+    async fn versions(&self) -> Result<Vec<(String, i64)>, RepositoryError> {
+        self.0.webhooks().custom_tool_versions().await.map_err(repo_err)
+    }
+
+    async fn load(&self, name: &str) -> Result<Option<SavedTool>, RepositoryError> {
+        let stored = self.0.webhooks().get_custom_tool(name).await.map_err(repo_err)?;
+        Ok(stored.map(|s| SavedTool { definition: s.definition, secrets: s.secrets }))
+    }
+}
 
 fn record(row: WebhookDeliveryRow) -> DeliveryRecord {
     DeliveryRecord {
@@ -195,7 +208,15 @@ pub(crate) async fn routes(
         registry: executor.registry().clone(),
         registry_url: args.agent.tool_registry_url.clone(),
     });
-    load_custom_tools(&hooks).await;
+    let sync = Arc::new(CustomToolSync::new(
+        hooks.custom.clone(),
+        hooks.registry.clone(),
+        Arc::new(StoreRepository(store.clone())),
+    ));
+    sync.sync_and_log().await;
+    if args.custom_tools_sync_seconds > 0 {
+        tokio::spawn(sync.run(Duration::from_secs(args.custom_tools_sync_seconds)));
+    }
 
     let retention = (
         Duration::from_secs(args.webhook_retention_days.max(1) * 24 * 3600),
@@ -225,28 +246,6 @@ pub(crate) async fn routes(
         .route("/api/integrations/custom/tools", get(list_tools).post(create_tool))
         .route("/api/integrations/custom/tools/{name}", get(get_tool).put(put_tool).delete(delete_tool))
         .layer(Extension(hooks)))
-}
-
-async fn load_custom_tools(hooks: &Webhooks) {
-    let listed = match hooks.store.webhooks().list_custom_tools().await {
-        Ok(listed) => listed,
-        Err(error) => {
-            tracing::warn!(%error, "could not load custom tools");
-            return;
-        }
-    };
-    for (name, stored) in listed {
-        let built = stored.map_err(|e| e.to_string()).and_then(|s| {
-            let def: CustomToolDefinition =
-                serde_json::from_value(s.definition).map_err(|e| e.to_string())?;
-            let def = def.with_secrets(&from_secrets(&s.secrets));
-            hooks.custom.build(&def).map_err(|e| e.to_string())
-        });
-        match built.and_then(|tool| hooks.registry.add_tool(tool).map_err(|e| e.to_string())) {
-            Ok(()) => tracing::info!(tool = %name, "custom tool loaded"),
-            Err(error) => tracing::warn!(tool = %name, %error, "custom tool not loaded"),
-        }
-    }
 }
 
 fn api_error(error: WebhookError) -> ApiError {
@@ -421,8 +420,8 @@ async fn stored_tool(h: &Webhooks, name: &str) -> Result<Option<CustomToolDefini
     let Some(stored) = h.store.webhooks().get_custom_tool(name).await.map_err(internal)? else {
         return Ok(None);
     };
-    let def: CustomToolDefinition = serde_json::from_value(stored.definition).map_err(internal)?;
-    Ok(Some(def.with_secrets(&from_secrets(&stored.secrets))))
+    let saved = SavedTool { definition: stored.definition, secrets: stored.secrets };
+    saved.into_definition().map(Some).map_err(internal)
 }
 
 /// Build and register `def` (replacing the custom tool of that name), then store it.

@@ -3,6 +3,7 @@
 //! into an `Arc<dyn Tool>` that joins the registry at run time, behind the [`SsrfGuard`].
 
 pub mod ssrf;
+pub mod sync;
 mod template;
 
 use std::collections::BTreeMap;
@@ -739,7 +740,9 @@ impl Integration for CustomIntegration {
             display_name: "Custom HTTP tools".into(),
             description: "User-defined HTTP tools created through /api/integrations/custom/tools".into(),
             config_schema: json!({"type": "object", "properties": {}}),
-            env_vars: vec!["CUSTOM_HTTP_ALLOWLIST".into()],
+            // The tools come from the store and the SSRF allowlist is the binaries' own option
+            // (`CUSTOM_HTTP_ALLOWLIST`): the default connection reads no variable.
+            env_vars: vec![],
         }
     }
 

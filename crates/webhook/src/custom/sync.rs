@@ -1,0 +1,392 @@
+//! Custom tools shared by every replica: each process (an api replica, a bus worker) loads the
+//! stored tools at start-up and then polls the store for tools another replica created, changed or
+//! deleted, so a tool defined through one replica can be called through any of them and over the
+//! bus.
+//!
+//! The store is reached through [`CustomToolSource`], which the binaries implement over their
+//! database: a cheap list of (name, revision) pairs every poll, and one tool with its credentials
+//! only when its revision changed.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use integration_core::Registry;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde_json::Value;
+
+use super::{CustomToolDefinition, CustomTools, PROVIDER};
+use crate::secret::Secret;
+use crate::service::RepositoryError;
+
+/// A stored custom tool: its public definition and its opened credentials.
+#[derive(Debug, Clone)]
+pub struct SavedTool {
+    /// The definition without credentials, as saved.
+    pub definition: Value,
+    /// The credentials by field (`auth`).
+    pub secrets: BTreeMap<String, SecretString>,
+}
+
+impl SavedTool {
+    /// The definition with its credentials put back.
+    pub fn into_definition(self) -> Result<CustomToolDefinition, String> {
+        let definition: CustomToolDefinition =
+            serde_json::from_value(self.definition).map_err(|e| format!("stored definition: {e}"))?;
+        let secrets: BTreeMap<String, Secret> =
+            self.secrets.iter().map(|(k, v)| (k.clone(), Secret::new(v.expose_secret()))).collect();
+        Ok(definition.with_secrets(&secrets))
+    }
+}
+
+/// Where the stored custom tools are read from.
+#[async_trait]
+pub trait CustomToolSource: Send + Sync {
+    /// The name and revision of every stored tool; a tool's revision grows with each save.
+    async fn versions(&self) -> Result<Vec<(String, i64)>, RepositoryError>;
+    /// One stored tool; `None` when it was deleted meanwhile.
+    async fn load(&self, name: &str) -> Result<Option<SavedTool>, RepositoryError>;
+}
+
+/// What one [`CustomToolSync::sync`] changed in the registry.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Tools registered or replaced.
+    pub loaded: Vec<String>,
+    /// Tools removed because they are no longer stored (or no longer build).
+    pub removed: Vec<String>,
+    /// Tools that are stored but not registered here, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+impl SyncReport {
+    /// True when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.loaded.is_empty() && self.removed.is_empty() && self.failed.is_empty()
+    }
+}
+
+/// Keeps a registry's custom tools equal to the stored ones.
+pub struct CustomToolSync {
+    tools: CustomTools,
+    registry: Arc<Registry>,
+    source: Arc<dyn CustomToolSource>,
+    /// The revision of each stored tool this process has acted on (registered or refused).
+    seen: Mutex<HashMap<String, i64>>,
+}
+
+impl std::fmt::Debug for CustomToolSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomToolSync").field("tools", &self.tools).finish_non_exhaustive()
+    }
+}
+
+/// The outcome of loading one changed tool.
+enum Loaded {
+    Registered,
+    /// Deleted between the list and the load.
+    Gone,
+    /// Stored but not buildable here (definition, guard, name taken by a built-in tool).
+    Refused(String),
+}
+
+impl CustomToolSync {
+    /// A sync of `registry`'s custom tools with `source`, building tools with `tools`.
+    pub fn new(tools: CustomTools, registry: Arc<Registry>, source: Arc<dyn CustomToolSource>) -> Self {
+        Self { tools, registry, source, seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// Compare the stored tools with the registry once: register new and changed tools, remove
+    /// deleted ones. A tool that does not build is reported once per revision, not at every poll;
+    /// a store error leaves everything as it was, to be tried again.
+    pub async fn sync(&self) -> Result<SyncReport, RepositoryError> {
+        let versions = self.source.versions().await?;
+        let changed: Vec<(String, i64)> = {
+            let seen = self.seen();
+            versions.iter().filter(|(name, revision)| seen.get(name) != Some(revision)).cloned().collect()
+        };
+        let mut report = SyncReport::default();
+        for (name, revision) in changed {
+            match self.load(&name).await? {
+                Loaded::Registered => report.loaded.push(name.clone()),
+                Loaded::Gone => continue,
+                Loaded::Refused(reason) => {
+                    if self.remove_custom(&name) {
+                        report.removed.push(name.clone());
+                    }
+                    report.failed.push((name.clone(), reason));
+                }
+            }
+            self.seen().insert(name, revision);
+        }
+        let stored: HashSet<&str> = versions.iter().map(|(name, _)| name.as_str()).collect();
+        let gone: Vec<String> =
+            self.seen().keys().filter(|n| !stored.contains(n.as_str())).cloned().collect();
+        for name in gone {
+            self.seen().remove(&name);
+            if self.remove_custom(&name) {
+                report.removed.push(name);
+            }
+        }
+        Ok(report)
+    }
+
+    /// Poll every `every`, logging what changed, until the task is dropped.
+    pub async fn run(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            self.sync_and_log().await;
+        }
+    }
+
+    /// [`Self::sync`], with each change and failure logged.
+    pub async fn sync_and_log(&self) -> SyncReport {
+        match self.sync().await {
+            Ok(report) => {
+                for name in &report.loaded {
+                    tracing::info!(tool = %name, "custom tool loaded");
+                }
+                for name in &report.removed {
+                    tracing::info!(tool = %name, "custom tool removed");
+                }
+                for (name, error) in &report.failed {
+                    tracing::warn!(tool = %name, %error, "custom tool not loaded");
+                }
+                report
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not read the stored custom tools");
+                SyncReport::default()
+            }
+        }
+    }
+
+    fn seen(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn load(&self, name: &str) -> Result<Loaded, RepositoryError> {
+        let Some(saved) = self.source.load(name).await? else {
+            return Ok(Loaded::Gone);
+        };
+        let built = saved.into_definition().and_then(|definition| {
+            if definition.name != name {
+                return Err(format!("the stored definition is named '{}'", definition.name));
+            }
+            self.tools.build(&definition).map_err(|e| e.to_string())
+        });
+        let tool = match built {
+            Ok(tool) => tool,
+            Err(reason) => return Ok(Loaded::Refused(reason)),
+        };
+        if let Some(existing) = self.registry.get(name)
+            && existing.spec().provider != PROVIDER
+        {
+            return Ok(Loaded::Refused(format!("a {} tool has this name", existing.spec().provider)));
+        }
+        Ok(match self.registry.upsert_tool(tool) {
+            Ok(()) => Loaded::Registered,
+            Err(e) => Loaded::Refused(e.to_string()),
+        })
+    }
+
+    /// Remove `name` if it is a custom tool; true if it was registered.
+    fn remove_custom(&self, name: &str) -> bool {
+        self.registry.get(name).is_some_and(|t| t.spec().provider == PROVIDER)
+            && self.registry.remove_tool(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::custom::{Allowlist, SsrfGuard};
+    use integration_core::{
+        Connection, Health, Integration, IntegrationError, IntegrationInfo, Tool, ToolContext, ToolSpec,
+    };
+    use serde_json::json;
+
+    /// An in-memory store.
+    #[derive(Default)]
+    struct Memory {
+        tools: Mutex<BTreeMap<String, (i64, SavedTool)>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl Memory {
+        fn save(&self, definition: Value, secret: Option<&str>) {
+            let name = definition["name"].as_str().expect("name").to_owned();
+            let secrets = secret
+                .map(|s| BTreeMap::from([("auth".to_owned(), SecretString::from(s.to_owned()))]))
+                .unwrap_or_default();
+            let mut tools = self.tools.lock().expect("lock");
+            let revision = tools.get(&name).map_or(1, |(r, _)| r + 1);
+            tools.insert(name, (revision, SavedTool { definition, secrets }));
+        }
+        fn delete(&self, name: &str) {
+            self.tools.lock().expect("lock").remove(name);
+        }
+    }
+
+    #[async_trait]
+    impl CustomToolSource for Memory {
+        async fn versions(&self) -> Result<Vec<(String, i64)>, RepositoryError> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(RepositoryError("database is down".into()));
+            }
+            Ok(self.tools.lock().expect("lock").iter().map(|(n, (r, _))| (n.clone(), *r)).collect())
+        }
+        async fn load(&self, name: &str) -> Result<Option<SavedTool>, RepositoryError> {
+            Ok(self.tools.lock().expect("lock").get(name).map(|(_, t)| t.clone()))
+        }
+    }
+
+    /// A built-in provider with one tool named `taken`.
+    struct BuiltIn;
+
+    #[async_trait]
+    impl Integration for BuiltIn {
+        fn info(&self) -> IntegrationInfo {
+            IntegrationInfo {
+                name: "builtin".into(),
+                display_name: "Built-in".into(),
+                description: "test".into(),
+                config_schema: json!({}),
+                env_vars: vec![],
+            }
+        }
+        fn tools(&self) -> Vec<Arc<dyn Tool>> {
+            vec![Arc::new(Taken(ToolSpec::new("taken", "builtin", "a built-in tool")))]
+        }
+        async fn check(&self, _c: &Connection) -> Result<Health, IntegrationError> {
+            Ok(Health { identity: None, details: json!({}) })
+        }
+    }
+
+    struct Taken(ToolSpec);
+
+    #[async_trait]
+    impl Tool for Taken {
+        fn spec(&self) -> &ToolSpec {
+            &self.0
+        }
+        async fn call(&self, _ctx: &ToolContext, _params: Value) -> Result<Value, IntegrationError> {
+            Ok(json!("built-in"))
+        }
+    }
+
+    fn definition(name: &str, url: &str) -> Value {
+        json!({"name": name, "description": format!("{name} tool"), "method": "GET", "url": url})
+    }
+
+    fn setup(allow: &str) -> (Arc<Memory>, Arc<Registry>, CustomToolSync) {
+        let registry = Arc::new(Registry::new());
+        registry.add(Arc::new(BuiltIn)).expect("built-in");
+        registry.add(crate::provider()).expect("custom");
+        let memory = Arc::new(Memory::default());
+        let tools =
+            CustomTools::new(SsrfGuard::new(Allowlist::parse(allow).expect("allowlist"))).expect("tools");
+        let sync = CustomToolSync::new(tools, registry.clone(), memory.clone());
+        (memory, registry, sync)
+    }
+
+    fn description(registry: &Registry, name: &str) -> Option<String> {
+        registry.get(name).map(|t| t.spec().description.clone())
+    }
+
+    #[tokio::test]
+    async fn follows_creations_changes_and_deletions() {
+        let (memory, registry, sync) = setup("127.0.0.1");
+        assert!(sync.sync().await.expect("sync").is_empty());
+
+        memory.save(definition("ping", "http://127.0.0.1:9/ping"), None);
+        memory.save(definition("pong", "http://127.0.0.1:9/pong"), Some("token-SECRET-1"));
+        let report = sync.sync().await.expect("sync");
+        assert_eq!(report.loaded, ["ping", "pong"]);
+        assert_eq!(description(&registry, "ping").as_deref(), Some("ping tool"));
+        // nothing changed: nothing is loaded again
+        assert!(sync.sync().await.expect("sync").is_empty());
+
+        let mut changed = definition("ping", "http://127.0.0.1:9/ping2");
+        changed["description"] = json!("ping, changed");
+        memory.save(changed, None);
+        memory.delete("pong");
+        let report = sync.sync().await.expect("sync");
+        assert_eq!(report.loaded, ["ping"]);
+        assert_eq!(report.removed, ["pong"]);
+        assert_eq!(description(&registry, "ping").as_deref(), Some("ping, changed"));
+        assert!(registry.get("pong").is_none());
+
+        // a tool removed here by hand (a local delete) and stored again comes back
+        memory.delete("ping");
+        sync.sync().await.expect("sync");
+        assert!(registry.get("ping").is_none());
+        memory.save(definition("ping", "http://127.0.0.1:9/ping"), None);
+        assert_eq!(sync.sync().await.expect("sync").loaded, ["ping"]);
+    }
+
+    #[tokio::test]
+    async fn refusals_are_reported_once_and_never_replace_a_built_in_tool() {
+        let (memory, registry, sync) = setup("127.0.0.1");
+        memory.save(definition("taken", "http://127.0.0.1:9/x"), None);
+        memory.save(definition("broken", "http://127.0.0.1:9/x"), None);
+        memory.tools.lock().expect("lock").get_mut("broken").expect("stored").1.definition["method"] =
+            json!("BREW");
+        let report = sync.sync().await.expect("sync");
+        let failed: Vec<&str> = report.failed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(failed, ["broken", "taken"]);
+        assert!(report.failed[1].1.contains("builtin"), "{:?}", report.failed);
+        assert_eq!(registry.get("taken").map(|t| t.spec().provider.clone()).as_deref(), Some("builtin"));
+        assert!(registry.get("broken").is_none());
+        // the same revisions are not tried again
+        assert!(sync.sync().await.expect("sync").is_empty());
+        // deleting the stored `taken` leaves the built-in tool alone
+        memory.delete("taken");
+        assert!(sync.sync().await.expect("sync").removed.is_empty());
+        assert!(registry.get("taken").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_tool_that_no_longer_builds_is_removed_not_left_stale() {
+        // a newer version this replica cannot build (a newer binary wrote it, say): the old version
+        // of the tool must not keep running here
+        let (memory, registry, sync) = setup("127.0.0.1");
+        memory.save(definition("ping", "http://127.0.0.1:9/ping"), None);
+        sync.sync().await.expect("sync");
+        assert!(registry.get("ping").is_some());
+        let mut newer = definition("ping", "http://127.0.0.1:9/ping");
+        newer["response_transform"] = json!(".items[");
+        memory.save(newer, None);
+        let report = sync.sync().await.expect("sync");
+        assert_eq!(report.removed, ["ping"]);
+        assert_eq!(report.failed.len(), 1);
+        assert!(registry.get("ping").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_store_error_changes_nothing_and_is_retried() {
+        let (memory, registry, sync) = setup("127.0.0.1");
+        memory.save(definition("ping", "http://127.0.0.1:9/ping"), None);
+        memory.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(sync.sync().await.is_err());
+        assert!(sync.sync_and_log().await.is_empty());
+        assert!(registry.get("ping").is_none());
+        memory.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(sync.sync().await.expect("sync").loaded, ["ping"]);
+    }
+
+    #[test]
+    fn saved_credentials_are_put_back() {
+        let saved = SavedTool {
+            definition: json!({"name": "t", "description": "d", "method": "GET", "url": "http://127.0.0.1/",
+                "auth": {"type": "bearer"}}),
+            secrets: BTreeMap::from([("auth".to_owned(), SecretString::from("tok-SECRET-9".to_owned()))]),
+        };
+        let definition = saved.into_definition().expect("definition");
+        assert_eq!(definition.secrets()["auth"].expose(), "tok-SECRET-9");
+    }
+}
