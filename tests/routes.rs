@@ -38,6 +38,7 @@ impl Rest {
             "GET" => self.client.get(url),
             "POST" => self.client.post(url),
             "PUT" => self.client.put(url),
+            "PATCH" => self.client.patch(url),
             other => panic!("method {other}"),
         };
         let request = if body.is_null() { request } else { request.json(&body) };
@@ -204,6 +205,26 @@ async fn every_github_tool_through_rest() {
         json!({"owner": owner, "repo": repo, "issue_number": issue_number, "body": "Thanks!"}),
     )
     .await;
+    let updated = rest
+        .call(
+            "github_update_issue",
+            "PATCH",
+            &format!("{g}/issues"),
+            json!({
+                "owner": owner,
+                "repo": repo,
+                "issue_number": issue_number,
+                "title": "Route checked",
+                "state": "closed",
+            }),
+        )
+        .await;
+    assert_eq!(
+        (&updated["title"], &updated["state"]),
+        (&json!("Route checked"), &json!("closed")),
+        "{updated}"
+    );
+    assert!(github.issue_titles(FakeGitHub::REPO).contains(&"Route checked".to_owned()));
     rest.assert_all_covered("github").await;
 }
 

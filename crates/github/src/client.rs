@@ -2,9 +2,9 @@
 //!
 //! Typed octocrab calls drop the headers of successful answers, and the provider needs them on
 //! every answer (`x-ratelimit-*` for the budget, `Link` for paging), so every request goes through
-//! octocrab's raw `_get` / `_post` and the JSON body is read here. octocrab still does what it is
-//! good at: the base URI (a GitHub Enterprise path prefix is kept), the auth header, GitHub App
-//! JWTs and cached, renewed installation tokens. Its own retry layer is compiled out (the
+//! octocrab's raw `_get` / `_post` / `_patch` and the JSON body is read here. octocrab still does
+//! what it is good at: the base URI (a GitHub Enterprise path prefix is kept), the auth header,
+//! GitHub App JWTs and cached, renewed installation tokens. Its own retry layer is compiled out (the
 //! `retry` feature is off): the core executor retries.
 //!
 //! Before each request the client looks at the last budget GitHub reported for the resource
@@ -240,12 +240,19 @@ impl GitHubClient {
 
     /// `GET` a path (with query) under the API root.
     pub async fn get(&self, path_and_query: &str) -> Result<Answer, IntegrationError> {
-        self.send(false, path_and_query, None).await
+        self.send(http::Method::GET, path_and_query, None).await
     }
 
     /// `POST` a JSON body to a path under the API root.
     pub async fn post(&self, path: &str, body: &Value) -> Result<Answer, IntegrationError> {
-        self.send(true, path, Some(body)).await
+        self.send(http::Method::POST, path, Some(body)).await
+    }
+
+    /// `PATCH` a JSON body to a path under the API root (same headers, budget check and error
+    /// mapping as [`Self::post`]; like every request, never retried here: whether a call may be
+    /// repeated is the tool's `idempotent` hint, which the executor reads).
+    pub async fn patch(&self, path: &str, body: &Value) -> Result<Answer, IntegrationError> {
+        self.send(http::Method::PATCH, path, Some(body)).await
     }
 
     /// `GET` a path and read the body as `T` (a typed view that skips what it does not keep, far
@@ -255,24 +262,29 @@ impl GitHubClient {
         &self,
         path_and_query: &str,
     ) -> Result<Result<T, Value>, IntegrationError> {
-        let (status, _headers, text) = self.send_text(false, path_and_query, None).await?;
+        let (status, _headers, text) = self.send_text(http::Method::GET, path_and_query, None).await?;
         match serde_json::from_str::<T>(&text) {
             Ok(typed) => Ok(Ok(typed)),
             Err(_) => Ok(Err(parse_body(status, &text)?)),
         }
     }
 
-    async fn send(&self, post: bool, path: &str, body: Option<&Value>) -> Result<Answer, IntegrationError> {
-        let (status, headers, text) = self.send_text(post, path, body).await?;
+    async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer, IntegrationError> {
+        let (status, headers, text) = self.send_text(method, path, body).await?;
         let body = parse_body(status, &text)?;
         Ok(Answer { status, headers, body })
     }
 
     /// One request: the budget check, trace context, metrics, and the error mapping of a non-2xx
-    /// answer; the body of a 2xx answer as text.
+    /// answer; the body of a 2xx answer as text. `body` is sent only with a method other than `GET`.
     async fn send_text(
         &self,
-        post: bool,
+        method: http::Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, HeaderMap, String), IntegrationError> {
@@ -289,18 +301,17 @@ impl GitHubClient {
                 .map_err(error::from_octocrab)?;
         }
         let started = std::time::Instant::now();
-        let method = if post { "POST" } else { "GET" };
+        let body = if method == http::Method::GET { None } else { body };
         let observe = |status: Option<u16>| {
-            integration_core::observe_upstream(PROVIDER, method, path, status, started.elapsed())
+            integration_core::observe_upstream(PROVIDER, method.as_str(), path, status, started.elapsed())
         };
-        // octocrab's `_get` / `_post`, with the trace context of the current span in the headers.
-        let mut builder = http::Request::builder()
-            .method(if post { http::Method::POST } else { http::Method::GET })
-            .uri(path);
+        // octocrab's `_get` / `_post` / `_patch`, with the trace context of the current span in
+        // the headers.
+        let mut builder = http::Request::builder().method(method.clone()).uri(path);
         if let Some(headers) = builder.headers_mut() {
             integration_core::propagation::inject(headers);
         }
-        let request = self.octo.build_request(builder, if post { body } else { None });
+        let request = self.octo.build_request(builder, body);
         let mut response = match request {
             Ok(request) => self.octo.execute(request).await,
             Err(error) => Err(error),

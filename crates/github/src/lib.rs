@@ -4,7 +4,8 @@
 //! and the tools an agent calls (`github_repo_search`, `github_get_repository`,
 //! `github_list_commits`, `github_get_commit`, `github_compare`, `github_get_file`,
 //! `github_code_analysis`, `github_list_pull_requests`, `github_get_pull_request`,
-//! `github_create_issue`, `github_list_issues`, `github_comment`), each with its REST route.
+//! `github_create_issue`, `github_list_issues`, `github_update_issue`, `github_comment`), each with
+//! its REST route.
 //!
 //! Key design decision: **every request is a raw octocrab request whose headers are read.** Typed
 //! octocrab calls drop the headers of successful answers, but the provider needs them on every

@@ -197,6 +197,7 @@ pub fn issue(v: &Value) -> Value {
         "number": s(v, "number"),
         "title": s(v, "title"),
         "state": s(v, "state"),
+        "state_reason": s(v, "state_reason"),
         "user": login(&v["user"]),
         "labels": labels(v),
         "assignees": v["assignees"].as_array().map(|a| a.iter().map(login).collect::<Vec<_>>()).unwrap_or_default(),

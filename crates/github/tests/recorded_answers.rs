@@ -16,7 +16,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use integration_core::{
     Connection, ErrorKind, Executor, ExecutorConfig, Integration, IntegrationError, ToolCall, ToolOutcome,
 };
@@ -131,6 +131,7 @@ async fn serve(routes: Vec<(&str, &str, Exchange)>) -> (FakeServer, Connection, 
         router = match method {
             "GET" => router.route(path, get(handler)),
             "POST" => router.route(path, post(handler)),
+            "PATCH" => router.route(path, patch(handler)),
             other => panic!("no route for {other}"),
         };
     }
@@ -190,6 +191,8 @@ async fn create_issue_reads_the_recorded_issue() {
             "number": 28,
             "title": "Issue created by PyGithub",
             "state": "open",
+            // A 2012 answer: before GitHub had state reasons.
+            "state_reason": null,
             "user": "jacquev6",
             "labels": [],
             "assignees": [],
@@ -270,12 +273,33 @@ async fn comment_reads_the_recorded_comment() {
     );
 }
 
-#[test]
-fn the_issue_reader_reads_an_edited_issue() {
-    // No tool edits issues; the reader every issue tool uses reads GitHub's answer to the edit.
-    let x = recorded(EDIT_ISSUE, "PATCH", "/repos/PyGithub/PyGithub/issues/28");
+#[tokio::test]
+async fn update_issue_sends_the_recorded_edit_and_reads_the_edited_issue() {
+    let path = "/repos/PyGithub/PyGithub/issues/28";
+    let x = recorded(EDIT_ISSUE, "PATCH", path);
+    let (server, connection, sent) = serve(vec![("PATCH", path, x.clone())]).await;
+    let issue = ok(
+        &connection,
+        "github_update_issue",
+        json!({
+            "owner": "PyGithub",
+            "repo": "PyGithub",
+            "issue_number": 28,
+            "title": "Title edited by PyGithub",
+            "body": "Body edited by PyGithub",
+            "state": "closed",
+            "state_reason": "completed",
+            "labels": ["Bug"],
+            "assignees": ["jacquev6"],
+            "milestone": 2,
+        }),
+    )
+    .await;
+    // The very body PyGithub sent, and nothing before it.
+    assert_eq!(sent.lock().expect("log").clone(), [(path.to_owned(), x.request.clone())]);
+    assert_eq!(server.calls(), 1);
     let edited: Value = serde_json::from_str(&x.body).expect("JSON");
-    let issue = models::issue(&edited);
+    assert_eq!(issue, models::issue(&edited));
     assert_eq!(issue["number"], 28);
     assert_eq!(issue["title"], "Title edited by PyGithub");
     assert_eq!(issue["body"], "Body edited by PyGithub");
@@ -286,6 +310,21 @@ fn the_issue_reader_reads_an_edited_issue() {
     assert_eq!(issue["is_pull_request"], false);
     assert!(!models::is_pull_request(&edited));
     assert_eq!(issue["updated_at"], "2012-05-19T10:42:25Z");
+    // GitHub in 2012 sent no state reason.
+    assert_eq!(issue["state_reason"], Value::Null);
+
+    // Only the fields given are sent; clearing the milestone sends `null`.
+    let (_server, connection, sent) = serve(vec![("PATCH", path, x)]).await;
+    ok(
+        &connection,
+        "github_update_issue",
+        json!({"owner": "PyGithub", "repo": "PyGithub", "issue_number": 28, "labels": [], "clear_milestone": true}),
+    )
+    .await;
+    assert_eq!(
+        sent.lock().expect("log").clone(),
+        [(path.to_owned(), Some(json!({"labels": [], "milestone": null})))]
+    );
 }
 
 #[tokio::test]
@@ -439,6 +478,7 @@ fn the_readers_read_octocrabs_webhook_payloads() {
             "number": 1,
             "title": "Add option to remove the notification",
             "state": "open",
+            "state_reason": null,
             "user": "gagbo",
             "labels": [],
             "assignees": [],

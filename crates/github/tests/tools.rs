@@ -42,6 +42,7 @@ async fn tools_and_routes_are_registered() {
         ("github_list_pull_requests", Method::Get, "/api/integrations/github/pullrequests"),
         ("github_create_issue", Method::Post, "/api/integrations/github/issues"),
         ("github_list_issues", Method::Get, "/api/integrations/github/issues"),
+        ("github_update_issue", Method::Patch, "/api/integrations/github/issues"),
         ("github_comment", Method::Post, "/api/integrations/github/comments"),
     ];
     for (name, method, path) in expected {
@@ -50,12 +51,16 @@ async fn tools_and_routes_are_registered() {
             "{name} {path} missing from {routes:?}"
         );
     }
-    assert_eq!(routes.len(), 12);
+    assert_eq!(routes.len(), 13);
     for t in env.executor.registry().tools() {
         let hints = t.spec().hints;
-        let write = matches!(t.spec().name.as_str(), "github_create_issue" | "github_comment");
-        assert_eq!(hints.read_only, !write, "{}", t.spec().name);
-        assert_eq!(hints.idempotent, !write, "{}", t.spec().name);
+        let name = t.spec().name.as_str();
+        let creates = matches!(name, "github_create_issue" | "github_comment");
+        let write = creates || name == "github_update_issue";
+        assert_eq!(hints.read_only, !write, "{name}");
+        // The same edit twice leaves the same issue: the executor may repeat an update, not a create.
+        assert_eq!(hints.idempotent, !creates, "{name}");
+        assert!(!hints.destructive, "{name}");
     }
 }
 
@@ -419,4 +424,254 @@ async fn server_errors_are_retried_by_the_executor() {
     assert!(matches!(outcome.result.expect_err("500").kind(), ErrorKind::Upstream { status: Some(500) }));
     assert_eq!(outcome.attempts, 1);
     assert!(!env.gh.issue_titles(FakeGitHub::REPO).contains(&"once".to_owned()));
+}
+
+/// The issue `number` as `github_list_issues` reads it back (every state).
+async fn listed_issue(env: &common::Env, number: u64) -> Value {
+    let all = env.ok("github_list_issues", repo(json!({"state": "all", "limit": 100}))).await;
+    all["issues"]
+        .as_array()
+        .expect("issues")
+        .iter()
+        .find(|i| i["number"] == number)
+        .cloned()
+        .unwrap_or_else(|| panic!("issue {number} listed in {all}"))
+}
+
+#[tokio::test]
+async fn update_issue_title_body_and_state() {
+    let env = setup().await;
+    let number = env.gh.add_issue(FakeGitHub::REPO, "Greeting is slow", "hubot", &["bug"]);
+    let before = listed_issue(&env, number).await;
+
+    let edited = env
+        .ok(
+            "github_update_issue",
+            repo(json!({"issue_number": number, "title": "Greeting is too slow", "body": "Takes 2 s."})),
+        )
+        .await;
+    // The `models::issue` shape, every key of it, with the new values.
+    let keys: BTreeSet<&str> = edited.as_object().expect("object").keys().map(String::as_str).collect();
+    let listed_keys: BTreeSet<&str> =
+        before.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys, listed_keys, "the answer has the shape github_list_issues lists");
+    assert!(keys.contains("state_reason") && keys.contains("closed_at"), "{keys:?}");
+    assert_eq!(edited["number"], number);
+    assert_eq!(edited["title"], "Greeting is too slow");
+    assert_eq!(edited["body"], "Takes 2 s.");
+    assert_eq!(edited["state"], "open");
+    assert_eq!(edited["labels"], json!(["bug"]), "fields not given are kept");
+    assert_eq!(edited["user"], "hubot");
+    assert!(
+        edited["updated_at"].as_str() > before["updated_at"].as_str(),
+        "updated_at moves: {} then {}",
+        before["updated_at"],
+        edited["updated_at"]
+    );
+    assert_eq!(listed_issue(&env, number).await, edited, "read back as answered");
+
+    // Close as not planned: closed_at set.
+    let closed = env
+        .ok(
+            "github_update_issue",
+            repo(json!({"issue_number": number, "state": "closed", "state_reason": "not_planned"})),
+        )
+        .await;
+    assert_eq!(closed["state"], "closed");
+    assert_eq!(closed["state_reason"], "not_planned");
+    assert!(closed["closed_at"].is_string(), "{closed}");
+    assert_eq!(closed["title"], "Greeting is too slow", "the title stays");
+    let listed = listed_issue(&env, number).await;
+    assert_eq!((&listed["state"], &listed["state_reason"]), (&json!("closed"), &json!("not_planned")));
+    assert_eq!(listed["closed_at"], closed["closed_at"]);
+    let open = env.ok("github_list_issues", repo(json!({"limit": 100}))).await;
+    assert!(
+        !open["issues"].as_array().expect("issues").iter().any(|i| i["number"] == number),
+        "no longer listed as open"
+    );
+
+    // Reopen: closed_at back to null.
+    let reopened = env
+        .ok(
+            "github_update_issue",
+            repo(json!({"issue_number": number, "state": "open", "state_reason": "reopened"})),
+        )
+        .await;
+    assert_eq!(reopened["state"], "open");
+    assert_eq!(reopened["state_reason"], "reopened");
+    assert!(reopened["closed_at"].is_null(), "{reopened}");
+    assert_eq!(listed_issue(&env, number).await, reopened);
+
+    // Closing without a reason is GitHub's `completed`.
+    let done = env.ok("github_update_issue", repo(json!({"issue_number": number, "state": "closed"}))).await;
+    assert_eq!(done["state_reason"], "completed");
+}
+
+#[tokio::test]
+async fn update_issue_replaces_labels_assignees_and_milestone() {
+    let env = setup().await;
+    let r = FakeGitHub::REPO;
+    let number = env.gh.add_issue(r, "Flaky test", "monalisa", &["bug", "ci"]);
+    let v2 = env.gh.add_milestone(r, "v2.0");
+
+    let edited = env
+        .ok(
+            "github_update_issue",
+            repo(json!({
+                "issue_number": number,
+                "labels": ["flaky", "p2"],
+                "assignees": ["hubot", "monalisa"],
+                "milestone": v2,
+            })),
+        )
+        .await;
+    assert_eq!(edited["labels"], json!(["flaky", "p2"]), "replaced, not added to");
+    assert_eq!(edited["assignees"], json!(["hubot", "monalisa"]));
+    assert_eq!(edited["milestone"], "v2.0");
+    assert_eq!(
+        env.gh.issue_fields(r, number),
+        Some((vec!["flaky".into(), "p2".into()], vec!["hubot".into(), "monalisa".into()], Some(v2)))
+    );
+    let listed = listed_issue(&env, number).await;
+    assert_eq!(listed["labels"], edited["labels"]);
+    assert_eq!(listed["milestone"], "v2.0");
+
+    // Another milestone, fewer assignees; the labels stay when left out.
+    let moved = env
+        .ok(
+            "github_update_issue",
+            repo(json!({"issue_number": number, "milestone": 1, "assignees": ["hubot"]})),
+        )
+        .await;
+    assert_eq!(moved["milestone"], "v1.0");
+    assert_eq!(moved["assignees"], json!(["hubot"]));
+    assert_eq!(moved["labels"], json!(["flaky", "p2"]));
+
+    // `null` is "not given", as for every optional parameter: nothing is cleared by it.
+    let kept = env
+        .ok(
+            "github_update_issue",
+            repo(json!({
+                "issue_number": number,
+                "title": "Flaky test (again)",
+                "labels": null,
+                "assignees": null,
+                "milestone": null,
+            })),
+        )
+        .await;
+    assert_eq!(kept["title"], "Flaky test (again)");
+    assert_eq!(
+        (&kept["labels"], &kept["assignees"], &kept["milestone"]),
+        (&json!(["flaky", "p2"]), &json!(["hubot"]), &json!("v1.0"))
+    );
+
+    // `[]` clears, `clear_milestone` takes the issue out of its milestone.
+    let cleared = env
+        .ok(
+            "github_update_issue",
+            repo(json!({"issue_number": number, "labels": [], "assignees": [], "clear_milestone": true})),
+        )
+        .await;
+    assert_eq!(cleared["labels"], json!([]));
+    assert_eq!(cleared["assignees"], json!([]));
+    assert!(cleared["milestone"].is_null(), "{cleared}");
+    assert_eq!(env.gh.issue_fields(r, number), Some((vec![], vec![], None)));
+    let listed = listed_issue(&env, number).await;
+    assert_eq!((&listed["labels"], &listed["milestone"]), (&json!([]), &Value::Null));
+
+    // GitHub's refusal of an unknown milestone comes back as invalid input with its reasons.
+    let bad = env
+        .call("github_update_issue", repo(json!({"issue_number": number, "milestone": 42})))
+        .await
+        .expect_err("422");
+    assert_eq!(bad.kind(), &ErrorKind::InvalidInput);
+    assert!(bad.details().is_some_and(|d| d["errors"][0]["field"] == "milestone"), "{:?}", bad.details());
+}
+
+#[tokio::test]
+async fn update_issue_refuses_empty_and_inconsistent_edits() {
+    let env = setup().await;
+    let number = env.gh.add_issue(FakeGitHub::REPO, "Keep me", "hubot", &["bug"]);
+    let calls = env.server.calls();
+    let refused = [
+        (json!({}), "nothing to update"),
+        (json!({"clear_milestone": false}), "nothing to update"),
+        (json!({"title": null, "labels": null, "milestone": null}), "nothing to update"),
+        (json!({"state_reason": "not_planned"}), "state_reason needs state"),
+        (json!({"state": "closed", "state_reason": "reopened"}), "does not go with state `closed`"),
+        (json!({"state": "open", "state_reason": "completed"}), "does not go with state `open`"),
+        (json!({"state": "open", "state_reason": "not_planned"}), "does not go with state `open`"),
+        (json!({"milestone": 1, "clear_milestone": true}), "not both"),
+        (json!({"title": "   "}), "title must not be blank"),
+        (json!({"labels": ["ok", " "]}), "label name must not be blank"),
+        (json!({"assignees": ["../admin"]}), "not a valid GitHub name"),
+    ];
+    for (fields, message) in refused {
+        let mut params = repo(json!({"issue_number": number}));
+        if let (Some(p), Value::Object(f)) = (params.as_object_mut(), fields.clone()) {
+            p.extend(f);
+        }
+        let outcome = env.outcome("github_update_issue", params, None).await;
+        let err = outcome.result.expect_err(&format!("{fields} is refused"));
+        assert_eq!(err.kind(), &ErrorKind::InvalidInput, "{fields}: {err}");
+        assert!(err.message().contains(message), "{fields}: {}", err.message());
+        assert_eq!(outcome.attempts, 1, "{fields}: refused once, not retried");
+    }
+    // Refused by the schema before the tool runs.
+    for fields in [
+        json!({"state": "shut"}),
+        json!({"state_reason": "duplicate", "state": "closed"}),
+        json!({"title": ""}),
+        json!({"title": "x".repeat(257)}),
+        json!({"issue_number": 0, "title": "zero"}),
+        json!({"milestone": 0}),
+        json!({"labels": "bug"}),
+    ] {
+        let mut params = repo(json!({"issue_number": number}));
+        if let (Some(p), Value::Object(f)) = (params.as_object_mut(), fields.clone()) {
+            p.extend(f);
+        }
+        let outcome = env.outcome("github_update_issue", params, None).await;
+        assert_eq!(outcome.result.expect_err("schema").kind(), &ErrorKind::InvalidInput, "{fields}");
+        assert_eq!(outcome.attempts, 0, "{fields}: refused by the schema");
+    }
+    assert_eq!(env.server.calls(), calls, "nothing reached GitHub");
+    let listed = listed_issue(&env, number).await;
+    assert_eq!(
+        (&listed["title"], &listed["state"], &listed["labels"]),
+        (&json!("Keep me"), &json!("open"), &json!(["bug"]))
+    );
+}
+
+#[tokio::test]
+async fn update_issue_of_an_unknown_issue_or_repository_is_not_found() {
+    let env = setup().await;
+    let missing =
+        env.outcome("github_update_issue", repo(json!({"issue_number": 999, "title": "x"})), None).await;
+    let err = missing.result.expect_err("404");
+    assert_eq!(err.kind(), &ErrorKind::NotFound);
+    assert!(err.message().contains("Not Found"), "{}", err.message());
+    assert_eq!(missing.attempts, 1, "a 404 is final");
+    let err = env
+        .call("github_update_issue", json!({"owner": OWNER, "repo": "nope", "issue_number": 2, "title": "x"}))
+        .await
+        .expect_err("404");
+    assert_eq!(err.kind(), &ErrorKind::NotFound);
+    assert!(!env.gh.issue_titles(FakeGitHub::REPO).contains(&"x".to_owned()));
+}
+
+#[tokio::test]
+async fn update_issue_is_retried_after_a_server_error() {
+    let env = setup().await;
+    let number = env.gh.add_issue(FakeGitHub::REPO, "Retry me", "hubot", &[]);
+    // Unlike a create, an update may be repeated: the second attempt succeeds.
+    env.server
+        .faults()
+        .push(Fault::status(502).on_path(&format!("/repos/octocat/hello-world/issues/{number}")));
+    let outcome = env
+        .outcome("github_update_issue", repo(json!({"issue_number": number, "title": "Retried"})), None)
+        .await;
+    assert_eq!(outcome.result.expect("retried")["title"], "Retried");
+    assert_eq!(outcome.attempts, 2);
 }

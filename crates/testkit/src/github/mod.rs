@@ -3,7 +3,7 @@
 //! It keeps users, repositories with a commit graph (each commit carries its file changes, so
 //! commits, comparisons and file contents at any ref are computed from it), branches, pull
 //! requests (files, commits, reviews, combined status and check runs), issues (created issues are
-//! listed) and comments, and answers repository search. Like GitHub it
+//! listed, edited ones read back) and comments, and answers repository search. Like GitHub it
 //!
 //! - checks tokens (`Authorization: Bearer` or `token`): unknown ones get 401
 //!   `{"message":"Bad credentials",...}`;
@@ -93,12 +93,16 @@ pub(crate) struct FakeIssue {
     pub(crate) title: String,
     pub(crate) body: Option<String>,
     pub(crate) state: String,
+    /// `completed`, `not_planned`, `duplicate` or `reopened`: why the state last changed.
+    pub(crate) state_reason: Option<String>,
     pub(crate) user: String,
     pub(crate) labels: Vec<String>,
     pub(crate) assignees: Vec<String>,
     pub(crate) milestone: Option<u64>,
     pub(crate) created_at: u64,
     pub(crate) updated_at: u64,
+    /// When it was closed; `None` while open.
+    pub(crate) closed_at: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -771,22 +775,26 @@ impl FakeGitHub {
             title: title.to_owned(),
             body: Some(format!("Details of: {title}")),
             state: "open".to_owned(),
+            state_reason: None,
             user: user.to_owned(),
             labels: labels.iter().map(|l| (*l).to_owned()).collect(),
             assignees: Vec::new(),
             milestone: None,
             created_at: at,
             updated_at: at,
+            closed_at: None,
         });
         number
     }
 
-    /// Close an issue.
+    /// Close an issue (as `completed`).
     pub fn close_issue(&self, repo: &str, number: u64) {
         if let Some(i) =
             self.lock().repos.get_mut(repo).and_then(|r| r.issues.iter_mut().find(|i| i.number == number))
         {
             i.state = "closed".to_owned();
+            i.state_reason = Some("completed".to_owned());
+            i.closed_at = Some(i.updated_at);
         }
     }
 

@@ -46,7 +46,7 @@ pub fn router(state: FakeGitHub) -> Router {
         .route("/repos/{owner}/{repo}/pulls/{number}/commits", get(pull_commits))
         .route("/repos/{owner}/{repo}/pulls/{number}/reviews", get(pull_reviews))
         .route("/repos/{owner}/{repo}/issues", get(list_issues).post(create_issue))
-        .route("/repos/{owner}/{repo}/issues/{number}", get(get_issue))
+        .route("/repos/{owner}/{repo}/issues/{number}", get(get_issue).patch(update_issue))
         .route("/repos/{owner}/{repo}/issues/{number}/comments", get(list_comments).post(create_comment))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "Not Found") })
         .layer(middleware::from_fn_with_state(state.clone(), gate))
@@ -920,12 +920,14 @@ async fn create_issue(
         title,
         body: new.body,
         state: "open".to_owned(),
+        state_reason: None,
         user: id.0.clone(),
         labels,
         assignees,
         milestone,
         created_at: t,
         updated_at: t,
+        closed_at: None,
     };
     r.issues.push(issue.clone());
     let r = r.clone();
@@ -937,6 +939,201 @@ async fn create_issue(
         response.headers_mut().insert("location", l);
     }
     response
+}
+
+/// The label names of a request (`"bug"` or `{"name": "bug"}`), in order, without repeats (GitHub
+/// keeps one of each, whatever the case); `None` when an item is neither.
+fn label_names(items: &[Value]) -> Option<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for item in items {
+        let name = item.as_str().or_else(|| item.get("name")?.as_str())?;
+        if name.trim().is_empty() {
+            return None;
+        }
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+            names.push(name.to_owned());
+        }
+    }
+    Some(names)
+}
+
+/// The edit of `PATCH /repos/{owner}/{repo}/issues/{number}`, checked: `None` for a field left
+/// out (and for a `null` title, state or state reason), `Some(None)` for a body or milestone set
+/// to `null` (cleared).
+struct IssueEdit {
+    title: Option<String>,
+    body: Option<Option<String>>,
+    state: Option<String>,
+    state_reason: Option<String>,
+    labels: Option<Vec<String>>,
+    assignees: Option<Vec<String>>,
+    milestone: Option<Option<u64>>,
+}
+
+/// Read and check an edit against the repository and its users; `Err` names the field and code
+/// of the 422 (GitHub's `Validation Failed` shape) for a wrong value.
+fn issue_edit(
+    edit: &serde_json::Map<String, Value>,
+    repo: &FakeRepo,
+    users: &[String],
+) -> Result<IssueEdit, (&'static str, &'static str)> {
+    let field = |name: &str| edit.get(name).filter(|v| !v.is_null());
+    let title = match field("title") {
+        None => None,
+        Some(Value::String(t)) if !t.trim().is_empty() => Some(t.clone()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(Value::String(_)) => return Err(("title", "missing_field")),
+        Some(_) => return Err(("title", "invalid")),
+    };
+    let body = match edit.get("body") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(b)) => Some(Some(b.clone())),
+        Some(_) => return Err(("body", "invalid")),
+    };
+    let state = match field("state") {
+        None => None,
+        Some(Value::String(s)) if s == "open" || s == "closed" => Some(s.clone()),
+        Some(_) => return Err(("state", "invalid")),
+    };
+    let state_reason = match field("state_reason") {
+        None => None,
+        Some(Value::String(r))
+            if ["completed", "not_planned", "duplicate", "reopened"].contains(&r.as_str()) =>
+        {
+            Some(r.clone())
+        }
+        Some(_) => return Err(("state_reason", "invalid")),
+    };
+    // A reason that contradicts the state asked for (the fake's choice: GitHub's answer to it is
+    // not documented).
+    if let (Some(s), Some(r)) = (&state, &state_reason)
+        && (r == "reopened") != (s == "open")
+    {
+        return Err(("state_reason", "invalid"));
+    }
+    let labels = match edit.get("labels") {
+        None => None,
+        Some(Value::Array(items)) => match label_names(items) {
+            Some(names) => Some(names),
+            None => return Err(("labels", "invalid")),
+        },
+        Some(_) => return Err(("labels", "invalid")),
+    };
+    let assignees = match edit.get("assignees") {
+        None => None,
+        Some(Value::Array(items)) => {
+            let mut logins: Vec<String> = Vec::new();
+            for item in items {
+                let Some(login) = item.as_str().or_else(|| item.get("login")?.as_str()) else {
+                    return Err(("assignees", "invalid"));
+                };
+                let Some(known) = users.iter().find(|u| u.eq_ignore_ascii_case(login)) else {
+                    return Err(("assignees", "invalid"));
+                };
+                if !logins.contains(known) {
+                    logins.push(known.clone());
+                }
+            }
+            Some(logins)
+        }
+        Some(_) => return Err(("assignees", "invalid")),
+    };
+    let milestone = match edit.get("milestone") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(v) => match v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())) {
+            Some(m) if repo.milestones.iter().any(|(n, _)| *n == m) => Some(Some(m)),
+            _ => return Err(("milestone", "invalid")),
+        },
+    };
+    Ok(IssueEdit { title, body, state, state_reason, labels, assignees, milestone })
+}
+
+/// `PATCH /repos/{owner}/{repo}/issues/{number}`: change the fields given, bump `updated_at` and
+/// answer 200 with the issue. Closing sets `closed_at` (and `state_reason`, `completed` unless
+/// given); reopening clears `closed_at` (`state_reason` `reopened` unless given).
+async fn update_issue(
+    State(gh): State<FakeGitHub>,
+    Path((owner, repo, number)): Path<(String, String, u64)>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let edit = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(edit)) => edit,
+            _ => return error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+        }
+    };
+    let u = urls(&headers);
+    let mut s = gh.lock();
+    let users: Vec<String> = s.users.keys().cloned().collect();
+    let full = format!("{owner}/{repo}");
+    let Some(key) = s.repos.keys().find(|k| k.eq_ignore_ascii_case(&full)).cloned() else {
+        drop(s);
+        return not_found();
+    };
+    let clock = {
+        s.clock += 60;
+        s.clock.max(now())
+    };
+    let Some(r) = s.repos.get_mut(&key) else { return not_found() };
+    if !r.issues.iter().any(|i| i.number == number) {
+        drop(s);
+        return not_found();
+    }
+    let edit = match issue_edit(&edit, r, &users) {
+        Ok(edit) => edit,
+        Err((field, code)) => {
+            drop(s);
+            return validation("Issue", field, code);
+        }
+    };
+    let Some(i) = r.issues.iter_mut().find(|i| i.number == number) else { return not_found() };
+    // Strictly later than the last change, also within one second of the wall clock.
+    let t = clock.max(i.updated_at + 1);
+    if let Some(title) = edit.title {
+        i.title = title;
+    }
+    if let Some(body) = edit.body {
+        i.body = body;
+    }
+    if let Some(state) = edit.state {
+        let was_closed = i.state == "closed";
+        match (state.as_str(), was_closed) {
+            ("closed", false) => {
+                i.closed_at = Some(t);
+                i.state_reason = Some(edit.state_reason.unwrap_or_else(|| "completed".to_owned()));
+            }
+            ("open", true) => {
+                i.closed_at = None;
+                i.state_reason = Some(edit.state_reason.unwrap_or_else(|| "reopened".to_owned()));
+            }
+            // No change of state: a reason given replaces the last one.
+            _ => {
+                if let Some(reason) = edit.state_reason {
+                    i.state_reason = Some(reason);
+                }
+            }
+        }
+        i.state = state;
+    }
+    if let Some(labels) = edit.labels {
+        i.labels = labels;
+    }
+    if let Some(assignees) = edit.assignees {
+        i.assignees = assignees;
+    }
+    if let Some(milestone) = edit.milestone {
+        i.milestone = milestone;
+    }
+    i.updated_at = t;
+    let issue = i.clone();
+    let r = r.clone();
+    let lookup = |l: &str| s.user(l);
+    Json(j::issue(&u, &r, &issue, &lookup)).into_response()
 }
 
 async fn list_comments(

@@ -109,6 +109,7 @@ async fn answers_match_the_official_schemas() {
     let (_gh, server, client) = fake().await;
     let get = reqwest::Method::GET;
     let post = reqwest::Method::POST;
+    let patch = reqwest::Method::PATCH;
     let cases: Vec<(reqwest::Method, String, &str, Option<Value>, u16)> = vec![
         (get.clone(), "/user".into(), "/user", None, 200),
         (get.clone(), "/rate_limit".into(), "/rate_limit", None, 200),
@@ -230,6 +231,35 @@ async fn answers_match_the_official_schemas() {
             200,
         ),
         (
+            patch.clone(),
+            "/repos/octocat/hello-world/issues/2".into(),
+            "/repos/{owner}/{repo}/issues/{issue_number}",
+            Some(json!({
+                "title": "Edited by the test",
+                "body": null,
+                "state": "closed",
+                "state_reason": "not_planned",
+                "labels": ["bug", {"name": "p1"}],
+                "assignees": ["hubot"],
+                "milestone": 1,
+            })),
+            200,
+        ),
+        (
+            patch.clone(),
+            "/repos/octocat/hello-world/issues/2".into(),
+            "/repos/{owner}/{repo}/issues/{issue_number}",
+            Some(json!({"state": "shut"})),
+            422,
+        ),
+        (
+            patch.clone(),
+            "/repos/octocat/hello-world/issues/999".into(),
+            "/repos/{owner}/{repo}/issues/{issue_number}",
+            Some(json!({"title": "x"})),
+            404,
+        ),
+        (
             post.clone(),
             "/repos/octocat/hello-world/issues/1/comments".into(),
             "/repos/{owner}/{repo}/issues/{issue_number}/comments",
@@ -296,6 +326,112 @@ async fn bad_tokens_rate_limits_and_paging() {
     .await;
     assert_eq!(page2.as_array().map(Vec::len), Some(30));
     assert!(!headers["link"].to_str().unwrap_or_default().contains("rel=\"next\""));
+}
+
+#[tokio::test]
+async fn issues_are_edited_in_place() {
+    let (gh, server, client) = fake().await;
+    let (get, patch) = (reqwest::Method::GET, reqwest::Method::PATCH);
+    let number = gh.add_issue(FakeGitHub::REPO, "Edit me", "hubot", &["bug", "ci"]);
+    let path = format!("/repos/octocat/hello-world/issues/{number}");
+    let open_count = |repo: &Value| repo["open_issues_count"].as_u64().expect("open_issues_count");
+    let (_, _, repo) = call(&client, &server, get.clone(), "/repos/octocat/hello-world", None).await;
+    let open_before = open_count(&repo);
+    let (_, _, before) = call(&client, &server, get.clone(), &path, None).await;
+
+    // Title and body; the rest stays.
+    let (status, _, edited) =
+        call(&client, &server, patch.clone(), &path, Some(json!({"title": "Edited", "body": "New text"})))
+            .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!((&edited["title"], &edited["body"]), (&json!("Edited"), &json!("New text")));
+    assert_eq!(edited["labels"], before["labels"]);
+    assert_eq!(edited["created_at"], before["created_at"]);
+    assert!(edited["updated_at"].as_str() > before["updated_at"].as_str(), "{before} then {edited}");
+    let (_, _, got) = call(&client, &server, get.clone(), &path, None).await;
+    assert_eq!(got, edited, "GET answers the edited issue");
+
+    // Close as not planned: closed_at, and one open issue fewer.
+    let (_, _, closed) = call(
+        &client,
+        &server,
+        patch.clone(),
+        &path,
+        Some(json!({"state": "closed", "state_reason": "not_planned"})),
+    )
+    .await;
+    assert_eq!((&closed["state"], &closed["state_reason"]), (&json!("closed"), &json!("not_planned")));
+    assert_eq!(closed["closed_at"], closed["updated_at"]);
+    let (_, _, repo) = call(&client, &server, get.clone(), "/repos/octocat/hello-world", None).await;
+    assert_eq!(open_count(&repo), open_before - 1);
+    // Closed again: closed_at stays.
+    let (_, _, again) = call(&client, &server, patch.clone(), &path, Some(json!({"state": "closed"}))).await;
+    assert_eq!(again["closed_at"], closed["closed_at"]);
+    assert_eq!(again["state_reason"], "not_planned");
+
+    // Reopen: closed_at null, reason `reopened` by default.
+    let (_, _, reopened) = call(&client, &server, patch.clone(), &path, Some(json!({"state": "open"}))).await;
+    assert_eq!((&reopened["state"], &reopened["state_reason"]), (&json!("open"), &json!("reopened")));
+    assert!(reopened["closed_at"].is_null());
+
+    // Labels (names or objects) and assignees replace; `[]` and `null` clear.
+    let v2 = gh.add_milestone(FakeGitHub::REPO, "v2.0");
+    let (_, _, replaced) = call(
+        &client,
+        &server,
+        patch.clone(),
+        &path,
+        Some(json!({"labels": ["p1", {"name": "P1"}, {"name": "docs"}], "assignees": ["monalisa"], "milestone": v2})),
+    )
+    .await;
+    let names: Vec<&str> =
+        replaced["labels"].as_array().expect("labels").iter().filter_map(|l| l["name"].as_str()).collect();
+    assert_eq!(names, ["p1", "docs"], "one of each label, in order");
+    assert_eq!(replaced["assignee"]["login"], "monalisa");
+    assert_eq!(replaced["assignees"][0]["login"], "monalisa");
+    assert_eq!(replaced["milestone"]["title"], "v2.0");
+    let (_, _, cleared) = call(
+        &client,
+        &server,
+        patch.clone(),
+        &path,
+        Some(json!({"labels": [], "assignees": [], "milestone": null, "body": null})),
+    )
+    .await;
+    assert_eq!((&cleared["labels"], &cleared["assignees"]), (&json!([]), &json!([])));
+    assert!(cleared["milestone"].is_null() && cleared["assignee"].is_null() && cleared["body"].is_null());
+    assert_eq!(gh.issue_fields(FakeGitHub::REPO, number), Some((vec![], vec![], None)));
+
+    // A wrong value is a 422 naming the field, and nothing of the edit is applied.
+    for (edit, field) in [
+        (json!({"title": "Half", "assignees": ["nobody-here"]}), "assignees"),
+        (json!({"title": "Half", "milestone": 42}), "milestone"),
+        (json!({"title": "Half", "state": "closed", "state_reason": "sleepy"}), "state_reason"),
+        (json!({"title": "Half", "state": "closed", "state_reason": "reopened"}), "state_reason"),
+        (json!({"title": "  "}), "title"),
+        (json!({"title": "Half", "labels": "bug"}), "labels"),
+    ] {
+        let (status, _, body) = call(&client, &server, patch.clone(), &path, Some(edit.clone())).await;
+        assert_eq!(status, 422, "{edit}: {body}");
+        assert_eq!(body["message"], "Validation Failed");
+        assert_eq!(body["errors"][0]["field"], field, "{edit}: {body}");
+    }
+    let (_, _, after) = call(&client, &server, get.clone(), &path, None).await;
+    assert_eq!(after["title"], "Edited");
+
+    // Unknown issue, repository, or a body that is not JSON.
+    let (status, _, _) =
+        call(&client, &server, patch.clone(), "/repos/octocat/nope/issues/2", Some(json!({"title": "x"})))
+            .await;
+    assert_eq!(status, 404);
+    let resp = client
+        .patch(format!("{}{path}", server.base_url()))
+        .header("authorization", format!("Bearer {}", FakeGitHub::TOKEN))
+        .body("{not json")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 400);
 }
 
 #[test]
