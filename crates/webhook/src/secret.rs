@@ -1,5 +1,7 @@
 //! A write-only secret: deserialised from a string, never serialised, shown as `[REDACTED]`.
 
+use std::collections::BTreeMap;
+
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Deserializer};
 
@@ -17,6 +19,12 @@ impl Secret {
     /// The value, for the code that signs, verifies or authenticates with it.
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
+    }
+
+    /// Secrets by field as sealed storage gives them back (`secrecy`'s type), for
+    /// `with_secrets` of a definition.
+    pub fn from_stored(map: &BTreeMap<String, SecretString>) -> BTreeMap<String, Secret> {
+        map.iter().map(|(k, v)| (k.clone(), Secret::new(v.expose_secret()))).collect()
     }
 }
 

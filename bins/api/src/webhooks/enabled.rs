@@ -23,7 +23,7 @@ use integration_webhook::{
     SavedTool, Secret, SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError, WebhookRepository,
     WebhookService, custom::PROVIDER,
 };
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -34,10 +34,6 @@ const EXCHANGE: &str = "events.exchange";
 
 fn to_secrets(map: &BTreeMap<String, Secret>) -> BTreeMap<String, SecretString> {
     map.iter().map(|(k, v)| (k.clone(), SecretString::from(v.expose().to_owned()))).collect()
-}
-
-fn from_secrets(map: &BTreeMap<String, SecretString>) -> BTreeMap<String, Secret> {
-    map.iter().map(|(k, v)| (k.clone(), Secret::new(v.expose_secret()))).collect()
 }
 
 fn repo_err(e: integration_store::StoreError) -> RepositoryError {
@@ -89,7 +85,7 @@ impl WebhookRepository for StoreRepository {
         let definition: WebhookDefinition = serde_json::from_value(stored.definition)
             .map_err(|e| RepositoryError(format!("stored definition of '{name}' is invalid: {e}")))?;
         Ok(Some(StoredEndpoint {
-            definition: definition.with_secrets(&from_secrets(&stored.secrets)),
+            definition: definition.with_secrets(&Secret::from_stored(&stored.secrets)),
             revision: stored.revision,
         }))
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use integration_core::Registry;
-use secrecy::{ExposeSecret as _, SecretString};
+use secrecy::SecretString;
 use serde_json::Value;
 
 use super::{CustomToolDefinition, CustomTools, PROVIDER};
@@ -34,9 +34,7 @@ impl SavedTool {
     pub fn into_definition(self) -> Result<CustomToolDefinition, String> {
         let definition: CustomToolDefinition =
             serde_json::from_value(self.definition).map_err(|e| format!("stored definition: {e}"))?;
-        let secrets: BTreeMap<String, Secret> =
-            self.secrets.iter().map(|(k, v)| (k.clone(), Secret::new(v.expose_secret()))).collect();
-        Ok(definition.with_secrets(&secrets))
+        Ok(definition.with_secrets(&Secret::from_stored(&self.secrets)))
     }
 }
 
