@@ -505,6 +505,51 @@ async fn update_issue_title_body_and_state() {
     // Closing without a reason is GitHub's `completed`.
     let done = env.ok("github_update_issue", repo(json!({"issue_number": number, "state": "closed"}))).await;
     assert_eq!(done["state_reason"], "completed");
+
+    // Reopened, then closed as a duplicate of another issue.
+    env.ok("github_update_issue", repo(json!({"issue_number": number, "state": "open"}))).await;
+    let duplicate = env
+        .ok(
+            "github_update_issue",
+            repo(json!({"issue_number": number, "state": "closed", "state_reason": "duplicate"})),
+        )
+        .await;
+    assert_eq!((&duplicate["state"], &duplicate["state_reason"]), (&json!("closed"), &json!("duplicate")));
+    assert_eq!(listed_issue(&env, number).await["state_reason"], "duplicate");
+}
+
+#[tokio::test]
+async fn pull_requests_are_listed_as_issues_only_when_asked_and_edited_as_issues() {
+    let env = setup().await;
+    let pr = env.ok("github_get_pull_request", repo(json!({"pull_number": 1}))).await;
+    let number = pr["number"].as_u64().expect("the demo's pull request");
+
+    let issues = env.ok("github_list_issues", repo(json!({"state": "all", "limit": 100}))).await;
+    let issues = issues["issues"].as_array().expect("issues").clone();
+    assert!(!issues.is_empty());
+    assert!(issues.iter().all(|i| i["is_pull_request"] == false && i["number"] != number), "{issues:?}");
+    let with = env
+        .ok("github_list_issues", repo(json!({"state": "all", "limit": 100, "include_pull_requests": true})))
+        .await;
+    let with = with["issues"].as_array().expect("issues").clone();
+    assert_eq!(with.len(), issues.len() + 1, "the pull request added");
+    let listed = with.iter().find(|i| i["number"] == number).expect("the pull request listed");
+    assert_eq!(listed["is_pull_request"], true);
+    assert_eq!(listed["title"], pr["title"]);
+
+    // github_update_issue edits a pull request's issue fields and closes it.
+    let edited = env
+        .ok(
+            "github_update_issue",
+            repo(json!({"issue_number": number, "title": "Shout louder", "labels": ["ready"], "state": "closed"})),
+        )
+        .await;
+    assert_eq!((&edited["title"], &edited["state"]), (&json!("Shout louder"), &json!("closed")));
+    assert_eq!(edited["is_pull_request"], true);
+    assert_eq!(edited["labels"], json!(["ready"]));
+    let after = env.ok("github_get_pull_request", repo(json!({"pull_number": number}))).await;
+    assert_eq!(after["title"], "Shout louder");
+    assert_eq!(after["state"], "closed");
 }
 
 #[tokio::test]
@@ -602,6 +647,7 @@ async fn update_issue_refuses_empty_and_inconsistent_edits() {
         (json!({"state": "closed", "state_reason": "reopened"}), "does not go with state `closed`"),
         (json!({"state": "open", "state_reason": "completed"}), "does not go with state `open`"),
         (json!({"state": "open", "state_reason": "not_planned"}), "does not go with state `open`"),
+        (json!({"state": "open", "state_reason": "duplicate"}), "does not go with state `open`"),
         (json!({"milestone": 1, "clear_milestone": true}), "not both"),
         (json!({"title": "   "}), "title must not be blank"),
         (json!({"labels": ["ok", " "]}), "label name must not be blank"),
@@ -621,7 +667,7 @@ async fn update_issue_refuses_empty_and_inconsistent_edits() {
     // Refused by the schema before the tool runs.
     for fields in [
         json!({"state": "shut"}),
-        json!({"state_reason": "duplicate", "state": "closed"}),
+        json!({"state_reason": "resolved", "state": "closed"}),
         json!({"title": ""}),
         json!({"title": "x".repeat(257)}),
         json!({"issue_number": 0, "title": "zero"}),

@@ -117,6 +117,8 @@ enum StateReason {
     Completed,
     /// Closed: will not be done.
     NotPlanned,
+    /// Closed: the same as another issue.
+    Duplicate,
     /// Opened again.
     Reopened,
 }
@@ -126,6 +128,7 @@ impl StateReason {
         match self {
             StateReason::Completed => "completed",
             StateReason::NotPlanned => "not_planned",
+            StateReason::Duplicate => "duplicate",
             StateReason::Reopened => "reopened",
         }
     }
@@ -133,7 +136,7 @@ impl StateReason {
     /// The state this reason goes with.
     fn state(self) -> IssueState {
         match self {
-            StateReason::Completed | StateReason::NotPlanned => IssueState::Closed,
+            StateReason::Completed | StateReason::NotPlanned | StateReason::Duplicate => IssueState::Closed,
             StateReason::Reopened => IssueState::Open,
         }
     }
@@ -157,8 +160,8 @@ pub(crate) struct UpdateIssue {
     body: Option<String>,
     /// `closed` to close the issue, `open` to reopen it.
     state: Option<IssueState>,
-    /// Why the state changes; only together with `state`: `completed` (the default when closing) or
-    /// `not_planned` with `closed`, `reopened` with `open`.
+    /// Why the state changes; only together with `state`: `completed` (the default when closing),
+    /// `not_planned` or `duplicate` with `closed`, `reopened` with `open`.
     state_reason: Option<StateReason>,
     /// The label names the issue will have, replacing its labels (created when missing and the
     /// token may); `[]` removes every label. Left out or `null`, the labels stay.
@@ -313,13 +316,14 @@ fn update_body(p: &UpdateIssue) -> Result<Value, IntegrationError> {
     match (p.state, p.state_reason) {
         (None, Some(_)) => {
             return Err(invalid(
-                "state_reason needs state: `closed` with `completed` or `not_planned`, `open` with `reopened`",
+                "state_reason needs state: `closed` with `completed`, `not_planned` or `duplicate`, `open` with \
+                 `reopened`",
             ));
         }
         (Some(state), Some(reason)) if state != reason.state() => {
             return Err(invalid(&format!(
-                "state_reason `{}` does not go with state `{}`: `closed` takes `completed` or `not_planned`, \
-                 `open` takes `reopened`",
+                "state_reason `{}` does not go with state `{}`: `closed` takes `completed`, `not_planned` or \
+                 `duplicate`, `open` takes `reopened`",
                 reason.as_str(),
                 state.as_str()
             )));

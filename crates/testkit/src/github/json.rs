@@ -393,6 +393,34 @@ pub(crate) fn issue(u: &Urls, repo: &FakeRepo, i: &FakeIssue, lookup: &dyn Fn(&s
     })
 }
 
+/// `issue` of a pull request: the issue view with GitHub's `pull_request` object (the links to
+/// the pull request and when it was merged) and the pull request's page as `html_url`.
+pub(crate) fn pull_issue(
+    u: &Urls,
+    repo: &FakeRepo,
+    p: &FakePull,
+    lookup: &dyn Fn(&str) -> FakeUser,
+) -> Value {
+    let mut v = issue(u, repo, &p.as_issue(), lookup);
+    let full = repo.full_name();
+    let html = format!("{}/{full}/pull/{}", u.web, p.number);
+    let merged_at = if p.state == "merged" { json!(iso(p.updated_at)) } else { Value::Null };
+    merge(
+        &mut v,
+        json!({
+            "html_url": html,
+            "pull_request": {
+                "url": format!("{}/repos/{full}/pulls/{}", u.api, p.number),
+                "html_url": html,
+                "diff_url": format!("{html}.diff"),
+                "patch_url": format!("{html}.patch"),
+                "merged_at": merged_at,
+            },
+        }),
+    );
+    v
+}
+
 /// `issue-comment`.
 pub(crate) fn issue_comment(
     u: &Urls,
@@ -450,6 +478,7 @@ pub(crate) fn pull(
     let owner = lookup(&repo.owner);
     let merged = p.state == "merged";
     let closed = p.state != "open";
+    let assignees: Vec<Value> = p.assignees.iter().map(|a| user(u, &lookup(a))).collect();
     let links = json!({
         "self": {"href": api},
         "html": {"href": html},
@@ -480,15 +509,15 @@ pub(crate) fn pull(
         "user": user(u, &author),
         "body": p.body,
         "labels": labels(u, repo, &p.labels),
-        "milestone": null,
+        "milestone": milestone(u, repo, p.milestone, &author),
         "active_lock_reason": null,
         "created_at": iso(p.created_at),
         "updated_at": iso(p.updated_at),
         "closed_at": if closed { json!(iso(p.updated_at)) } else { Value::Null },
         "merged_at": if merged { json!(iso(p.updated_at)) } else { Value::Null },
         "merge_commit_sha": if merged { json!(shas.1) } else { Value::Null },
-        "assignee": null,
-        "assignees": [],
+        "assignee": assignees.first().cloned().unwrap_or(Value::Null),
+        "assignees": assignees,
         "requested_reviewers": p.requested_reviewers.iter().map(|r| user(u, &lookup(r))).collect::<Vec<_>>(),
         "requested_teams": [],
         "head": branch_ref(u, repo, &owner, &p.head, shas.1, &author),

@@ -136,10 +136,36 @@ pub(crate) struct FakePull {
     pub(crate) mergeable: Option<bool>,
     pub(crate) mergeable_state: String,
     pub(crate) labels: Vec<String>,
+    /// Logins assigned (through the issue endpoints, as on GitHub).
+    pub(crate) assignees: Vec<String>,
+    /// The milestone's number.
+    pub(crate) milestone: Option<u64>,
     pub(crate) requested_reviewers: Vec<String>,
     pub(crate) reviews: Vec<FakeReview>,
     pub(crate) created_at: u64,
     pub(crate) updated_at: u64,
+}
+
+impl FakePull {
+    /// The pull request as GitHub's issue endpoints show it: every pull request is also an issue
+    /// with the same number (`closed` when merged; closed at its last change).
+    pub(crate) fn as_issue(&self) -> FakeIssue {
+        let open = self.state == "open";
+        FakeIssue {
+            number: self.number,
+            title: self.title.clone(),
+            body: self.body.clone(),
+            state: if open { "open" } else { "closed" }.to_owned(),
+            state_reason: None,
+            user: self.user.clone(),
+            labels: self.labels.clone(),
+            assignees: self.assignees.clone(),
+            milestone: self.milestone,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            closed_at: (!open).then_some(self.updated_at),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -673,6 +699,8 @@ impl FakeGitHub {
             mergeable: Some(true),
             mergeable_state: "clean".to_owned(),
             labels: Vec::new(),
+            assignees: Vec::new(),
+            milestone: None,
             requested_reviewers: Vec::new(),
             reviews: Vec::new(),
             created_at: at,
@@ -810,8 +838,15 @@ impl FakeGitHub {
     /// An issue's labels, assignees and milestone number.
     pub fn issue_fields(&self, repo: &str, number: u64) -> Option<(Vec<String>, Vec<String>, Option<u64>)> {
         let s = self.lock();
-        let i = s.repos.get(repo)?.issues.iter().find(|i| i.number == number)?;
-        Some((i.labels.clone(), i.assignees.clone(), i.milestone))
+        let r = s.repos.get(repo)?;
+        match r.issues.iter().find(|i| i.number == number) {
+            Some(i) => Some((i.labels.clone(), i.assignees.clone(), i.milestone)),
+            None => r
+                .pulls
+                .iter()
+                .find(|p| p.number == number)
+                .map(|p| (p.labels.clone(), p.assignees.clone(), p.milestone)),
+        }
     }
 
     /// The bodies of the comments on an issue or pull request.

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::json::{self as j, PullDetail, Urls};
 use super::{
-    FakeComment, FakeGitHub, FakeIssue, FakeRepo, InstallationToken, State as Inner, now, parse_iso,
+    FakeComment, FakeGitHub, FakeIssue, FakePull, FakeRepo, InstallationToken, State as Inner, now, parse_iso,
 };
 
 const DOCS: &str = "https://docs.github.com/rest";
@@ -793,9 +793,12 @@ async fn list_issues(
         let labels: Vec<&str> =
             q.get("labels").map(|l| l.split(',').map(str::trim).collect()).unwrap_or_default();
         let since = q.get("since").and_then(|t| parse_iso(t));
+        // Pull requests are issues too on GitHub, listed with their `pull_request` object.
+        let pull_views: Vec<FakeIssue> = r.pulls.iter().map(FakePull::as_issue).collect();
         let mut issues: Vec<&FakeIssue> = r
             .issues
             .iter()
+            .chain(&pull_views)
             .filter(|i| state == "all" || i.state == state)
             .filter(|i| {
                 labels.iter().all(|l| l.is_empty() || i.labels.iter().any(|il| il.eq_ignore_ascii_case(l)))
@@ -821,7 +824,13 @@ async fn list_issues(
             issues.reverse();
         }
         let lookup = |l: &str| s.user(l);
-        issues.into_iter().map(|i| j::issue(&u, r, i, &lookup)).collect::<Vec<_>>()
+        issues
+            .into_iter()
+            .map(|i| match r.pulls.iter().find(|p| p.number == i.number) {
+                Some(p) => j::pull_issue(&u, r, p, &lookup),
+                None => j::issue(&u, r, i, &lookup),
+            })
+            .collect::<Vec<_>>()
     });
     match items {
         None => not_found(),
@@ -837,9 +846,12 @@ async fn get_issue(
     let u = urls(&headers);
     with_repo(&gh, &owner, &repo, |s, r| {
         let lookup = |l: &str| s.user(l);
-        match r.issues.iter().find(|i| i.number == number) {
-            Some(i) => Json(j::issue(&u, r, i, &lookup)).into_response(),
-            None => not_found(),
+        if let Some(i) = r.issues.iter().find(|i| i.number == number) {
+            Json(j::issue(&u, r, i, &lookup)).into_response()
+        } else if let Some(p) = r.pulls.iter().find(|p| p.number == number) {
+            Json(j::pull_issue(&u, r, p, &lookup)).into_response()
+        } else {
+            not_found()
         }
     })
     .unwrap_or_else(not_found)
@@ -1080,7 +1092,8 @@ async fn update_issue(
         s.clock.max(now())
     };
     let Some(r) = s.repos.get_mut(&key) else { return not_found() };
-    if !r.issues.iter().any(|i| i.number == number) {
+    let is_pull = r.pulls.iter().any(|p| p.number == number);
+    if !is_pull && !r.issues.iter().any(|i| i.number == number) {
         drop(s);
         return not_found();
     }
@@ -1091,6 +1104,19 @@ async fn update_issue(
             return validation("Issue", field, code);
         }
     };
+    if is_pull {
+        return match edit_pull(r, number, edit, clock) {
+            Ok(p) => {
+                let r = r.clone();
+                let lookup = |l: &str| s.user(l);
+                Json(j::pull_issue(&u, &r, &p, &lookup)).into_response()
+            }
+            Err((field, code)) => {
+                drop(s);
+                validation("Issue", field, code)
+            }
+        };
+    }
     let Some(i) = r.issues.iter_mut().find(|i| i.number == number) else { return not_found() };
     // Strictly later than the last change, also within one second of the wall clock.
     let t = clock.max(i.updated_at + 1);
@@ -1134,6 +1160,42 @@ async fn update_issue(
     let r = r.clone();
     let lookup = |l: &str| s.user(l);
     Json(j::issue(&u, &r, &issue, &lookup)).into_response()
+}
+
+/// The edit of `PATCH /repos/{owner}/{repo}/issues/{number}` applied to a pull request (GitHub's
+/// issue endpoints edit pull requests too): title, body, open or closed, labels, assignees and
+/// milestone. A merged pull request cannot be reopened or closed again; `state_reason` is not kept
+/// (GitHub's pull requests have none).
+fn edit_pull(
+    r: &mut FakeRepo,
+    number: u64,
+    edit: IssueEdit,
+    clock: u64,
+) -> Result<FakePull, (&'static str, &'static str)> {
+    let Some(p) = r.pulls.iter_mut().find(|p| p.number == number) else { return Err(("number", "invalid")) };
+    if let Some(state) = &edit.state {
+        match (p.state.as_str(), state.as_str()) {
+            ("merged", _) => return Err(("state", "custom")),
+            (_, new) => p.state = new.to_owned(),
+        }
+    }
+    if let Some(title) = edit.title {
+        p.title = title;
+    }
+    if let Some(body) = edit.body {
+        p.body = body;
+    }
+    if let Some(labels) = edit.labels {
+        p.labels = labels;
+    }
+    if let Some(assignees) = edit.assignees {
+        p.assignees = assignees;
+    }
+    if let Some(milestone) = edit.milestone {
+        p.milestone = milestone;
+    }
+    p.updated_at = clock.max(p.updated_at + 1);
+    Ok(p.clone())
 }
 
 async fn list_comments(

@@ -434,6 +434,71 @@ async fn issues_are_edited_in_place() {
     assert_eq!(resp.status().as_u16(), 400);
 }
 
+#[tokio::test]
+async fn pull_requests_are_issues_on_the_issue_endpoints() {
+    let (gh, server, client) = fake().await;
+    let (get, patch) = (reqwest::Method::GET, reqwest::Method::PATCH);
+    let (_, _, pulls) = call(&client, &server, get.clone(), "/repos/octocat/hello-world/pulls", None).await;
+    let number = pulls[0]["number"].as_u64().expect("a pull request in the demo");
+    let path = format!("/repos/octocat/hello-world/issues/{number}");
+
+    // Listed among the issues and read by number, with GitHub's `pull_request` object.
+    let (_, _, all) =
+        call(&client, &server, get.clone(), "/repos/octocat/hello-world/issues?state=all&per_page=100", None)
+            .await;
+    let listed = all.as_array().expect("issues").iter().find(|i| i["number"] == number).cloned();
+    let listed = listed.unwrap_or_else(|| panic!("pull request {number} listed in {all}"));
+    let (status, _, issue) = call(&client, &server, get.clone(), &path, None).await;
+    assert_eq!(status, 200, "{issue}");
+    assert_eq!(issue, listed);
+    assert_eq!(issue["title"], pulls[0]["title"]);
+    assert_eq!(issue["pull_request"]["url"], pulls[0]["url"]);
+    assert_eq!(issue["pull_request"]["html_url"], pulls[0]["html_url"]);
+    assert_eq!(issue["html_url"], pulls[0]["html_url"]);
+    assert!(issue["pull_request"]["merged_at"].is_null());
+    let plain = all.as_array().expect("issues").iter().find(|i| i["number"] != number).expect("an issue");
+    assert!(plain.get("pull_request").is_none(), "{plain}");
+
+    // Edited through the issue endpoint: the pull request changes.
+    let v1 = gh.add_milestone(FakeGitHub::REPO, "v1.1");
+    let edit = json!({"title": "Shout louder", "labels": ["ready"], "assignees": ["hubot"], "milestone": v1});
+    let (status, _, edited) = call(&client, &server, patch.clone(), &path, Some(edit)).await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(edited["title"], "Shout louder");
+    assert!(edited["pull_request"].is_object(), "{edited}");
+    let pull_path = format!("/repos/octocat/hello-world/pulls/{number}");
+    let (_, _, pull) = call(&client, &server, get.clone(), &pull_path, None).await;
+    assert_eq!(pull["title"], "Shout louder");
+    assert_eq!(pull["labels"][0]["name"], "ready");
+    assert_eq!(pull["assignees"][0]["login"], "hubot");
+    assert_eq!(pull["milestone"]["title"], "v1.1");
+    assert_eq!(pull["updated_at"], edited["updated_at"]);
+    assert_eq!(
+        gh.issue_fields(FakeGitHub::REPO, number),
+        Some((vec!["ready".into()], vec!["hubot".into()], Some(v1)))
+    );
+
+    // Closed and reopened through it.
+    let (_, _, closed) = call(&client, &server, patch.clone(), &path, Some(json!({"state": "closed"}))).await;
+    assert_eq!(closed["state"], "closed");
+    let (_, _, pull) = call(&client, &server, get.clone(), &pull_path, None).await;
+    assert_eq!((&pull["state"], &pull["merged_at"]), (&json!("closed"), &Value::Null));
+    let (_, _, reopened) = call(&client, &server, patch.clone(), &path, Some(json!({"state": "open"}))).await;
+    assert_eq!(reopened["state"], "open");
+
+    // A merged pull request cannot change state; its other fields can.
+    gh.set_pull_state(FakeGitHub::REPO, number, "merged", None, "unknown");
+    let (status, _, refused) =
+        call(&client, &server, patch.clone(), &path, Some(json!({"state": "open"}))).await;
+    assert_eq!(status, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "state");
+    let (_, _, merged) = call(&client, &server, get.clone(), &path, None).await;
+    assert_eq!(merged["state"], "closed");
+    assert!(merged["pull_request"]["merged_at"].is_string(), "{merged}");
+    let (status, _, _) = call(&client, &server, patch, &path, Some(json!({"body": "Shipped."}))).await;
+    assert_eq!(status, 200);
+}
+
 #[test]
 fn iso_round_trips() {
     assert_eq!(super::iso(1_296_068_472), "2011-01-26T19:01:12Z");
