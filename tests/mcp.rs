@@ -46,7 +46,11 @@ fn args(value: Value) -> Map<String, Value> {
     }
 }
 
-async fn call(client: &RunningService<RoleClient, ()>, tool: &str, arguments: Value) -> CallToolResult {
+async fn call<H: rmcp::ClientHandler>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    arguments: Value,
+) -> CallToolResult {
     client
         .call_tool(CallToolRequestParams::new(tool.to_owned()).with_arguments(args(arguments)))
         .await
@@ -78,6 +82,12 @@ async fn mcp_lists_and_calls_the_registry_tools_through_the_executor() {
     let info = client.peer_info().expect("server info");
     assert_eq!(info.server_info.as_ref().map(|s| s.name.as_str()), Some("integrations"));
     assert!(info.capabilities.tools.is_some());
+    let list_changed = info.capabilities.tools.as_ref().and_then(|t| t.list_changed);
+    assert_ne!(
+        list_changed,
+        Some(true),
+        "stateless HTTP cannot push tools/list_changed, so does not claim it"
+    );
 
     // tools/list: every registry tool with its schema and annotations, plus tool_search
     let tools = client.list_all_tools().await.expect("tools/list");
@@ -360,4 +370,75 @@ async fn tools_are_registered_with_an_external_registry_in_the_background() {
     let port = integrations_e2e::free_port();
     let api = Api::start(&["--tool-registry-url", &format!("http://127.0.0.1:{port}/tools")]).await;
     assert!(api.is_ok());
+}
+
+/// An MCP client that counts `notifications/tools/list_changed`.
+#[derive(Clone)]
+struct Watcher(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl rmcp::ClientHandler for Watcher {
+    async fn on_tool_list_changed(&self, _context: rmcp::service::NotificationContext<RoleClient>) {
+        let _ = self.0.send(());
+    }
+}
+
+#[tokio::test]
+async fn a_session_is_told_when_the_tools_change_and_lists_them_again() {
+    use axum::routing::get;
+    let upstream =
+        FakeServer::start(axum::Router::new().route("/v", get(|| async { axum::Json(json!({"v": 7})) })))
+            .await
+            .expect("fake");
+    let api = Api::start(&["--custom-http-allowlist", "127.0.0.1"]).await.expect("api");
+
+    // One session over a pair of in-memory pipes, served as over stdio.
+    let (server_end, client_end) = tokio::io::duplex(64 * 1024);
+    let session = tokio::spawn(integration_http::mcp::serve_session(
+        api.app.state.clone(),
+        tokio::io::split(server_end),
+    ));
+    let (notified, mut notifications) = tokio::sync::mpsc::unbounded_channel();
+    let client = Watcher(notified).serve(tokio::io::split(client_end)).await.expect("initialize");
+    let tools = client.peer_info().and_then(|i| i.capabilities.tools.clone()).expect("tools capability");
+    assert_eq!(tools.list_changed, Some(true), "a session claims tools/list_changed");
+    let names =
+        |tools: Vec<rmcp::model::Tool>| tools.into_iter().map(|t| t.name.to_string()).collect::<Vec<_>>();
+    let before = names(client.list_all_tools().await.expect("tools/list"));
+    assert!(!before.contains(&"version".to_owned()));
+
+    // A custom HTTP tool created through REST: the session hears of it and lists and calls it.
+    let rest = reqwest::Client::new();
+    let definition = json!({"name": "version", "description": "which version", "method": "GET",
+                            "url": format!("{}/v", upstream.base_url())});
+    let created =
+        rest.post(api.url("/api/integrations/custom/tools")).json(&definition).send().await.expect("send");
+    assert_eq!(created.status(), 201, "{:?}", created.text().await);
+    tokio::time::timeout(Duration::from_secs(5), notifications.recv())
+        .await
+        .expect("notified within 5 s")
+        .expect("notification");
+    let after = names(client.list_all_tools().await.expect("tools/list"));
+    assert_eq!(after.len(), before.len() + 1);
+    assert!(after.contains(&"version".to_owned()), "{after:?}");
+    let result = call(&client, "version", json!({})).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    assert_eq!(body(&result)["v"], 7, "{result:?}");
+
+    // Deleted: told again, and gone from the list.
+    let deleted = rest.delete(api.url("/api/integrations/custom/tools/version")).send().await.expect("send");
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    tokio::time::timeout(Duration::from_secs(5), notifications.recv())
+        .await
+        .expect("notified within 5 s")
+        .expect("notification");
+    assert_eq!(names(client.list_all_tools().await.expect("tools/list")), before);
+    assert!(notifications.try_recv().is_err(), "one notification per change");
+
+    // The client goes away: the session ends cleanly.
+    client.cancel().await.expect("close");
+    tokio::time::timeout(Duration::from_secs(5), session)
+        .await
+        .expect("session ends")
+        .expect("task")
+        .expect("clean end");
 }

@@ -152,6 +152,8 @@ fn admitted(inner: &Inner, tool: &Arc<dyn Tool>) -> bool {
 #[derive(Default)]
 pub struct Registry {
     inner: RwLock<Inner>,
+    /// Bumped on every change of the tool set, for [`Registry::watch`].
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -178,6 +180,19 @@ impl Registry {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Tell the watchers that the tool set changed.
+    fn changed(&self) {
+        self.changes.send_modify(|version| *version = version.wrapping_add(1));
+    }
+
+    /// A receiver that sees the tool set change: a tool added, replaced or removed, at start-up
+    /// or later (custom HTTP tools, a filter). Front doors that keep a session open (MCP over
+    /// stdio) use it to tell their client to list the tools again. The value is a counter of
+    /// changes; only its moving means anything.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Register an integration and all its tools, atomically: on error nothing is added.
     pub fn add(&self, integration: Arc<dyn Integration>) -> Result<(), RegistryError> {
         let name = integration.info().name;
@@ -193,6 +208,8 @@ impl Registry {
         check_routes(&staged)?;
         inner.set_tools(staged);
         inner.integrations.insert(name, integration);
+        drop(inner);
+        self.changed();
         Ok(())
     }
 
@@ -206,6 +223,8 @@ impl Registry {
         stage(&mut staged, tool)?;
         check_routes(&staged)?;
         inner.set_tools(staged);
+        drop(inner);
+        self.changed();
         Ok(())
     }
 
@@ -213,8 +232,12 @@ impl Registry {
     pub fn upsert_tool(&self, tool: Arc<dyn Tool>) -> Result<(), RegistryError> {
         let mut inner = self.write();
         if !admitted(&inner, &tool) {
-            inner.tools.remove(&tool.spec().name);
+            let removed = inner.tools.remove(&tool.spec().name).is_some();
             inner.reindex();
+            drop(inner);
+            if removed {
+                self.changed();
+            }
             return Ok(());
         }
         let mut staged = inner.tools.clone();
@@ -222,6 +245,8 @@ impl Registry {
         stage(&mut staged, tool)?;
         check_routes(&staged)?;
         inner.set_tools(staged);
+        drop(inner);
+        self.changed();
         Ok(())
     }
 
@@ -237,6 +262,10 @@ impl Registry {
         }
         inner.reindex();
         inner.filter = Some(filter);
+        drop(inner);
+        if !removed.is_empty() {
+            self.changed();
+        }
         removed
     }
 
@@ -245,6 +274,10 @@ impl Registry {
         let mut inner = self.write();
         let removed = inner.tools.remove(name).is_some();
         inner.reindex();
+        drop(inner);
+        if removed {
+            self.changed();
+        }
         removed
     }
 

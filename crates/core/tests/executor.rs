@@ -551,3 +551,40 @@ fn a_routes_read_only_answer_follows_the_tools_registered() {
     assert_eq!(registry.route_read_only("POST", "/things"), None);
     assert_eq!(registry.route_read_only("GET", "/things"), Some(true));
 }
+
+#[test]
+fn watchers_see_every_change_of_the_tool_set_and_nothing_else() {
+    let tool = |name: &str| -> Arc<dyn Tool> {
+        typed_tool(
+            ToolSpec::new(name, "test", "watched"),
+            |_ctx: ToolContext, _p: serde_json::Map<String, Value>| async move {
+                Ok::<_, IntegrationError>(json!({}))
+            },
+        )
+    };
+    let registry = Registry::new();
+    let mut watch = registry.watch();
+    let mut changed = || {
+        let seen = watch.has_changed().expect("the registry is alive");
+        watch.mark_unchanged();
+        seen
+    };
+    assert!(!changed(), "nothing yet");
+    registry.add_tool(tool("w_one")).expect("add");
+    assert!(changed(), "added");
+    registry.upsert_tool(tool("w_one")).expect("replace");
+    assert!(changed(), "replaced (its definition may differ)");
+    assert!(registry.add_tool(tool("w_one")).is_err(), "a duplicate is refused");
+    assert!(!changed(), "a refused change is no change");
+    assert!(!registry.remove_tool("w_absent"));
+    assert!(!changed(), "removing what is not there");
+    assert!(registry.remove_tool("w_one"));
+    assert!(changed(), "removed");
+    registry.add_tool(tool("w_two")).expect("add");
+    assert!(changed());
+    assert_eq!(registry.set_filter(Arc::new(|spec: &ToolSpec| spec.name != "w_two")), ["w_two"]);
+    assert!(changed(), "filtered out");
+    registry.add_tool(tool("w_two")).expect("left out by the filter");
+    assert!(!changed(), "a tool the filter leaves out changes nothing");
+    assert!(registry.get("w_two").is_none());
+}

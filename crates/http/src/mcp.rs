@@ -5,7 +5,8 @@
 //!
 //! * **Tools are listed at run time from the registry**, not declared with the SDK's macros: every
 //!   tool appears with its JSON Schema and its hints as annotations (`readOnlyHint`,
-//!   `destructiveHint`, `idempotentHint`), and custom tools added later show up on the next list.
+//!   `destructiveHint`, `idempotentHint`), and custom tools added later show up on the next list;
+//!   a stdio session is told (`notifications/tools/list_changed`), stateless HTTP cannot be.
 //! * **Stateless Streamable HTTP with JSON answers.** No session lives in one replica's memory, so
 //!   any replica behind a load balancer answers any request.
 //! * **Tool failures are results, not protocol errors**: `isError: true` with the error kind and
@@ -18,6 +19,7 @@
 //!   the process and its credentials, so every tool is allowed.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use integration_core::{RegisteredTool, Source, ToolCall};
 use rmcp::model::{
@@ -49,15 +51,18 @@ and an error object {type, message, retryable}.";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum McpError {
-    /// The stdio session could not start or ended with an error.
-    #[error("mcp stdio session failed: {0}")]
-    Stdio(String),
+    /// The session (stdio or [`serve_session`]) could not start or ended with an error.
+    #[error("mcp session failed: {0}")]
+    Session(String),
 }
 
 /// The MCP server: a view of the application state.
 #[derive(Clone)]
 pub struct McpServer {
     state: AppState,
+    /// Whether this server keeps a session open and tells it when the tools change (stdio and
+    /// [`serve_session`]); stateless HTTP cannot, so it does not claim `tools.listChanged`.
+    list_changed: bool,
 }
 
 impl std::fmt::Debug for McpServer {
@@ -78,23 +83,56 @@ pub fn service(state: AppState) -> StreamableHttpService<McpServer, LocalSession
     } else {
         config.with_allowed_hosts(hosts)
     };
-    let server = McpServer { state };
+    let server = McpServer { state, list_changed: false };
     StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config)
 }
 
 /// Serve MCP over stdin/stdout until the client closes the stream.
 pub async fn serve_stdio(state: AppState) -> Result<(), McpError> {
-    let server = McpServer { state };
-    let running =
-        server.serve(rmcp::transport::io::stdio()).await.map_err(|e| McpError::Stdio(e.to_string()))?;
-    running.waiting().await.map_err(|e| McpError::Stdio(e.to_string()))?;
-    Ok(())
+    serve_session(state, rmcp::transport::io::stdio()).await
+}
+
+/// How long a burst of tool changes (a sync loading several custom tools) is gathered into one
+/// `notifications/tools/list_changed`.
+const LIST_CHANGED_DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// Serve one MCP session over `transport` (stdio, or any pair of byte streams such as a socket's
+/// halves) until the client closes it. The session claims `tools.listChanged` and is sent
+/// `notifications/tools/list_changed` whenever the registry's tools change (a custom HTTP tool
+/// created, replaced or deleted here or on another replica), so the client lists them again.
+///
+/// There is no HTTP request and so no API key: every tool is listed and allowed, as over stdio,
+/// where whoever starts the process owns it and its credentials. Hand it only transports that
+/// are as private as that.
+pub async fn serve_session<T, E, A>(state: AppState, transport: T) -> Result<(), McpError>
+where
+    T: rmcp::transport::IntoTransport<RoleServer, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let mut changes = state.executor.registry().watch();
+    changes.mark_unchanged();
+    let server = McpServer { state, list_changed: true };
+    let running = server.serve(transport).await.map_err(|e| McpError::Session(e.to_string()))?;
+    let peer = running.peer().clone();
+    let notifier = tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            tokio::time::sleep(LIST_CHANGED_DEBOUNCE).await;
+            changes.mark_unchanged();
+            if let Err(error) = peer.notify_tool_list_changed().await {
+                tracing::debug!(%error, "mcp session closed; no more tool list notifications");
+                break;
+            }
+        }
+    });
+    let result = running.waiting().await.map_err(|e| McpError::Session(e.to_string()));
+    notifier.abort();
+    result.map(drop)
 }
 
 impl McpServer {
     /// A server over this state (for embedding with another transport).
     pub fn new(state: AppState) -> Self {
-        Self { state }
+        Self { state, list_changed: false }
     }
 
     /// Who is calling: over HTTP the auth middleware's verdict; over stdio (no HTTP request) the
@@ -273,7 +311,12 @@ fn call_tool() -> Tool {
 
 impl ServerHandler for McpServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = if self.list_changed {
+            ServerCapabilities::builder().enable_tools().enable_tool_list_changed().build()
+        } else {
+            ServerCapabilities::builder().enable_tools().build()
+        };
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("integrations", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
     }
