@@ -8,6 +8,8 @@ struct Running {
     child: Child,
     base: String,
     log: std::path::PathBuf,
+    /// The data directory it was started with (unless `envs` named another).
+    data: std::path::PathBuf,
 }
 
 impl Drop for Running {
@@ -39,7 +41,7 @@ async fn start(envs: &[(&str, &str)]) -> Running {
         command.env(k, v);
     }
     let child = command.spawn().expect("spawn integrations-api");
-    let running = Running { child, base: format!("http://127.0.0.1:{port}"), log };
+    let running = Running { child, base: format!("http://127.0.0.1:{port}"), log, data };
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -321,4 +323,91 @@ async fn a_malformed_amqp_url_refuses_to_start_without_echoing_it() {
     assert!(!output.status.success(), "{stdout} {stderr}");
     assert!(stderr.contains("AMQP_URL") && stderr.contains("invalid broker URL"), "{stderr}");
     assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
+}
+
+/// One JSON-RPC line from an MCP server's stdout, skipping nothing: every line must be protocol.
+async fn next_message(
+    lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+) -> serde_json::Value {
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("a message within 10 s")
+        .expect("read stdout")
+        .expect("stdout still open");
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout carries only JSON-RPC, got {line:?}: {e}"))
+}
+
+#[tokio::test]
+async fn mcp_over_stdio_lists_tools_and_hears_of_a_tool_made_by_another_process() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let upstream = integration_testkit::FakeServer::start(
+        axum::Router::new().route("/v", axum::routing::get(|| async { "{}" })),
+    )
+    .await
+    .expect("fake");
+    // An HTTP replica and a stdio session on one SQLite store (same data directory and key).
+    let shared = [("CUSTOM_HTTP_ALLOWLIST", "127.0.0.1"), ("CUSTOM_TOOLS_SYNC_SECONDS", "1")];
+    let http = start(&shared).await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_integrations-api"))
+        .args(["mcp", "--stdio"])
+        .env_clear()
+        .env("INTEGRATIONS_DATA_DIR", &http.data)
+        .envs(shared)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn mcp --stdio");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut send = async |message: serde_json::Value| {
+        stdin.write_all(format!("{message}\n").as_bytes()).await.expect("write");
+        stdin.flush().await.expect("flush");
+    };
+
+    send(serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "0"}}}))
+    .await;
+    let init = next_message(&mut lines).await;
+    assert_eq!(init["id"], 1, "{init}");
+    assert_eq!(init["result"]["serverInfo"]["name"], "integrations", "{init}");
+    assert_eq!(init["result"]["capabilities"]["tools"]["listChanged"], true, "{init}");
+    send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await;
+    send(serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"})).await;
+    let listed = next_message(&mut lines).await;
+    let names = |m: &serde_json::Value| -> Vec<String> {
+        m["result"]["tools"]
+            .as_array()
+            .expect("tools")
+            .iter()
+            .filter_map(|t| t["name"].as_str().map(str::to_owned))
+            .collect()
+    };
+    assert!(names(&listed).contains(&"tool_search".to_owned()), "{listed}");
+    assert!(!names(&listed).contains(&"version".to_owned()));
+
+    // A custom tool created through the HTTP process reaches the stdio process's registry by the
+    // store, and its client is told.
+    let created = reqwest::Client::new()
+        .post(format!("{}/api/integrations/custom/tools", http.base))
+        .json(&serde_json::json!({"name": "version", "description": "which version", "method": "GET",
+                                  "url": format!("{}/v", upstream.base_url())}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), 201);
+    let note = next_message(&mut lines).await;
+    assert_eq!(note["method"], "notifications/tools/list_changed", "{note}");
+    send(serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})).await;
+    let again = next_message(&mut lines).await;
+    assert_eq!(again["id"], 3, "{again}");
+    assert!(names(&again).contains(&"version".to_owned()), "{again}");
+
+    // The client closes stdin: the process ends, cleanly.
+    drop(stdin);
+    let exit =
+        tokio::time::timeout(Duration::from_secs(10), child.wait()).await.expect("exits").expect("wait");
+    assert!(exit.success(), "{exit}");
+    drop(http);
 }
