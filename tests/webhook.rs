@@ -734,3 +734,48 @@ async fn custom_tools_reach_every_replica_and_the_bus() {
     b.app.store.close().await;
     worker.store.close().await;
 }
+
+#[tokio::test]
+async fn a_custom_tool_whose_credentials_do_not_open_holds_back_no_other() {
+    let schema = integrations_e2e::PgSchema::create().await.expect("schema");
+    let url = schema.url();
+    let shared = [
+        "--database-url",
+        url.as_str(),
+        "--master-key",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        "--custom-http-allowlist",
+        "127.0.0.1",
+    ];
+    let a = Api::start(&shared).await.expect("replica a");
+    let client = Client::new();
+    for name in ["good", "bad"] {
+        let definition = json!({"name": name, "description": name, "method": "GET", "url": "http://127.0.0.1:9/x",
+                                "auth": {"type": "bearer", "token": format!("{name}-SECRET-7")}});
+        let (status, body) = json_of(
+            client
+                .post(a.url("/api/integrations/custom/tools"))
+                .json(&definition)
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    // `bad`'s sealed credentials damaged in the database (a restore gone wrong, say).
+    let pool = sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&url).await.expect("connect");
+    let damaged = sqlx::query("UPDATE custom_tools SET credentials = $1 WHERE name = 'bad'")
+        .bind(vec![0u8; 40])
+        .execute(&pool)
+        .await
+        .expect("update");
+    assert_eq!(damaged.rows_affected(), 1);
+    pool.close().await;
+
+    // A replica starting now loads `good`, and reports `bad` without taking the others down with it.
+    let b = Api::start(&shared).await.expect("replica b");
+    let registry = b.app.executor.registry();
+    assert!(registry.get("good").is_some(), "the readable tool is loaded");
+    assert!(registry.get("bad").is_none(), "the unreadable tool is not");
+}

@@ -9,7 +9,8 @@ use async_trait::async_trait;
 use integration_core::Registry;
 use integration_store::Store;
 use integration_webhook::{
-    Allowlist, CustomToolSource, CustomToolSync, CustomTools, RepositoryError, SavedTool, SsrfGuard,
+    Allowlist, CustomToolSource, CustomToolSync, CustomTools, LoadError, RepositoryError, SavedTool,
+    SsrfGuard,
 };
 
 use crate::Cli;
@@ -23,9 +24,14 @@ impl CustomToolSource for StoredTools {
         self.0.webhooks().custom_tool_versions().await.map_err(|e| RepositoryError(e.to_string()))
     }
 
-    async fn load(&self, name: &str) -> Result<Option<SavedTool>, RepositoryError> {
-        let stored =
-            self.0.webhooks().get_custom_tool(name).await.map_err(|e| RepositoryError(e.to_string()))?;
+    async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError> {
+        let stored = self.0.webhooks().get_custom_tool(name).await.map_err(|e| {
+            if e.is_row_unreadable() {
+                LoadError::Unreadable(e.to_string())
+            } else {
+                LoadError::Store(RepositoryError(e.to_string()))
+            }
+        })?;
         Ok(stored.map(|s| SavedTool { definition: s.definition, secrets: s.secrets }))
     }
 }

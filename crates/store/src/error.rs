@@ -53,6 +53,13 @@ impl StoreError {
         Self::Io { path: path.display().to_string(), source }
     }
 
+    /// True when the error is about one stored row only (its credentials do not open, its data
+    /// does not parse), so a caller reading many rows can report that one and go on; false when
+    /// the store itself failed and nothing read now can be trusted to be complete.
+    pub fn is_row_unreadable(&self) -> bool {
+        matches!(self, StoreError::Credentials { .. } | StoreError::Corrupt(_))
+    }
+
     /// The [`ErrorKind`] a front door reports for this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

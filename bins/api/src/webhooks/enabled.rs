@@ -19,9 +19,9 @@ use integration_store::{
 };
 use integration_webhook::{
     Allowlist, CustomToolDefinition, CustomToolSource, CustomToolSync, CustomTools, DeliveryPage,
-    DeliveryQuery, DeliveryRecord, EventSink, InsertOutcome, NewDelivery, PublishStatus, RepositoryError,
-    SavedTool, Secret, SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError, WebhookRepository,
-    WebhookService, custom::PROVIDER,
+    DeliveryQuery, DeliveryRecord, EventSink, InsertOutcome, LoadError, NewDelivery, PublishStatus,
+    RepositoryError, SavedTool, Secret, SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError,
+    WebhookRepository, WebhookService, custom::PROVIDER,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -40,6 +40,11 @@ fn repo_err(e: integration_store::StoreError) -> RepositoryError {
     RepositoryError(e.to_string())
 }
 
+/// One custom tool's read: a row that cannot be read affects that tool only.
+fn load_err(e: integration_store::StoreError) -> LoadError {
+    if e.is_row_unreadable() { LoadError::Unreadable(e.to_string()) } else { LoadError::Store(repo_err(e)) }
+}
+
 /// [`WebhookRepository`] and [`CustomToolSource`] over the store.
 struct StoreRepository(Store);
 
@@ -49,8 +54,8 @@ impl CustomToolSource for StoreRepository {
         self.0.webhooks().custom_tool_versions().await.map_err(repo_err)
     }
 
-    async fn load(&self, name: &str) -> Result<Option<SavedTool>, RepositoryError> {
-        let stored = self.0.webhooks().get_custom_tool(name).await.map_err(repo_err)?;
+    async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError> {
+        let stored = self.0.webhooks().get_custom_tool(name).await.map_err(load_err)?;
         Ok(stored.map(|s| SavedTool { definition: s.definition, secrets: s.secrets }))
     }
 }

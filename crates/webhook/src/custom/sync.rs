@@ -38,13 +38,27 @@ impl SavedTool {
     }
 }
 
+/// Why one stored tool could not be read.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// The store could not be read: nothing changes, and the whole sync is tried again.
+    #[error(transparent)]
+    Store(#[from] RepositoryError),
+    /// This tool's row cannot be used (its credentials do not open under the master keys, its
+    /// definition is not JSON): only this tool is affected; it is reported once per revision and
+    /// the other tools load.
+    #[error("{0}")]
+    Unreadable(String),
+}
+
 /// Where the stored custom tools are read from.
 #[async_trait]
 pub trait CustomToolSource: Send + Sync {
     /// The name and revision of every stored tool; a tool's revision grows with each save.
     async fn versions(&self) -> Result<Vec<(String, i64)>, RepositoryError>;
     /// One stored tool; `None` when it was deleted meanwhile.
-    async fn load(&self, name: &str) -> Result<Option<SavedTool>, RepositoryError>;
+    async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError>;
 }
 
 /// What one [`CustomToolSync::sync`] changed in the registry.
@@ -168,8 +182,11 @@ impl CustomToolSync {
     }
 
     async fn load(&self, name: &str) -> Result<Loaded, RepositoryError> {
-        let Some(saved) = self.source.load(name).await? else {
-            return Ok(Loaded::Gone);
+        let saved = match self.source.load(name).await {
+            Ok(Some(saved)) => saved,
+            Ok(None) => return Ok(Loaded::Gone),
+            Err(LoadError::Unreadable(reason)) => return Ok(Loaded::Refused(reason)),
+            Err(LoadError::Store(error)) => return Err(error),
         };
         let built = saved.into_definition().and_then(|definition| {
             if definition.name != name {
@@ -213,6 +230,8 @@ mod tests {
     struct Memory {
         tools: Mutex<BTreeMap<String, (i64, SavedTool)>>,
         fail: std::sync::atomic::AtomicBool,
+        /// Tools whose rows cannot be read (credentials that do not open).
+        unreadable: Mutex<HashSet<String>>,
     }
 
     impl Memory {
@@ -238,7 +257,10 @@ mod tests {
             }
             Ok(self.tools.lock().expect("lock").iter().map(|(n, (r, _))| (n.clone(), *r)).collect())
         }
-        async fn load(&self, name: &str) -> Result<Option<SavedTool>, RepositoryError> {
+        async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError> {
+            if self.unreadable.lock().expect("lock").contains(name) {
+                return Err(LoadError::Unreadable(format!("credentials of '{name}' cannot be decrypted")));
+            }
             Ok(self.tools.lock().expect("lock").get(name).map(|(_, t)| t.clone()))
         }
     }
@@ -375,6 +397,34 @@ mod tests {
         assert!(registry.get("ping").is_none());
         memory.fail.store(false, std::sync::atomic::Ordering::SeqCst);
         assert_eq!(sync.sync().await.expect("sync").loaded, ["ping"]);
+    }
+
+    #[tokio::test]
+    async fn one_unreadable_tool_does_not_hold_back_the_others() {
+        let (memory, registry, sync) = setup("127.0.0.1");
+        memory.save(definition("ping", "http://127.0.0.1:9/ping"), None);
+        sync.sync().await.expect("sync");
+        memory.save(definition("pong", "http://127.0.0.1:9/pong"), Some("token-SECRET-2"));
+        memory.save(definition("zap", "http://127.0.0.1:9/zap"), None);
+        let mut changed = definition("ping", "http://127.0.0.1:9/ping");
+        changed["description"] = json!("ping, changed");
+        memory.save(changed, None);
+        memory.unreadable.lock().expect("lock").extend(["pong".to_owned(), "ping".to_owned()]);
+        let report = sync.sync().await.expect("a tool's bad row is not a store error");
+        assert_eq!(report.loaded, ["zap"]);
+        let failed: Vec<&str> = report.failed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(failed, ["ping", "pong"]);
+        assert!(report.failed[1].1.contains("cannot be decrypted"), "{:?}", report.failed);
+        assert!(!format!("{report:?}").contains("SECRET"));
+        // the old `ping` does not keep running with what may be stale credentials
+        assert_eq!(report.removed, ["ping"]);
+        assert!(registry.get("ping").is_none() && registry.get("pong").is_none());
+        assert!(registry.get("zap").is_some());
+        // reported once per revision; saved again (credentials re-entered), it loads
+        assert!(sync.sync().await.expect("sync").is_empty());
+        memory.unreadable.lock().expect("lock").clear();
+        memory.save(definition("pong", "http://127.0.0.1:9/pong"), Some("token-SECRET-3"));
+        assert_eq!(sync.sync().await.expect("sync").loaded, ["pong"]);
     }
 
     #[test]
