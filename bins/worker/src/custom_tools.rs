@@ -25,13 +25,12 @@ impl CustomToolSource for StoredTools {
     }
 
     async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError> {
-        let stored = self.0.webhooks().get_custom_tool(name).await.map_err(|e| {
-            if e.is_row_unreadable() {
-                LoadError::Unreadable(e.to_string())
-            } else {
-                LoadError::Store(RepositoryError(e.to_string()))
-            }
-        })?;
+        let stored = self
+            .0
+            .webhooks()
+            .get_custom_tool(name)
+            .await
+            .map_err(|e| LoadError::from_store(e.is_row_unreadable(), e))?;
         Ok(stored.map(|s| SavedTool { definition: s.definition, secrets: s.secrets }))
     }
 }

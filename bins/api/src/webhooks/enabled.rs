@@ -40,11 +40,6 @@ fn repo_err(e: integration_store::StoreError) -> RepositoryError {
     RepositoryError(e.to_string())
 }
 
-/// One custom tool's read: a row that cannot be read affects that tool only.
-fn load_err(e: integration_store::StoreError) -> LoadError {
-    if e.is_row_unreadable() { LoadError::Unreadable(e.to_string()) } else { LoadError::Store(repo_err(e)) }
-}
-
 /// [`WebhookRepository`] and [`CustomToolSource`] over the store.
 struct StoreRepository(Store);
 
@@ -55,7 +50,12 @@ impl CustomToolSource for StoreRepository {
     }
 
     async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError> {
-        let stored = self.0.webhooks().get_custom_tool(name).await.map_err(load_err)?;
+        let stored = self
+            .0
+            .webhooks()
+            .get_custom_tool(name)
+            .await
+            .map_err(|e| LoadError::from_store(e.is_row_unreadable(), e))?;
         Ok(stored.map(|s| SavedTool { definition: s.definition, secrets: s.secrets }))
     }
 }

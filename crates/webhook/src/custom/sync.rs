@@ -52,6 +52,18 @@ pub enum LoadError {
     Unreadable(String),
 }
 
+impl LoadError {
+    /// A store's error reading one tool: [`LoadError::Unreadable`] when it concerns that tool's
+    /// row only (`row_only`), [`LoadError::Store`] otherwise.
+    pub fn from_store(row_only: bool, error: impl std::fmt::Display) -> Self {
+        if row_only {
+            LoadError::Unreadable(error.to_string())
+        } else {
+            LoadError::Store(RepositoryError(error.to_string()))
+        }
+    }
+}
+
 /// Where the stored custom tools are read from.
 #[async_trait]
 pub trait CustomToolSource: Send + Sync {
