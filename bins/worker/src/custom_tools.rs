@@ -5,35 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_trait::async_trait;
 use integration_core::Registry;
 use integration_store::Store;
-use integration_webhook::{
-    Allowlist, CustomToolSource, CustomToolSync, CustomTools, LoadError, RepositoryError, SavedTool,
-    SsrfGuard,
-};
+use integration_webhook::{Allowlist, CustomToolSync, CustomTools, SsrfGuard};
 
 use crate::Cli;
-
-/// [`CustomToolSource`] over the store.
-struct StoredTools(Store);
-
-#[async_trait]
-impl CustomToolSource for StoredTools {
-    async fn versions(&self) -> Result<Vec<(String, i64)>, RepositoryError> {
-        self.0.webhooks().custom_tool_versions().await.map_err(|e| RepositoryError(e.to_string()))
-    }
-
-    async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError> {
-        let stored = self
-            .0
-            .webhooks()
-            .get_custom_tool(name)
-            .await
-            .map_err(|e| LoadError::from_store(e.is_row_unreadable(), e))?;
-        Ok(stored.map(|s| SavedTool { definition: s.definition, secrets: s.secrets }))
-    }
-}
 
 /// Register the stored custom tools in `registry` and, unless `CUSTOM_TOOLS_SYNC_SECONDS` is 0,
 /// follow their changes in a background task.
@@ -42,7 +18,7 @@ pub(crate) async fn start(cli: &Cli, registry: &Arc<Registry>, store: &Store) ->
         .map_err(anyhow::Error::msg)
         .context("CUSTOM_HTTP_ALLOWLIST")?;
     let tools = CustomTools::new(SsrfGuard::new(allowlist)).map_err(anyhow::Error::msg)?;
-    let sync = Arc::new(CustomToolSync::new(tools, registry.clone(), Arc::new(StoredTools(store.clone()))));
+    let sync = Arc::new(CustomToolSync::new(tools, registry.clone(), Arc::new(store.clone())));
     sync.sync_and_log().await;
     if cli.custom_tools_sync_seconds > 0 {
         tokio::spawn(sync.run(Duration::from_secs(cli.custom_tools_sync_seconds)));

@@ -20,11 +20,14 @@
 //!   downtime. A row that does not open fails that connection only, as a `Configuration` error.
 //!   Secrets live in `secrecy` types and never reach `Debug`, errors or logs.
 //! * **Changes reach every replica by polling revisions**, not by notifications: see
-//!   [`StoreConnections`].
+//!   [`StoreConnections`], and with the `custom-tools` feature, [`Store`] as the
+//!   `integration_webhook::CustomToolSource` of the custom HTTP tools.
 
 pub mod api_keys;
 pub mod connections;
 pub mod crypto;
+#[cfg(feature = "custom-tools")]
+mod custom_tools;
 mod db;
 pub mod error;
 pub mod redis;
@@ -42,5 +45,6 @@ pub use store::{
 };
 pub use webhooks::{
     DEFAULT_DELIVERIES_PER_ENDPOINT, DEFAULT_DELIVERY_MAX_AGE, DeliveryFilter, DeliveryInsert,
-    NewWebhookDelivery, StoredCustomTool, StoredWebhookEndpoint, WebhookDeliveryRow, WebhookStore,
+    ListedCustomTool, NewWebhookDelivery, StoredCustomTool, StoredWebhookEndpoint, WebhookDeliveryRow,
+    WebhookStore,
 };

@@ -47,6 +47,17 @@ pub struct StoredCustomTool {
     pub secrets: BTreeMap<String, SecretString>,
 }
 
+/// One row of [`WebhookStore::list_custom_tools`].
+#[derive(Debug)]
+pub struct ListedCustomTool {
+    /// The tool name.
+    pub name: String,
+    /// The row's revision, as [`WebhookStore::custom_tool_versions`] reports it.
+    pub revision: i64,
+    /// The tool with its credentials opened, or why this row cannot be used.
+    pub tool: std::result::Result<StoredCustomTool, StoreError>,
+}
+
 /// A delivery to record.
 #[derive(Debug, Clone, Default)]
 pub struct NewWebhookDelivery {
@@ -715,15 +726,13 @@ impl WebhookStore {
         Ok(Some(StoredCustomTool { definition: json(&definition, "custom tool definition")?, name, secrets }))
     }
 
-    /// Every custom tool; a row whose credentials do not open is an error for that tool only.
-    pub async fn list_custom_tools(
-        &self,
-    ) -> std::result::Result<Vec<(String, std::result::Result<StoredCustomTool, StoreError>)>, StoreError>
-    {
+    /// Every custom tool, in one query; a row whose credentials do not open is an error for that
+    /// tool only.
+    pub async fn list_custom_tools(&self) -> std::result::Result<Vec<ListedCustomTool>, StoreError> {
         let rows = self.db().ct_list().await?;
         Ok(rows
             .into_iter()
-            .map(|(name, definition, blob, key_id, _)| {
+            .map(|(name, definition, blob, key_id, revision)| {
                 let tool = self.open(TOOL_AAD, &name, &key_id, &blob).and_then(|secrets| {
                     Ok(StoredCustomTool {
                         definition: json(&definition, "custom tool definition")?,
@@ -731,7 +740,7 @@ impl WebhookStore {
                         secrets,
                     })
                 });
-                (name, tool)
+                ListedCustomTool { name, revision, tool }
             })
             .collect())
     }

@@ -180,11 +180,14 @@ async fn custom_tools_round_trip(db: Arc<TestDb>) {
     assert_eq!(got.secrets["auth"].expose_secret(), "tool-TOKEN-7");
     let all = hooks.list_custom_tools().await.expect("list");
     assert_eq!(all.len(), 1);
-    assert!(all[0].1.is_ok());
+    assert!(all[0].tool.is_ok());
+    // the listing carries the same revision as the cheap version list
+    assert_eq!((all[0].name.as_str(), all[0].revision), ("status_page", last));
     // a store opened with another key cannot open the credentials, and says so for that tool only
     let other = db.open_with(&common::random_key(), &[]).await.expect("open");
     let listed = other.webhooks().list_custom_tools().await.expect("list");
-    assert!(listed[0].1.is_err());
+    assert!(listed[0].tool.is_err());
+    assert_eq!(listed[0].revision, last);
     assert!(hooks.delete_custom_tool("status_page").await.expect("delete"));
     assert!(hooks.get_custom_tool("status_page").await.expect("get").is_none());
     assert!(hooks.custom_tool_versions().await.expect("versions").is_empty());
@@ -278,7 +281,7 @@ async fn tampered_moved_or_foreign_sealed_rows_are_clean_configuration_errors(db
     assert_clean_refusal(hooks.get_custom_tool("hook-a").await, "hook-TAMPER-a", &original);
     // the listing reports the broken tools one by one and still opens the intact one
     let listed = hooks.list_custom_tools().await.expect("list");
-    let opened: Vec<&str> = listed.iter().filter(|(_, t)| t.is_ok()).map(|(n, _)| n.as_str()).collect();
+    let opened: Vec<&str> = listed.iter().filter(|t| t.tool.is_ok()).map(|t| t.name.as_str()).collect();
     assert_eq!(opened, vec!["tool-a"]);
 
     // a truncated blob and an unknown format version

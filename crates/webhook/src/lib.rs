@@ -26,7 +26,7 @@ pub mod verify;
 
 use std::sync::Arc;
 
-pub use custom::sync::{CustomToolSource, CustomToolSync, LoadError, SavedTool, SyncReport};
+pub use custom::sync::{CustomToolSource, CustomToolSync, LoadError, SavedTool, StoredRevision, SyncReport};
 pub use custom::{
     Allowlist, Auth, CustomIntegration, CustomToolDefinition, CustomTools, HttpMethod, RenderedRequest,
     Resolver, SsrfError, SsrfGuard, SystemResolver,

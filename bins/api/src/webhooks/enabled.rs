@@ -18,10 +18,10 @@ use integration_store::{
     DeliveryFilter, DeliveryInsert, NewOutboxMessage, NewWebhookDelivery, Store, WebhookDeliveryRow,
 };
 use integration_webhook::{
-    Allowlist, CustomToolDefinition, CustomToolSource, CustomToolSync, CustomTools, DeliveryPage,
-    DeliveryQuery, DeliveryRecord, EventSink, InsertOutcome, LoadError, NewDelivery, PublishStatus,
-    RepositoryError, SavedTool, Secret, SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError,
-    WebhookRepository, WebhookService, custom::PROVIDER,
+    Allowlist, CustomToolDefinition, CustomToolSync, CustomTools, DeliveryPage, DeliveryQuery,
+    DeliveryRecord, EventSink, InsertOutcome, NewDelivery, PublishStatus, RepositoryError, SavedTool, Secret,
+    SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError, WebhookRepository, WebhookService,
+    custom::PROVIDER,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -40,25 +40,8 @@ fn repo_err(e: integration_store::StoreError) -> RepositoryError {
     RepositoryError(e.to_string())
 }
 
-/// [`WebhookRepository`] and [`CustomToolSource`] over the store.
+/// [`WebhookRepository`] over the store.
 struct StoreRepository(Store);
-
-#[async_trait]
-impl CustomToolSource for StoreRepository {
-    async fn versions(&self) -> Result<Vec<(String, i64)>, RepositoryError> {
-        self.0.webhooks().custom_tool_versions().await.map_err(repo_err)
-    }
-
-    async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError> {
-        let stored = self
-            .0
-            .webhooks()
-            .get_custom_tool(name)
-            .await
-            .map_err(|e| LoadError::from_store(e.is_row_unreadable(), e))?;
-        Ok(stored.map(|s| SavedTool { definition: s.definition, secrets: s.secrets }))
-    }
-}
 
 fn record(row: WebhookDeliveryRow) -> DeliveryRecord {
     DeliveryRecord {
@@ -209,11 +192,8 @@ pub(crate) async fn routes(
         registry: executor.registry().clone(),
         registry_url: args.agent.tool_registry_url.clone(),
     });
-    let sync = Arc::new(CustomToolSync::new(
-        hooks.custom.clone(),
-        hooks.registry.clone(),
-        Arc::new(StoreRepository(store.clone())),
-    ));
+    let sync =
+        Arc::new(CustomToolSync::new(hooks.custom.clone(), hooks.registry.clone(), Arc::new(store.clone())));
     sync.sync_and_log().await;
     if args.custom_tools_sync_seconds > 0 {
         tokio::spawn(sync.run(Duration::from_secs(args.custom_tools_sync_seconds)));
@@ -468,12 +448,12 @@ async fn list_tools(Extension(h): Extension<Arc<Webhooks>>) -> Result<Response, 
     let listed = h.store.webhooks().list_custom_tools().await.map_err(internal)?;
     let tools: Vec<Value> = listed
         .into_iter()
-        .map(|(name, stored)| {
-            match stored.map_err(|e| e.to_string()).and_then(|s| {
+        .map(|listed| {
+            match listed.tool.map_err(|e| e.to_string()).and_then(|s| {
                 serde_json::from_value::<CustomToolDefinition>(s.definition).map_err(|e| e.to_string())
             }) {
-                Ok(def) => tool_view(&def, h.registry.get(&name).is_some()),
-                Err(error) => json!({ "name": name, "registered": false, "error": error }),
+                Ok(def) => tool_view(&def, h.registry.get(&listed.name).is_some()),
+                Err(error) => json!({ "name": listed.name, "registered": false, "error": error }),
             }
         })
         .collect();

@@ -5,7 +5,9 @@
 //!
 //! The store is reached through [`CustomToolSource`], which the binaries implement over their
 //! database: a cheap list of (name, revision) pairs every poll, and one tool with its credentials
-//! only when its revision changed.
+//! only when its revision changed. The first sync of a process, and a poll that finds many
+//! changes, read every tool in one query instead ([`CustomToolSource::load_all`]), so start-up does
+//! not make one round trip per stored tool.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -64,6 +66,18 @@ impl LoadError {
     }
 }
 
+/// One stored tool as [`CustomToolSource::load_all`] reads it.
+#[derive(Debug)]
+pub struct StoredRevision {
+    /// The tool's name.
+    pub name: String,
+    /// The revision of the row read (see [`CustomToolSource::versions`]).
+    pub revision: i64,
+    /// The tool, or why its row cannot be used ([`LoadError::Unreadable`]'s reason): that tool
+    /// only is refused, the others load.
+    pub tool: Result<SavedTool, String>,
+}
+
 /// Where the stored custom tools are read from.
 #[async_trait]
 pub trait CustomToolSource: Send + Sync {
@@ -71,7 +85,25 @@ pub trait CustomToolSource: Send + Sync {
     async fn versions(&self) -> Result<Vec<(String, i64)>, RepositoryError>;
     /// One stored tool; `None` when it was deleted meanwhile.
     async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError>;
+    /// Every stored tool with its revision. Sources over a database override this with one query;
+    /// the default reads [`Self::versions`] and then each tool with [`Self::load`].
+    async fn load_all(&self) -> Result<Vec<StoredRevision>, RepositoryError> {
+        let mut all = Vec::new();
+        for (name, revision) in self.versions().await? {
+            let tool = match self.load(&name).await {
+                Ok(Some(tool)) => Ok(tool),
+                Ok(None) => continue,
+                Err(LoadError::Unreadable(reason)) => Err(reason),
+                Err(LoadError::Store(error)) => return Err(error),
+            };
+            all.push(StoredRevision { name, revision, tool });
+        }
+        Ok(all)
+    }
 }
+
+/// A poll that finds more changed tools than this reads them all at once.
+const LOAD_ALL_ABOVE: usize = 8;
 
 /// What one [`CustomToolSync::sync`] changed in the registry.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -106,15 +138,6 @@ impl std::fmt::Debug for CustomToolSync {
     }
 }
 
-/// The outcome of loading one changed tool.
-enum Loaded {
-    Registered,
-    /// Deleted between the list and the load.
-    Gone,
-    /// Stored but not buildable here (definition, guard, name taken by a built-in tool).
-    Refused(String),
-}
-
 impl CustomToolSync {
     /// A sync of `registry`'s custom tools with `source`, building tools with `tools`.
     pub fn new(tools: CustomTools, registry: Arc<Registry>, source: Arc<dyn CustomToolSource>) -> Self {
@@ -125,26 +148,31 @@ impl CustomToolSync {
     /// deleted ones. A tool that does not build is reported once per revision, not at every poll;
     /// a store error leaves everything as it was, to be tried again.
     pub async fn sync(&self) -> Result<SyncReport, RepositoryError> {
-        let versions = self.source.versions().await?;
-        let changed: Vec<(String, i64)> = {
-            let seen = self.seen();
-            versions.iter().filter(|(name, revision)| seen.get(name) != Some(revision)).cloned().collect()
-        };
         let mut report = SyncReport::default();
-        for (name, revision) in changed {
-            match self.load(&name).await? {
-                Loaded::Registered => report.loaded.push(name.clone()),
-                Loaded::Gone => continue,
-                Loaded::Refused(reason) => {
-                    if self.remove_custom(&name) {
-                        report.removed.push(name.clone());
-                    }
-                    report.failed.push((name.clone(), reason));
+        let stored: HashSet<String> = if self.seen().is_empty() {
+            // nothing acted on yet (start-up): one read of everything
+            self.register_all(self.source.load_all().await?, &mut report)
+        } else {
+            let versions = self.source.versions().await?;
+            let changed: Vec<(String, i64)> = {
+                let seen = self.seen();
+                versions.iter().filter(|(name, revision)| seen.get(name) != Some(revision)).cloned().collect()
+            };
+            if changed.len() > LOAD_ALL_ABOVE {
+                self.register_all(self.source.load_all().await?, &mut report)
+            } else {
+                for (name, revision) in changed {
+                    let tool = match self.source.load(&name).await {
+                        Ok(Some(tool)) => Ok(tool),
+                        Ok(None) => continue,
+                        Err(LoadError::Unreadable(reason)) => Err(reason),
+                        Err(LoadError::Store(error)) => return Err(error),
+                    };
+                    self.register(StoredRevision { name, revision, tool }, &mut report);
                 }
+                versions.into_iter().map(|(name, _)| name).collect()
             }
-            self.seen().insert(name, revision);
-        }
-        let stored: HashSet<&str> = versions.iter().map(|(name, _)| name.as_str()).collect();
+        };
         let gone: Vec<String> =
             self.seen().keys().filter(|n| !stored.contains(n.as_str())).cloned().collect();
         for name in gone {
@@ -154,6 +182,33 @@ impl CustomToolSync {
             }
         }
         Ok(report)
+    }
+
+    /// Register the tools of `all` whose revision this process has not acted on; the names stored.
+    fn register_all(&self, all: Vec<StoredRevision>, report: &mut SyncReport) -> HashSet<String> {
+        let mut stored = HashSet::with_capacity(all.len());
+        for tool in all {
+            stored.insert(tool.name.clone());
+            if self.seen().get(&tool.name) != Some(&tool.revision) {
+                self.register(tool, report);
+            }
+        }
+        stored
+    }
+
+    /// Register (or refuse) one stored tool and remember its revision.
+    fn register(&self, stored: StoredRevision, report: &mut SyncReport) {
+        let StoredRevision { name, revision, tool } = stored;
+        match self.build(&name, tool) {
+            Ok(()) => report.loaded.push(name.clone()),
+            Err(reason) => {
+                if self.remove_custom(&name) {
+                    report.removed.push(name.clone());
+                }
+                report.failed.push((name.clone(), reason));
+            }
+        }
+        self.seen().insert(name, revision);
     }
 
     /// Poll every `every`, logging what changed, until the task is dropped.
@@ -193,32 +248,21 @@ impl CustomToolSync {
         self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn load(&self, name: &str) -> Result<Loaded, RepositoryError> {
-        let saved = match self.source.load(name).await {
-            Ok(Some(saved)) => saved,
-            Ok(None) => return Ok(Loaded::Gone),
-            Err(LoadError::Unreadable(reason)) => return Ok(Loaded::Refused(reason)),
-            Err(LoadError::Store(error)) => return Err(error),
-        };
-        let built = saved.into_definition().and_then(|definition| {
+    /// Build `name` from its stored row and put it in the registry, or say why not (definition,
+    /// guard, unreadable row, name taken by a built-in tool).
+    fn build(&self, name: &str, saved: Result<SavedTool, String>) -> Result<(), String> {
+        let tool = saved.and_then(SavedTool::into_definition).and_then(|definition| {
             if definition.name != name {
                 return Err(format!("the stored definition is named '{}'", definition.name));
             }
             self.tools.build(&definition).map_err(|e| e.to_string())
-        });
-        let tool = match built {
-            Ok(tool) => tool,
-            Err(reason) => return Ok(Loaded::Refused(reason)),
-        };
+        })?;
         if let Some(existing) = self.registry.get(name)
             && existing.spec().provider != PROVIDER
         {
-            return Ok(Loaded::Refused(format!("a {} tool has this name", existing.spec().provider)));
+            return Err(format!("a {} tool has this name", existing.spec().provider));
         }
-        Ok(match self.registry.upsert_tool(tool) {
-            Ok(()) => Loaded::Registered,
-            Err(e) => Loaded::Refused(e.to_string()),
-        })
+        self.registry.upsert_tool(tool).map_err(|e| e.to_string())
     }
 
     /// Remove `name` if it is a custom tool; true if it was registered.
@@ -244,6 +288,9 @@ mod tests {
         fail: std::sync::atomic::AtomicBool,
         /// Tools whose rows cannot be read (credentials that do not open).
         unreadable: Mutex<HashSet<String>>,
+        /// Reads made: `load` calls and `load_all` calls.
+        loads: std::sync::atomic::AtomicUsize,
+        load_alls: std::sync::atomic::AtomicUsize,
     }
 
     impl Memory {
@@ -270,10 +317,54 @@ mod tests {
             Ok(self.tools.lock().expect("lock").iter().map(|(n, (r, _))| (n.clone(), *r)).collect())
         }
         async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError> {
+            self.loads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             if self.unreadable.lock().expect("lock").contains(name) {
                 return Err(LoadError::Unreadable(format!("credentials of '{name}' cannot be decrypted")));
             }
             Ok(self.tools.lock().expect("lock").get(name).map(|(_, t)| t.clone()))
+        }
+        async fn load_all(&self) -> Result<Vec<StoredRevision>, RepositoryError> {
+            self.load_alls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(RepositoryError("database is down".into()));
+            }
+            let unreadable = self.unreadable.lock().expect("lock").clone();
+            Ok(self
+                .tools
+                .lock()
+                .expect("lock")
+                .iter()
+                .map(|(name, (revision, tool))| StoredRevision {
+                    name: name.clone(),
+                    revision: *revision,
+                    tool: if unreadable.contains(name) {
+                        Err(format!("credentials of '{name}' cannot be decrypted"))
+                    } else {
+                        Ok(tool.clone())
+                    },
+                })
+                .collect())
+        }
+    }
+
+    impl Memory {
+        /// (`load` calls, `load_all` calls) since the last look.
+        fn reads(&self) -> (usize, usize) {
+            use std::sync::atomic::Ordering::SeqCst;
+            (self.loads.swap(0, SeqCst), self.load_alls.swap(0, SeqCst))
+        }
+    }
+
+    /// A source with only the required methods: `load_all` is the trait's default.
+    struct PerTool(Arc<Memory>);
+
+    #[async_trait]
+    impl CustomToolSource for PerTool {
+        async fn versions(&self) -> Result<Vec<(String, i64)>, RepositoryError> {
+            self.0.versions().await
+        }
+        async fn load(&self, name: &str) -> Result<Option<SavedTool>, LoadError> {
+            self.0.load(name).await
         }
     }
 
@@ -437,6 +528,62 @@ mod tests {
         memory.unreadable.lock().expect("lock").clear();
         memory.save(definition("pong", "http://127.0.0.1:9/pong"), Some("token-SECRET-3"));
         assert_eq!(sync.sync().await.expect("sync").loaded, ["pong"]);
+    }
+
+    #[tokio::test]
+    async fn start_up_reads_every_tool_at_once_and_later_polls_only_what_changed() {
+        let (memory, registry, sync) = setup("127.0.0.1");
+        for i in 0..20 {
+            memory.save(definition(&format!("t{i:02}"), "http://127.0.0.1:9/x"), Some("token-SECRET-4"));
+        }
+        memory.save(definition("bad", "http://127.0.0.1:9/x"), None);
+        memory.unreadable.lock().expect("lock").insert("bad".to_owned());
+        let report = sync.sync().await.expect("sync");
+        assert_eq!(report.loaded.len(), 20);
+        assert_eq!(report.failed.len(), 1);
+        assert!(report.failed[0].1.contains("cannot be decrypted"), "{:?}", report.failed);
+        assert_eq!(memory.reads(), (0, 1), "start-up is one read, not one per tool");
+        assert!(registry.get("t19").is_some() && registry.get("bad").is_none());
+
+        // nothing changed: the cheap version list only
+        assert!(sync.sync().await.expect("sync").is_empty());
+        assert_eq!(memory.reads(), (0, 0));
+        // two changes: two loads
+        memory.save(definition("t00", "http://127.0.0.1:9/y"), None);
+        memory.delete("t01");
+        let report = sync.sync().await.expect("sync");
+        assert_eq!((report.loaded, report.removed), (vec!["t00".to_owned()], vec!["t01".to_owned()]));
+        assert_eq!(memory.reads(), (1, 0));
+        // many changes (a bulk import elsewhere): one read of everything, only the changed loaded
+        for i in 2..12 {
+            let mut changed = definition(&format!("t{i:02}"), "http://127.0.0.1:9/x");
+            changed["description"] = json!("changed");
+            memory.save(changed, None);
+        }
+        memory.delete("t19");
+        let report = sync.sync().await.expect("sync");
+        assert_eq!(report.loaded.len(), 10);
+        assert_eq!(report.removed, ["t19"]);
+        assert!(report.failed.is_empty(), "the unreadable tool is not reported again: {report:?}");
+        assert_eq!(memory.reads(), (0, 1));
+        assert_eq!(description(&registry, "t11").as_deref(), Some("changed"));
+        assert_eq!(description(&registry, "t12").as_deref(), Some("t12 tool"));
+        assert!(registry.get("t19").is_none());
+    }
+
+    #[tokio::test]
+    async fn the_default_load_all_reads_tool_by_tool() {
+        let memory = Arc::new(Memory::default());
+        memory.save(definition("ping", "http://127.0.0.1:9/ping"), None);
+        memory.save(definition("pong", "http://127.0.0.1:9/pong"), Some("token-SECRET-5"));
+        memory.unreadable.lock().expect("lock").insert("pong".to_owned());
+        let all = PerTool(memory.clone()).load_all().await.expect("all");
+        let read: Vec<(&str, i64, bool)> =
+            all.iter().map(|t| (t.name.as_str(), t.revision, t.tool.is_ok())).collect();
+        assert_eq!(read, [("ping", 1, true), ("pong", 1, false)]);
+        assert_eq!(memory.reads(), (2, 0));
+        memory.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(PerTool(memory).load_all().await.is_err());
     }
 
     #[test]
