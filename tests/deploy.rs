@@ -150,6 +150,27 @@ fn compose_file_describes_the_scaled_out_deployment() {
     ] {
         assert!(dockerfile.contains(needle), "Dockerfile lacks {needle}");
     }
+    // Every path the root manifest patches a dependency with is in the builder before the
+    // dependency layer is cooked (the recipe carries workspace members only).
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).expect("Cargo.toml");
+    let patches = manifest.split("[patch.crates-io]").nth(1).unwrap_or_default();
+    let patched: Vec<&str> = patches
+        .lines()
+        .take_while(|line| !line.starts_with('['))
+        .filter_map(|line| line.split("path = \"").nth(1)?.split('"').next())
+        .collect();
+    assert!(!patched.is_empty(), "the root manifest patches nothing: this check is stale");
+    let cook = dockerfile.find("cargo chef cook").expect("cook");
+    for path in patched {
+        // the directory itself or one that holds it
+        let copied =
+            std::path::Path::new(path).ancestors().filter(|dir| !dir.as_os_str().is_empty()).any(|dir| {
+                let dir = dir.display();
+                dockerfile.find(&format!("COPY {dir} {dir}\n")).is_some_and(|at| at < cook)
+            });
+        assert!(copied, "the builder stage does not copy {path} before cooking");
+    }
 }
 
 /// Every document of the resources `deploy/k8s/kustomization.yaml` lists.
