@@ -250,6 +250,49 @@ impl Registry {
         Ok(())
     }
 
+    /// Register many tools, replacing those of the same names, in one change of the tool set: each
+    /// tool gets the answer [`Self::upsert_tool`] would give it, and a refused tool leaves the one
+    /// of its name as it was. One copy of the tool map for the lot (loading N stored tools one by
+    /// one copies and re-indexes the map N times).
+    pub fn upsert_tools(&self, tools: Vec<Arc<dyn Tool>>) -> Vec<Result<(), RegistryError>> {
+        let mut inner = self.write();
+        let mut staged = inner.tools.clone();
+        let mut changed = false;
+        let mut results = Vec::with_capacity(tools.len());
+        for tool in &tools {
+            let name = tool.spec().name.clone();
+            if !admitted(&inner, tool) {
+                changed |= staged.remove(&name).is_some();
+                results.push(Ok(()));
+                continue;
+            }
+            let previous = staged.remove(&name);
+            match stage(&mut staged, tool.clone()) {
+                Ok(()) => {
+                    changed = true;
+                    results.push(Ok(()));
+                }
+                Err(error) => {
+                    if let Some(previous) = previous {
+                        staged.insert(name, previous);
+                    }
+                    results.push(Err(error));
+                }
+            }
+        }
+        if check_routes(&staged).is_err() {
+            // Some tool's route is ambiguous with another's: one by one, so that only it is refused.
+            drop(inner);
+            return tools.into_iter().map(|tool| self.upsert_tool(tool)).collect();
+        }
+        inner.set_tools(staged);
+        drop(inner);
+        if changed {
+            self.changed();
+        }
+        results
+    }
+
     /// Decide which tools exist (toolsets, read-only mode): tools already registered that the filter
     /// refuses are removed (their names are returned), and tools registered later are left out
     /// silently, so no front door can list or call them.

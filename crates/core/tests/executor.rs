@@ -588,3 +588,62 @@ fn watchers_see_every_change_of_the_tool_set_and_nothing_else() {
     assert!(!changed(), "a tool the filter leaves out changes nothing");
     assert!(registry.get("w_two").is_none());
 }
+
+#[test]
+fn tools_upserted_together_get_their_own_answers_in_one_change() {
+    struct Fixed(ToolSpec);
+    #[async_trait]
+    impl Tool for Fixed {
+        fn spec(&self) -> &ToolSpec {
+            &self.0
+        }
+        async fn call(&self, _ctx: &ToolContext, _params: Value) -> Result<Value, IntegrationError> {
+            Ok(Value::Null)
+        }
+    }
+    let plain = |name: &str, description: &str, route: Option<&str>| -> Arc<dyn Tool> {
+        let mut spec = ToolSpec::new(name, "test", description);
+        if let Some(path) = route {
+            spec = spec.route(Method::Get, path);
+        }
+        typed_tool(spec, |_ctx: ToolContext, _p: serde_json::Map<String, Value>| async move {
+            Ok::<_, IntegrationError>(json!({}))
+        })
+    };
+    let invalid = |name: &str| -> Arc<dyn Tool> {
+        Arc::new(Fixed(ToolSpec::new(name, "test", "bad schema").parameters(json!({"type": 12}))))
+    };
+    let description =
+        |registry: &Registry, name: &str| registry.get(name).map(|t| t.spec().description.clone());
+    let registry = Registry::new();
+    registry.add_tool(plain("u_old", "first", None)).expect("add");
+    let mut watch = registry.watch();
+    let before = *watch.borrow_and_update();
+
+    let results = registry.upsert_tools(vec![
+        plain("u_new", "new", None),
+        plain("u_old", "second", None),
+        invalid("u_bad"),
+    ]);
+    assert!(results[0].is_ok() && results[1].is_ok(), "{results:?}");
+    assert!(matches!(results[2], Err(RegistryError::InvalidSchema { .. })), "{results:?}");
+    assert_eq!(*watch.borrow_and_update(), before.wrapping_add(1), "one change for the lot");
+    assert_eq!(description(&registry, "u_old").as_deref(), Some("second"));
+    assert_eq!(description(&registry, "u_new").as_deref(), Some("new"));
+    assert!(registry.get("u_bad").is_none());
+
+    // a refused replacement leaves the tool of its name as it was; nothing changed, nobody is told
+    assert!(registry.upsert_tools(vec![invalid("u_old")])[0].is_err());
+    assert_eq!(description(&registry, "u_old").as_deref(), Some("second"));
+    assert!(!watch.has_changed().expect("alive"));
+
+    // a route made ambiguous refuses only the tool that makes it
+    registry.add_tool(plain("u_r1", "routed", Some("/same"))).expect("routed");
+    let results =
+        registry.upsert_tools(vec![plain("u_x", "x", None), plain("u_r2", "routed too", Some("/same"))]);
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(matches!(results[1], Err(RegistryError::AmbiguousRoute { .. })), "{results:?}");
+    assert!(
+        registry.get("u_x").is_some() && registry.get("u_r1").is_some() && registry.get("u_r2").is_none()
+    );
+}

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use integration_core::Registry;
+use integration_core::{Registry, Tool};
 use secrecy::SecretString;
 use serde_json::Value;
 
@@ -184,13 +184,26 @@ impl CustomToolSync {
         Ok(report)
     }
 
-    /// Register the tools of `all` whose revision this process has not acted on; the names stored.
+    /// Register the tools of `all` whose revision this process has not acted on, in one change of
+    /// the registry; the names stored.
     fn register_all(&self, all: Vec<StoredRevision>, report: &mut SyncReport) -> HashSet<String> {
         let mut stored = HashSet::with_capacity(all.len());
-        for tool in all {
-            stored.insert(tool.name.clone());
-            if self.seen().get(&tool.name) != Some(&tool.revision) {
-                self.register(tool, report);
+        let mut built = Vec::new();
+        for StoredRevision { name, revision, tool } in all {
+            stored.insert(name.clone());
+            if self.seen().get(&name) == Some(&revision) {
+                continue;
+            }
+            match self.build(&name, tool) {
+                Ok(tool) => built.push((name, revision, tool)),
+                Err(reason) => self.refused(name, revision, reason, report),
+            }
+        }
+        let results = self.registry.upsert_tools(built.iter().map(|(_, _, tool)| tool.clone()).collect());
+        for ((name, revision, _), result) in built.into_iter().zip(results) {
+            match result {
+                Ok(()) => self.loaded(name, revision, report),
+                Err(error) => self.refused(name, revision, error.to_string(), report),
             }
         }
         stored
@@ -199,15 +212,26 @@ impl CustomToolSync {
     /// Register (or refuse) one stored tool and remember its revision.
     fn register(&self, stored: StoredRevision, report: &mut SyncReport) {
         let StoredRevision { name, revision, tool } = stored;
-        match self.build(&name, tool) {
-            Ok(()) => report.loaded.push(name.clone()),
-            Err(reason) => {
-                if self.remove_custom(&name) {
-                    report.removed.push(name.clone());
-                }
-                report.failed.push((name.clone(), reason));
-            }
+        match self
+            .build(&name, tool)
+            .and_then(|tool| self.registry.upsert_tool(tool).map_err(|e| e.to_string()))
+        {
+            Ok(()) => self.loaded(name, revision, report),
+            Err(reason) => self.refused(name, revision, reason, report),
         }
+    }
+
+    fn loaded(&self, name: String, revision: i64, report: &mut SyncReport) {
+        report.loaded.push(name.clone());
+        self.seen().insert(name, revision);
+    }
+
+    /// A stored tool not registered here: an older version of it must not keep running.
+    fn refused(&self, name: String, revision: i64, reason: String, report: &mut SyncReport) {
+        if self.remove_custom(&name) {
+            report.removed.push(name.clone());
+        }
+        report.failed.push((name.clone(), reason));
         self.seen().insert(name, revision);
     }
 
@@ -248,9 +272,9 @@ impl CustomToolSync {
         self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Build `name` from its stored row and put it in the registry, or say why not (definition,
+    /// Build `name` from its stored row, or say why it cannot be registered here (definition,
     /// guard, unreadable row, name taken by a built-in tool).
-    fn build(&self, name: &str, saved: Result<SavedTool, String>) -> Result<(), String> {
+    fn build(&self, name: &str, saved: Result<SavedTool, String>) -> Result<Arc<dyn Tool>, String> {
         let tool = saved.and_then(SavedTool::into_definition).and_then(|definition| {
             if definition.name != name {
                 return Err(format!("the stored definition is named '{}'", definition.name));
@@ -262,7 +286,7 @@ impl CustomToolSync {
         {
             return Err(format!("a {} tool has this name", existing.spec().provider));
         }
-        self.registry.upsert_tool(tool).map_err(|e| e.to_string())
+        Ok(tool)
     }
 
     /// Remove `name` if it is a custom tool; true if it was registered.
