@@ -228,32 +228,15 @@ impl Registry {
         Ok(())
     }
 
-    /// Register a tool, replacing one of the same name.
+    /// Register a tool, replacing one of the same name (a tool the filter leaves out removes it).
     pub fn upsert_tool(&self, tool: Arc<dyn Tool>) -> Result<(), RegistryError> {
-        let mut inner = self.write();
-        if !admitted(&inner, &tool) {
-            let removed = inner.tools.remove(&tool.spec().name).is_some();
-            inner.reindex();
-            drop(inner);
-            if removed {
-                self.changed();
-            }
-            return Ok(());
-        }
-        let mut staged = inner.tools.clone();
-        staged.remove(&tool.spec().name);
-        stage(&mut staged, tool)?;
-        check_routes(&staged)?;
-        inner.set_tools(staged);
-        drop(inner);
-        self.changed();
-        Ok(())
+        self.upsert_tools(vec![tool]).pop().unwrap_or(Ok(()))
     }
 
     /// Register many tools, replacing those of the same names, in one change of the tool set: each
-    /// tool gets the answer [`Self::upsert_tool`] would give it, and a refused tool leaves the one
-    /// of its name as it was. One copy of the tool map for the lot (loading N stored tools one by
-    /// one copies and re-indexes the map N times).
+    /// tool gets the answer it would get alone, and a refused tool leaves the one of its name as it
+    /// was. One copy of the tool map for the lot (loading N stored tools one by one copies and
+    /// re-indexes the map N times).
     pub fn upsert_tools(&self, tools: Vec<Arc<dyn Tool>>) -> Vec<Result<(), RegistryError>> {
         let mut inner = self.write();
         let mut staged = inner.tools.clone();
@@ -280,9 +263,12 @@ impl Registry {
                 }
             }
         }
-        if check_routes(&staged).is_err() {
-            // Some tool's route is ambiguous with another's: one by one, so that only it is refused.
+        if let Err(error) = check_routes(&staged) {
             drop(inner);
+            if tools.len() == 1 {
+                return vec![Err(error)];
+            }
+            // Some tool's route is ambiguous with another's: one by one, so that only it is refused.
             return tools.into_iter().map(|tool| self.upsert_tool(tool)).collect();
         }
         inner.set_tools(staged);
