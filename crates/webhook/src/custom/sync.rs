@@ -90,15 +90,23 @@ pub trait CustomToolSource: Send + Sync {
     async fn load_all(&self) -> Result<Vec<StoredRevision>, RepositoryError> {
         let mut all = Vec::new();
         for (name, revision) in self.versions().await? {
-            let tool = match self.load(&name).await {
-                Ok(Some(tool)) => Ok(tool),
-                Ok(None) => continue,
-                Err(LoadError::Unreadable(reason)) => Err(reason),
-                Err(LoadError::Store(error)) => return Err(error),
-            };
-            all.push(StoredRevision { name, revision, tool });
+            if let Some(tool) = row(self.load(&name).await)? {
+                all.push(StoredRevision { name, revision, tool });
+            }
         }
         Ok(all)
+    }
+}
+
+/// One [`CustomToolSource::load`] as a row of [`CustomToolSource::load_all`]: `None` when deleted
+/// meanwhile, the tool or why its row cannot be used, or the store's error.
+fn row(
+    loaded: Result<Option<SavedTool>, LoadError>,
+) -> Result<Option<Result<SavedTool, String>>, RepositoryError> {
+    match loaded {
+        Ok(tool) => Ok(tool.map(Ok)),
+        Err(LoadError::Unreadable(reason)) => Ok(Some(Err(reason))),
+        Err(LoadError::Store(error)) => Err(error),
     }
 }
 
@@ -148,10 +156,9 @@ impl CustomToolSync {
     /// deleted ones. A tool that does not build is reported once per revision, not at every poll;
     /// a store error leaves everything as it was, to be tried again.
     pub async fn sync(&self) -> Result<SyncReport, RepositoryError> {
-        let mut report = SyncReport::default();
-        let stored: HashSet<String> = if self.seen().is_empty() {
+        let (stored, changed) = if self.seen().is_empty() {
             // nothing acted on yet (start-up): one read of everything
-            self.register_all(self.source.load_all().await?, &mut report)
+            self.unseen(self.source.load_all().await?)
         } else {
             let versions = self.source.versions().await?;
             let changed: Vec<(String, i64)> = {
@@ -159,20 +166,19 @@ impl CustomToolSync {
                 versions.iter().filter(|(name, revision)| seen.get(name) != Some(revision)).cloned().collect()
             };
             if changed.len() > LOAD_ALL_ABOVE {
-                self.register_all(self.source.load_all().await?, &mut report)
+                self.unseen(self.source.load_all().await?)
             } else {
+                let mut rows = Vec::with_capacity(changed.len());
                 for (name, revision) in changed {
-                    let tool = match self.source.load(&name).await {
-                        Ok(Some(tool)) => Ok(tool),
-                        Ok(None) => continue,
-                        Err(LoadError::Unreadable(reason)) => Err(reason),
-                        Err(LoadError::Store(error)) => return Err(error),
-                    };
-                    self.register(StoredRevision { name, revision, tool }, &mut report);
+                    if let Some(tool) = row(self.source.load(&name).await)? {
+                        rows.push(StoredRevision { name, revision, tool });
+                    }
                 }
-                versions.into_iter().map(|(name, _)| name).collect()
+                (versions.into_iter().map(|(name, _)| name).collect(), rows)
             }
         };
+        let mut report = SyncReport::default();
+        self.register(changed, &mut report);
         let gone: Vec<String> =
             self.seen().keys().filter(|n| !stored.contains(n.as_str())).cloned().collect();
         for name in gone {
@@ -184,16 +190,19 @@ impl CustomToolSync {
         Ok(report)
     }
 
-    /// Register the tools of `all` whose revision this process has not acted on, in one change of
-    /// the registry; the names stored.
-    fn register_all(&self, all: Vec<StoredRevision>, report: &mut SyncReport) -> HashSet<String> {
-        let mut stored = HashSet::with_capacity(all.len());
-        let mut built = Vec::new();
-        for StoredRevision { name, revision, tool } in all {
-            stored.insert(name.clone());
-            if self.seen().get(&name) == Some(&revision) {
-                continue;
-            }
+    /// The names of every stored tool, and the rows whose revision this process has not acted on.
+    fn unseen(&self, all: Vec<StoredRevision>) -> (HashSet<String>, Vec<StoredRevision>) {
+        let stored = all.iter().map(|row| row.name.clone()).collect();
+        let seen = self.seen();
+        let changed = all.into_iter().filter(|row| seen.get(&row.name) != Some(&row.revision)).collect();
+        (stored, changed)
+    }
+
+    /// Register (or refuse) changed tools, in one change of the registry, and remember their
+    /// revisions.
+    fn register(&self, rows: Vec<StoredRevision>, report: &mut SyncReport) {
+        let mut built = Vec::with_capacity(rows.len());
+        for StoredRevision { name, revision, tool } in rows {
             match self.build(&name, tool) {
                 Ok(tool) => built.push((name, revision, tool)),
                 Err(reason) => self.refused(name, revision, reason, report),
@@ -202,28 +211,13 @@ impl CustomToolSync {
         let results = self.registry.upsert_tools(built.iter().map(|(_, _, tool)| tool.clone()).collect());
         for ((name, revision, _), result) in built.into_iter().zip(results) {
             match result {
-                Ok(()) => self.loaded(name, revision, report),
+                Ok(()) => {
+                    report.loaded.push(name.clone());
+                    self.seen().insert(name, revision);
+                }
                 Err(error) => self.refused(name, revision, error.to_string(), report),
             }
         }
-        stored
-    }
-
-    /// Register (or refuse) one stored tool and remember its revision.
-    fn register(&self, stored: StoredRevision, report: &mut SyncReport) {
-        let StoredRevision { name, revision, tool } = stored;
-        match self
-            .build(&name, tool)
-            .and_then(|tool| self.registry.upsert_tool(tool).map_err(|e| e.to_string()))
-        {
-            Ok(()) => self.loaded(name, revision, report),
-            Err(reason) => self.refused(name, revision, reason, report),
-        }
-    }
-
-    fn loaded(&self, name: String, revision: i64, report: &mut SyncReport) {
-        report.loaded.push(name.clone());
-        self.seen().insert(name, revision);
     }
 
     /// A stored tool not registered here: an older version of it must not keep running.
