@@ -18,9 +18,9 @@ use integration_store::{
     DeliveryFilter, DeliveryInsert, NewOutboxMessage, NewWebhookDelivery, Store, WebhookDeliveryRow,
 };
 use integration_webhook::{
-    Allowlist, CustomToolDefinition, CustomToolSync, CustomTools, DeliveryPage, DeliveryQuery,
-    DeliveryRecord, EventSink, InsertOutcome, NewDelivery, PublishStatus, RepositoryError, SavedTool, Secret,
-    SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError, WebhookRepository, WebhookService,
+    Allowlist, CustomToolDefinition, CustomToolSource as _, CustomToolSync, CustomTools, DeliveryPage,
+    DeliveryQuery, DeliveryRecord, EventSink, InsertOutcome, NewDelivery, PublishStatus, RepositoryError,
+    Secret, SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError, WebhookRepository, WebhookService,
     custom::PROVIDER,
 };
 use secrecy::SecretString;
@@ -398,10 +398,9 @@ fn tool_view(def: &CustomToolDefinition, registered: bool) -> Value {
 }
 
 async fn stored_tool(h: &Webhooks, name: &str) -> Result<Option<CustomToolDefinition>, ApiError> {
-    let Some(stored) = h.store.webhooks().get_custom_tool(name).await.map_err(internal)? else {
+    let Some(saved) = h.store.load(name).await.map_err(internal)? else {
         return Ok(None);
     };
-    let saved = SavedTool { definition: stored.definition, secrets: stored.secrets };
     saved.into_definition().map(Some).map_err(internal)
 }
 
