@@ -56,6 +56,12 @@ impl ApiError {
         self
     }
 
+    /// Ask the caller to wait this long before trying again (`Retry-After`, in whole seconds).
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.0.retry_after = Some(wait);
+        self
+    }
+
     /// Attach details.
     pub fn with_details(mut self, details: Value) -> Self {
         self.0.details = Some(details);

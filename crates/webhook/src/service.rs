@@ -260,6 +260,10 @@ pub enum WebhookError {
     /// The request cannot be served in the current state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The delivery cannot be processed now: every transformation thread is busy (503). Nothing is
+    /// recorded, so the sender's retry is processed as a new delivery.
+    #[error("{0}")]
+    Unavailable(String),
     /// Storage failed (500).
     #[error("storage error: {0}")]
     Repository(#[from] RepositoryError),
@@ -275,6 +279,7 @@ impl WebhookError {
             WebhookError::TooLarge(_) => 413,
             WebhookError::UnsupportedType(_) => 415,
             WebhookError::Conflict(_) => 409,
+            WebhookError::Unavailable(_) => 503,
             WebhookError::Repository(_) => 500,
         }
     }
@@ -289,6 +294,7 @@ impl WebhookError {
             WebhookError::UnsupportedType(_) => "unsupported_media_type",
             WebhookError::Unprocessable { .. } => "unprocessable",
             WebhookError::Conflict(_) => "conflict",
+            WebhookError::Unavailable(_) => "unavailable",
             WebhookError::Repository(_) => "internal",
         }
     }
@@ -466,7 +472,12 @@ impl WebhookService {
     async fn process(&self, endpoint: &Endpoint, mut delivery: NewDelivery) -> Result<Receipt, WebhookError> {
         let name = endpoint.name.clone();
         let result = match endpoint.parse_body(delivery.content_type.as_deref(), &delivery.body) {
-            Ok(parsed) => endpoint.apply(&parsed).await.map_err(|e| e.to_string()),
+            Ok(parsed) => match endpoint.apply(&parsed).await {
+                // Not this delivery's fault: not recorded as failed (a retry would be ignored as
+                // its duplicate); the sender is told to come back.
+                Err(busy @ TransformError::Busy) => return Err(WebhookError::Unavailable(busy.to_string())),
+                other => other.map_err(|e| e.to_string()),
+            },
             Err(e @ BodyError::TooLarge { .. }) => return Err(WebhookError::TooLarge(e)),
             Err(e @ BodyError::UnsupportedType(_)) => return Err(WebhookError::UnsupportedType(e)),
             Err(e) => Err(e.to_string()),
@@ -571,8 +582,9 @@ impl WebhookService {
             Err(e @ BodyError::UnsupportedType(_)) => return Err(WebhookError::UnsupportedType(e)),
             Err(e) => return Err(WebhookError::Unprocessable { message: e.to_string(), delivery_id: None }),
         };
-        let output = endpoint.apply(&parsed).await.map_err(|e: TransformError| {
-            WebhookError::Unprocessable { message: e.to_string(), delivery_id: None }
+        let output = endpoint.apply(&parsed).await.map_err(|e| match e {
+            TransformError::Busy => WebhookError::Unavailable(e.to_string()),
+            e => WebhookError::Unprocessable { message: e.to_string(), delivery_id: None },
         })?;
         Ok(json!({
             "verification": verification,

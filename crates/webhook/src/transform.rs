@@ -7,16 +7,20 @@
 //! made an api replica with 500 stored custom tools start in 0.6 s and hold 80 MB
 //! (docs/benchmarks.md, seventeenth session).
 //!
-//! A run happens on a dedicated thread, so a slow filter never blocks the async runtime. jaq has no
-//! preemption point, so a filter that exceeds its time bound is abandoned: the caller gets a
-//! timeout at once and the thread stops at its next output (or when the filter ends). At most
-//! [`MAX_CONCURRENT_RUNS`] runs exist at once, abandoned ones included, so runaway filters cannot
-//! take every core. Functions reaching outside the value (`env`, `$ENV`, `input`, `halt`, `debug`,
-//! `stderr`) are not available.
+//! Runs happen on a pool of [`MAX_CONCURRENT_RUNS`] threads of their own (started on first use,
+//! each with a large stack for deep filters), so a slow filter never blocks the async runtime and
+//! runaway filters cannot take every core. A run waits its turn in a bounded queue: a burst of
+//! deliveries is served in order instead of refused, and its time bound covers the wait. A run that
+//! found no free thread within its time bound, or no room in the queue, is refused as
+//! [`TransformError::Busy`] (it never started: safe to try again). jaq has no preemption point, so
+//! a running filter that exceeds its time bound is abandoned: the caller gets a timeout at once and
+//! the thread stops at its next output (or when the filter ends); so does a run whose caller went
+//! away (a dropped request). Functions reaching outside the
+//! value (`env`, `$ENV`, `input`, `halt`, `debug`, `stderr`) are not available.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use jaq_core::load::parse::Def;
@@ -25,10 +29,14 @@ use jaq_core::{Ctx, Native, Vars, data};
 use jaq_json::Val;
 use serde_json::Value;
 
-/// Runs (including abandoned ones still spinning) allowed at once in this process.
+/// Runs (including abandoned ones still spinning) at once in this process: the threads of the pool.
 pub const MAX_CONCURRENT_RUNS: usize = 8;
 
-static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// Runs waiting for a thread, beyond which a run is refused at once as [`TransformError::Busy`].
+pub const MAX_QUEUED_RUNS: usize = 1024;
+
+/// Stack of a pool thread: jaq recurses on deep filters and values. Reserved, not committed.
+const RUN_STACK_BYTES: usize = 64 << 20;
 
 type JaqFilter = jaq_core::compile::Filter<Native<data::JustLut<Val>>>;
 
@@ -70,7 +78,8 @@ pub enum TransformError {
     /// The output is larger than its bound.
     #[error("jq filter output exceeds {0} bytes")]
     TooLarge(usize),
-    /// Too many runs at once (runaway filters still finishing).
+    /// No thread was free for the run within its time bound, or the queue of waiting runs is full
+    /// (a burst beyond the pool, or runaway filters still finishing). The filter never started.
     #[error("too many jq transformations running; try again later")]
     Busy,
 }
@@ -242,35 +251,160 @@ impl Transform {
     }
 
     /// Run the filter on `input`. One output gives that value, none gives `null`, several give
-    /// an array of them.
+    /// an array of them. `limits.time` bounds the wait for a pool thread and the run together.
     pub async fn run(&self, input: &Value, limits: Limits) -> Result<Value, TransformError> {
-        if RUNNING.fetch_add(1, Ordering::SeqCst) >= MAX_CONCURRENT_RUNS {
-            RUNNING.fetch_sub(1, Ordering::SeqCst);
-            return Err(TransformError::Busy);
+        static POOL: LazyLock<Option<Pool>> =
+            LazyLock::new(|| Pool::start(MAX_CONCURRENT_RUNS, MAX_QUEUED_RUNS));
+        match &*POOL {
+            Some(pool) => pool.run(&self.filter, input, limits).await,
+            None => Err(TransformError::Busy),
         }
-        let input_text = input.to_string();
-        let filter = self.filter.clone();
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let flag = cancelled.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let spawned =
-            std::thread::Builder::new().name("jq-transform".into()).stack_size(64 << 20).spawn(move || {
-                let result = run_blocking(&filter, &input_text, limits.max_output_bytes, &flag);
-                RUNNING.fetch_sub(1, Ordering::SeqCst);
-                let _ = tx.send(result);
-            });
-        if spawned.is_err() {
-            RUNNING.fetch_sub(1, Ordering::SeqCst);
-            return Err(TransformError::Busy);
+    }
+}
+
+/// One run handed to the pool.
+struct Job {
+    filter: Arc<JaqFilter>,
+    input: String,
+    max_output_bytes: usize,
+    /// Set when the caller gave up on a running job (its time bound passed).
+    abandoned: Arc<AtomicBool>,
+    reply: tokio::sync::oneshot::Sender<Result<Value, TransformError>>,
+}
+
+/// Threads that run filters, fed by a bounded queue. Dropping it lets the threads end.
+struct Pool {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<Job>>,
+    ready: Condvar,
+    capacity: usize,
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Job>> {
+        // A poisoned lock only means a panic while holding it; the queue itself is whole.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Pool {
+    /// Start `threads` threads (`None` when not one could start) behind a queue of `capacity` jobs.
+    fn start(threads: usize, capacity: usize) -> Option<Self> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            ready: Condvar::new(),
+            capacity,
+            closed: AtomicBool::new(false),
+        });
+        let started = (0..threads)
+            .filter(|i| {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("jq-transform-{i}"))
+                    .stack_size(RUN_STACK_BYTES)
+                    .spawn(move || serve(&shared))
+                    .is_ok()
+            })
+            .count();
+        (started > 0).then_some(Self { shared })
+    }
+
+    async fn run(
+        &self,
+        filter: &Arc<JaqFilter>,
+        input: &Value,
+        limits: Limits,
+    ) -> Result<Value, TransformError> {
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = Job {
+            filter: filter.clone(),
+            input: input.to_string(),
+            max_output_bytes: limits.max_output_bytes,
+            abandoned: abandoned.clone(),
+            reply,
+        };
+        {
+            let mut queue = self.shared.queue();
+            if queue.len() >= self.shared.capacity {
+                return Err(TransformError::Busy);
+            }
+            queue.push_back(job);
         }
-        match tokio::time::timeout(limits.time, rx).await {
+        self.shared.ready.notify_one();
+        // Whatever ends this call (an answer, the time bound, the caller dropping it), a job still
+        // in the queue leaves it: it never runs and never holds a place.
+        let waiting = Waiting { shared: &self.shared, abandoned: &abandoned };
+        match tokio::time::timeout(limits.time, answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(TransformError::Runtime("the transformation thread stopped".into())),
+            Err(_) if waiting.withdraw() => Err(TransformError::Busy),
             Err(_) => {
-                cancelled.store(true, Ordering::SeqCst);
+                // Running: it stops at its next output.
+                abandoned.store(true, Ordering::SeqCst);
                 Err(TransformError::Timeout(limits.time))
             }
         }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.ready.notify_all();
+    }
+}
+
+/// A caller's job, taken out of the queue if it is still there when the caller stops waiting.
+struct Waiting<'a> {
+    shared: &'a Shared,
+    abandoned: &'a Arc<AtomicBool>,
+}
+
+impl Waiting<'_> {
+    /// Take the job out of the queue; `false` when a thread has it already.
+    fn withdraw(&self) -> bool {
+        let mut queue = self.shared.queue();
+        match queue.iter().position(|job| Arc::ptr_eq(&job.abandoned, self.abandoned)) {
+            Some(at) => queue.remove(at).is_some(),
+            None => false,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.withdraw();
+    }
+}
+
+/// A pool thread: take jobs one at a time until the pool is dropped.
+fn serve(shared: &Shared) {
+    loop {
+        let job = {
+            let mut queue = shared.queue();
+            loop {
+                if shared.closed.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Some(job) = queue.pop_front() {
+                    break job;
+                }
+                queue = shared.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        // It stops at its next output once its caller gave up: timed out, or dropped the call.
+        let stopped = || job.abandoned.load(Ordering::SeqCst) || job.reply.is_closed();
+        // A panic inside jaq fails this run, not the thread.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_blocking(&job.filter, &job.input, job.max_output_bytes, &stopped)
+        }))
+        .unwrap_or_else(|_| Err(TransformError::Runtime("the jq filter failed unexpectedly".into())));
+        let _ = job.reply.send(result);
     }
 }
 
@@ -282,15 +416,18 @@ fn run_blocking(
     filter: &JaqFilter,
     input: &str,
     max_output_bytes: usize,
-    cancelled: &AtomicBool,
+    stopped: &dyn Fn() -> bool,
 ) -> Result<Value, TransformError> {
+    if stopped() {
+        return Err(TransformError::Timeout(Duration::ZERO));
+    }
     let input = jaq_json::read::parse_single(input.as_bytes())
         .map_err(|e| TransformError::Runtime(format!("input is not JSON: {e}")))?;
     let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
     let mut outputs = Vec::new();
     let mut size = 0usize;
     for item in filter.id.run((ctx, input)).map(jaq_core::unwrap_valr) {
-        if cancelled.load(Ordering::SeqCst) {
+        if stopped() {
             return Err(TransformError::Timeout(Duration::ZERO));
         }
         let val = item.map_err(|e| {
@@ -499,5 +636,52 @@ mod tests {
             Err(TransformError::Timeout(Duration::from_millis(200)))
         );
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// Runs as long as it is let, with an output every 100,000 steps (where a given-up run stops).
+    const SPINNER: &str = "range(1e15) | select(. % 100000 == 0)";
+
+    #[tokio::test]
+    async fn a_burst_beyond_the_pool_waits_its_turn() {
+        let pool = Arc::new(Pool::start(2, 64).expect("threads start"));
+        let t = Transform::compile(". as $n | [range(20000)] | add + $n").expect("compiles");
+        let limits = Limits { time: Duration::from_secs(120), max_output_bytes: 1 << 20 };
+        let mut runs = tokio::task::JoinSet::new();
+        for i in 0..16 {
+            let (pool, filter) = (pool.clone(), t.filter.clone());
+            runs.spawn(async move { (i, pool.run(&filter, &json!(i), limits).await) });
+        }
+        let mut done = 0;
+        while let Some(joined) = runs.join_next().await {
+            let (i, result) = joined.expect("the run's task ends");
+            assert_eq!(result, Ok(json!(199_990_000 + i)), "run {i}");
+            done += 1;
+        }
+        assert_eq!(done, 16);
+    }
+
+    #[tokio::test]
+    async fn no_free_thread_means_busy_and_a_dropped_call_frees_its_thread() {
+        let pool = Arc::new(Pool::start(1, 1).expect("a thread starts"));
+        let spinner = Transform::compile(SPINNER).expect("compiles");
+        let quick = Transform::compile(". + 1").expect("compiles");
+        let long = Limits { time: Duration::from_secs(600), max_output_bytes: 64 << 20 };
+        let occupying = {
+            let (pool, filter) = (pool.clone(), spinner.filter.clone());
+            tokio::spawn(async move { pool.run(&filter, &json!(null), long).await })
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The only thread is taken, and so is the queue's one place: whichever of the two calls
+        // queues waits out its bound and never runs, the other finds the queue full.
+        let short = Limits { time: Duration::from_millis(300), max_output_bytes: 1024 };
+        let (one, two) = (json!(1), json!(2));
+        let (a, b) = tokio::join!(pool.run(&quick.filter, &one, short), pool.run(&quick.filter, &two, short));
+        assert_eq!(a, Err(TransformError::Busy));
+        assert_eq!(b, Err(TransformError::Busy));
+        // The spinner's caller goes away: the filter stops at its next output and the thread
+        // serves again.
+        occupying.abort();
+        let limits = Limits { time: Duration::from_secs(60), max_output_bytes: 1024 };
+        assert_eq!(pool.run(&quick.filter, &json!(41), limits).await, Ok(json!(42)));
     }
 }

@@ -235,6 +235,9 @@ fn api_error(error: WebhookError) -> ApiError {
     if let Some(details) = error.details() {
         api = api.with_details(details);
     }
+    if matches!(error, WebhookError::Unavailable(_)) {
+        api = api.with_retryable(true).with_retry_after(std::time::Duration::from_secs(1));
+    }
     api
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use base64::Engine as _;
 use integration_core::{
-    Connection, ErrorKind, Health, Integration, IntegrationError, IntegrationInfo, Tool, ToolContext,
+    Connection, Effect, ErrorKind, Health, Integration, IntegrationError, IntegrationInfo, Tool, ToolContext,
     ToolHints, ToolSpec,
 };
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,7 @@ use url::Url;
 
 use crate::definition::DefinitionError;
 use crate::secret::Secret;
-use crate::transform::{Limits, Transform};
+use crate::transform::{Limits, Transform, TransformError};
 pub use ssrf::{Allowlist, Resolver, SsrfError, SsrfGuard, SystemResolver};
 use template::{Template, body_params, encode_component, render_body};
 
@@ -716,10 +716,16 @@ impl Tool for CustomTool {
                     max_output_bytes: self.requests.definition.max_response_bytes,
                 };
                 t.run(&value, limits).await.map_err(|e| {
-                    IntegrationError::configuration(
-                        PROVIDER,
-                        format!("{}: response_transform: {e}", self.spec.name),
-                    )
+                    let message = format!("{}: response_transform: {e}", self.spec.name);
+                    match e {
+                        // The upstream has answered, so the call may have acted: retried only
+                        // when the tool is idempotent.
+                        TransformError::Busy => {
+                            IntegrationError::new(ErrorKind::Unavailable, PROVIDER, message)
+                                .with_effect(Effect::Unknown)
+                        }
+                        _ => IntegrationError::configuration(PROVIDER, message),
+                    }
                 })
             }
             None => Ok(value),
