@@ -44,7 +44,7 @@ pub use store::{
     StoredOutcome, StoredSettings, connection_from_body, validate_name,
 };
 pub use webhooks::{
-    DEFAULT_DELIVERIES_PER_ENDPOINT, DEFAULT_DELIVERY_MAX_AGE, DeliveryFilter, DeliveryInsert,
+    DEFAULT_DELIVERIES_PER_ENDPOINT, DEFAULT_DELIVERY_MAX_AGE, DeliveryEvent, DeliveryFilter, DeliveryInsert,
     ListedCustomTool, NewWebhookDelivery, StoredCustomTool, StoredWebhookEndpoint, WebhookDeliveryRow,
     WebhookStore,
 };

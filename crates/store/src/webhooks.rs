@@ -89,6 +89,26 @@ pub struct NewWebhookDelivery {
     pub replay_of: Option<i64>,
 }
 
+/// An outbox message written in the same transaction as the delivery it announces, so that it is
+/// queued if and only if the delivery is recorded.
+pub struct DeliveryEvent<'a> {
+    /// The exchange to publish to.
+    pub exchange: &'a str,
+    /// The routing key.
+    pub routing_key: &'a str,
+    /// The message body, made from the new delivery's id.
+    pub payload: &'a (dyn Fn(i64) -> Vec<u8> + Send + Sync),
+}
+
+impl std::fmt::Debug for DeliveryEvent<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryEvent")
+            .field("exchange", &self.exchange)
+            .field("routing_key", &self.routing_key)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A stored delivery.
 #[derive(Debug, Clone)]
 pub struct WebhookDeliveryRow {
@@ -189,7 +209,11 @@ pub(crate) trait WebhookBackend: Send + Sync {
     ) -> Result<bool>;
     async fn wh_get_endpoint(&self, name: &str) -> Result<Option<SealedRow>>;
     async fn wh_delete_endpoint(&self, name: &str) -> Result<bool>;
-    async fn wh_insert_delivery(&self, d: &NewWebhookDelivery) -> Result<DeliveryInsert>;
+    async fn wh_insert_delivery(
+        &self,
+        d: &NewWebhookDelivery,
+        event: Option<&DeliveryEvent<'_>>,
+    ) -> Result<DeliveryInsert>;
     async fn wh_set_publish_status(&self, id: i64, status: &str) -> Result<()>;
     async fn wh_get_delivery(&self, endpoint: &str, id: i64) -> Result<Option<RawDelivery>>;
     async fn wh_list_deliveries(&self, endpoint: &str, f: &DeliveryFilter) -> Result<Vec<RawDelivery>>;
@@ -313,8 +337,18 @@ macro_rules! webhook_backend {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn wh_insert_delivery(&self, d: &NewWebhookDelivery) -> Result<DeliveryInsert> {
-                let row = sqlx::query(
+            async fn wh_insert_delivery(
+                &self,
+                d: &NewWebhookDelivery,
+                event: Option<&DeliveryEvent<'_>>,
+            ) -> Result<DeliveryInsert> {
+                // One transaction for the delivery and its event; without an event the insert is
+                // one statement, atomic on its own.
+                let mut tx = match event {
+                    Some(_) => Some(self.pool.begin().await?),
+                    None => None,
+                };
+                let insert = sqlx::query(
                     "INSERT INTO webhook_deliveries (endpoint, received_at, verification, headers, body, body_preview, \
                      body_bytes, content_type, output, error, status, publish_status, dedup_key, replay_of) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
@@ -333,12 +367,30 @@ macro_rules! webhook_backend {
                 .bind(&d.status)
                 .bind(&d.publish_status)
                 .bind(d.dedup_key.as_deref())
-                .bind(d.replay_of)
-                .fetch_optional(&self.pool)
-                .await?;
+                .bind(d.replay_of);
+                let row = match tx.as_mut() {
+                    Some(tx) => insert.fetch_optional(&mut **tx).await?,
+                    None => insert.fetch_optional(&self.pool).await?,
+                };
                 if let Some(r) = row {
-                    return Ok(DeliveryInsert::Inserted(r.try_get("id")?));
+                    let id: i64 = r.try_get("id")?;
+                    if let (Some(mut tx), Some(event)) = (tx, event) {
+                        sqlx::query(
+                            "INSERT INTO outbox (exchange, routing_key, payload, created_at) \
+                             VALUES ($1, $2, $3, $4)",
+                        )
+                        .bind(event.exchange)
+                        .bind(event.routing_key)
+                        .bind((event.payload)(id))
+                        .bind(now_ms())
+                        .execute(&mut *tx)
+                        .await?;
+                        tx.commit().await?;
+                    }
+                    return Ok(DeliveryInsert::Inserted(id));
                 }
+                // A duplicate: nothing was written; the transaction, if any, ends unused.
+                drop(tx);
                 let existing = sqlx::query(
                     "SELECT id, status FROM webhook_deliveries WHERE endpoint = $1 AND dedup_key = $2",
                 )
@@ -667,7 +719,17 @@ impl WebhookStore {
         &self,
         d: &NewWebhookDelivery,
     ) -> std::result::Result<DeliveryInsert, StoreError> {
-        self.db().wh_insert_delivery(d).await
+        self.db().wh_insert_delivery(d, None).await
+    }
+
+    /// Record a delivery and queue `event` in the outbox in one transaction: both or neither (a
+    /// known de-duplication key yields the original, and queues nothing).
+    pub async fn insert_delivery_with_event(
+        &self,
+        d: &NewWebhookDelivery,
+        event: &DeliveryEvent<'_>,
+    ) -> std::result::Result<DeliveryInsert, StoreError> {
+        self.db().wh_insert_delivery(d, Some(event)).await
     }
 
     /// Set the publish status of a delivery.

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use common::TestDb;
 use integration_core::{ErrorKind, IntegrationError};
-use integration_store::{DeliveryFilter, DeliveryInsert, NewWebhookDelivery, StoreError};
+use integration_store::{DeliveryEvent, DeliveryFilter, DeliveryInsert, NewWebhookDelivery, StoreError};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 on_both_backends!(
     endpoints_with_sealed_secrets,
     deliveries_dedup_page_and_purge,
+    a_delivery_and_its_event_are_written_together,
     custom_tools_round_trip,
     rotation_reseals_webhook_secrets_and_tool_credentials,
     tampered_moved_or_foreign_sealed_rows_are_clean_configuration_errors,
@@ -155,6 +156,56 @@ async fn deliveries_dedup_page_and_purge(db: Arc<TestDb>) {
             .expect("list")
             .is_empty()
     );
+}
+
+async fn a_delivery_and_its_event_are_written_together(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let hooks = store.webhooks();
+    let now = chrono::Utc::now().timestamp_millis();
+    let payload = |id: i64| format!(r#"{{"delivery_id":"{id}"}}"#).into_bytes();
+    let event = DeliveryEvent {
+        exchange: "events.exchange",
+        routing_key: "integrations.webhook.e",
+        payload: &payload,
+    };
+    let queued = |key: &str| {
+        let mut d = delivery("e", "processed", Some(key), now);
+        d.publish_status = "queued".into();
+        d
+    };
+    let events = || async {
+        let messages = store.outbox().fetch_unpublished(100).await.expect("outbox");
+        messages.into_iter().filter(|m| m.routing_key == "integrations.webhook.e").collect::<Vec<_>>()
+    };
+
+    let id = match hooks.insert_delivery_with_event(&queued("k-1"), &event).await.expect("insert") {
+        DeliveryInsert::Inserted(id) => id,
+        other => panic!("{other:?}"),
+    };
+    let written = events().await;
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].exchange, "events.exchange");
+    assert_eq!(written[0].payload, payload(id), "the event names the new delivery");
+    assert_eq!(hooks.get_delivery("e", id).await.expect("get").expect("recorded").publish_status, "queued");
+
+    // A duplicate queues nothing.
+    assert_eq!(
+        hooks.insert_delivery_with_event(&queued("k-1"), &event).await.expect("duplicate"),
+        DeliveryInsert::Duplicate { id, status: "processed".into() }
+    );
+    assert_eq!(events().await.len(), 1);
+
+    // When the event cannot be written, neither is the delivery.
+    db.exec("ALTER TABLE outbox RENAME TO outbox_elsewhere".into(), None).await;
+    assert!(hooks.insert_delivery_with_event(&queued("k-2"), &event).await.is_err());
+    let recorded =
+        hooks.list_deliveries("e", &DeliveryFilter { limit: 10, ..Default::default() }).await.expect("list");
+    assert_eq!(recorded.iter().map(|d| d.id).collect::<Vec<_>>(), vec![id]);
+    // Without an event the delivery alone is written, as before.
+    assert!(matches!(
+        hooks.insert_delivery(&delivery("e", "processed", Some("k-3"), now)).await,
+        Ok(DeliveryInsert::Inserted(_))
+    ));
 }
 
 async fn custom_tools_round_trip(db: Arc<TestDb>) {

@@ -203,6 +203,19 @@ pub trait WebhookRepository: Send + Sync + 'static {
     async fn delete_endpoint(&self, name: &str) -> Result<bool, RepositoryError>;
     /// Record a delivery; a duplicate de-duplication key yields the original.
     async fn insert_delivery(&self, delivery: &NewDelivery) -> Result<InsertOutcome, RepositoryError>;
+    /// Record a processed delivery and queue its event in one step, so that the event is queued
+    /// if and only if the delivery is recorded (a duplicate queues nothing). `event` makes the
+    /// event from the new delivery's id; `routing_key` is `integrations.webhook.{endpoint}`.
+    /// `None`: this repository cannot queue events, and the service records the delivery, then
+    /// publishes through its [`EventSink`] (a crash between the two loses the event).
+    async fn insert_delivery_with_event(
+        &self,
+        delivery: &NewDelivery,
+        event: &(dyn Fn(i64) -> Value + Send + Sync),
+    ) -> Option<Result<InsertOutcome, RepositoryError>> {
+        let _ = (delivery, event);
+        None
+    }
     /// Update the publish status of a delivery.
     async fn set_publish_status(&self, id: i64, status: PublishStatus) -> Result<(), RepositoryError>;
     /// One delivery of an endpoint, with its raw body.
@@ -489,7 +502,34 @@ impl WebhookService {
                 delivery.error = Some(message.clone());
             }
         }
-        let id = match self.repo.insert_delivery(&delivery).await? {
+        let publish = endpoint.definition.publish && result.is_ok();
+        let event = |id: i64| {
+            json!({
+                "webhook": name,
+                "delivery_id": id.to_string(),
+                "received_at_ms": delivery.received_at_ms,
+                "replay_of": delivery.replay_of.map(|r| r.to_string()),
+                "payload": delivery.output,
+            })
+        };
+        // Queued with the record where the repository can (one transaction); else recorded, then
+        // handed to the sink.
+        let unqueued = delivery.publish_status;
+        let queued = if publish {
+            delivery.publish_status = PublishStatus::Queued;
+            let queued = self.repo.insert_delivery_with_event(&delivery, &event).await;
+            if queued.is_none() {
+                delivery.publish_status = unqueued;
+            }
+            queued
+        } else {
+            None
+        };
+        let (inserted, queued) = match queued {
+            Some(inserted) => (inserted?, true),
+            None => (self.repo.insert_delivery(&delivery).await?, false),
+        };
+        let id = match inserted {
             InsertOutcome::Inserted(id) => id,
             InsertOutcome::Duplicate { id, status } => {
                 tracing::info!(webhook = %name, delivery_id = id, "duplicate webhook delivery ignored");
@@ -501,31 +541,25 @@ impl WebhookService {
                 });
             }
         };
-        let output = match result {
-            Ok(output) => output,
-            Err(message) => {
-                tracing::info!(webhook = %name, delivery_id = id, error = %message, "webhook delivery failed");
-                return Err(WebhookError::Unprocessable { message, delivery_id: Some(id) });
+        if let Err(message) = result {
+            tracing::info!(webhook = %name, delivery_id = id, error = %message, "webhook delivery failed");
+            return Err(WebhookError::Unprocessable { message, delivery_id: Some(id) });
+        }
+        let publish_status = match (publish, queued) {
+            (false, _) => PublishStatus::Skipped,
+            (true, true) => PublishStatus::Queued,
+            (true, false) => {
+                let status = match self.sink.publish(&name, &event(id)).await {
+                    Ok(()) => PublishStatus::Queued,
+                    Err(e) => {
+                        tracing::warn!(webhook = %name, delivery_id = id, error = %e, "could not queue the webhook event");
+                        PublishStatus::Failed
+                    }
+                };
+                self.repo.set_publish_status(id, status).await?;
+                status
             }
         };
-        let mut publish_status = PublishStatus::Skipped;
-        if endpoint.definition.publish {
-            let event = json!({
-                "webhook": name,
-                "delivery_id": id.to_string(),
-                "received_at_ms": delivery.received_at_ms,
-                "replay_of": delivery.replay_of.map(|r| r.to_string()),
-                "payload": output,
-            });
-            publish_status = match self.sink.publish(&name, &event).await {
-                Ok(()) => PublishStatus::Queued,
-                Err(e) => {
-                    tracing::warn!(webhook = %name, delivery_id = id, error = %e, "could not queue the webhook event");
-                    PublishStatus::Failed
-                }
-            };
-            self.repo.set_publish_status(id, publish_status).await?;
-        }
         tracing::info!(webhook = %name, delivery_id = id, publish = publish_status.as_str(), "webhook delivery processed");
         Ok(Receipt {
             delivery_id: id.to_string(),

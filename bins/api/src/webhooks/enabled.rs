@@ -15,7 +15,8 @@ use axum::{Json, Router};
 use integration_core::{Executor, Registry};
 use integration_http::{ApiError, AppState};
 use integration_store::{
-    DeliveryFilter, DeliveryInsert, NewOutboxMessage, NewWebhookDelivery, Store, WebhookDeliveryRow,
+    DeliveryEvent, DeliveryFilter, DeliveryInsert, NewOutboxMessage, NewWebhookDelivery, Store,
+    WebhookDeliveryRow,
 };
 use integration_webhook::{
     Allowlist, CustomToolDefinition, CustomToolSource as _, CustomToolSync, CustomTools, DeliveryPage,
@@ -40,8 +41,39 @@ fn repo_err(e: integration_store::StoreError) -> RepositoryError {
     RepositoryError(e.to_string())
 }
 
-/// [`WebhookRepository`] over the store.
+/// [`WebhookRepository`] over the store; it queues a delivery's event in the store's outbox in the
+/// same transaction as the delivery.
 struct StoreRepository(Store);
+
+/// The routing key of an endpoint's events.
+fn routing_key(endpoint: &str) -> String {
+    format!("integrations.webhook.{endpoint}")
+}
+
+fn delivery_row(d: &NewDelivery) -> NewWebhookDelivery {
+    NewWebhookDelivery {
+        endpoint: d.endpoint.clone(),
+        received_at: d.received_at_ms,
+        verification: d.verification.clone(),
+        headers: d.headers.clone(),
+        body: d.body.clone(),
+        body_preview: d.body_preview.clone(),
+        content_type: d.content_type.clone(),
+        output: d.output.clone(),
+        error: d.error.clone(),
+        status: d.status.as_str().to_owned(),
+        publish_status: d.publish_status.as_str().to_owned(),
+        dedup_key: d.dedup_key.clone(),
+        replay_of: d.replay_of,
+    }
+}
+
+fn insert_outcome(inserted: DeliveryInsert) -> InsertOutcome {
+    match inserted {
+        DeliveryInsert::Inserted(id) => InsertOutcome::Inserted(id),
+        DeliveryInsert::Duplicate { id, status } => InsertOutcome::Duplicate { id, status },
+    }
+}
 
 fn record(row: WebhookDeliveryRow) -> DeliveryRecord {
     DeliveryRecord {
@@ -96,25 +128,20 @@ impl WebhookRepository for StoreRepository {
     }
 
     async fn insert_delivery(&self, d: &NewDelivery) -> Result<InsertOutcome, RepositoryError> {
-        let row = NewWebhookDelivery {
-            endpoint: d.endpoint.clone(),
-            received_at: d.received_at_ms,
-            verification: d.verification.clone(),
-            headers: d.headers.clone(),
-            body: d.body.clone(),
-            body_preview: d.body_preview.clone(),
-            content_type: d.content_type.clone(),
-            output: d.output.clone(),
-            error: d.error.clone(),
-            status: d.status.as_str().to_owned(),
-            publish_status: d.publish_status.as_str().to_owned(),
-            dedup_key: d.dedup_key.clone(),
-            replay_of: d.replay_of,
-        };
-        Ok(match self.0.webhooks().insert_delivery(&row).await.map_err(repo_err)? {
-            DeliveryInsert::Inserted(id) => InsertOutcome::Inserted(id),
-            DeliveryInsert::Duplicate { id, status } => InsertOutcome::Duplicate { id, status },
-        })
+        let inserted = self.0.webhooks().insert_delivery(&delivery_row(d)).await;
+        Ok(insert_outcome(inserted.map_err(repo_err)?))
+    }
+
+    async fn insert_delivery_with_event(
+        &self,
+        d: &NewDelivery,
+        event: &(dyn Fn(i64) -> Value + Send + Sync),
+    ) -> Option<Result<InsertOutcome, RepositoryError>> {
+        let routing_key = routing_key(&d.endpoint);
+        let payload = |id: i64| event(id).to_string().into_bytes();
+        let event = DeliveryEvent { exchange: EXCHANGE, routing_key: &routing_key, payload: &payload };
+        let inserted = self.0.webhooks().insert_delivery_with_event(&delivery_row(d), &event).await;
+        Some(inserted.map(insert_outcome).map_err(repo_err))
     }
 
     async fn set_publish_status(&self, id: i64, status: PublishStatus) -> Result<(), RepositoryError> {
@@ -149,7 +176,7 @@ impl EventSink for OutboxSink {
     async fn publish(&self, endpoint: &str, event: &Value) -> Result<(), RepositoryError> {
         let message = NewOutboxMessage {
             exchange: EXCHANGE.to_owned(),
-            routing_key: format!("integrations.webhook.{endpoint}"),
+            routing_key: routing_key(endpoint),
             payload: event.to_string().into_bytes(),
         };
         self.0.outbox().insert(&message).await.map(|_| ()).map_err(repo_err)
