@@ -6,16 +6,22 @@
 #   deploy/bench/startup.sh [N] [R]          # embedded SQLite under a temp dir (default 500 tools, 5 starts)
 #   DB=pg deploy/bench/startup.sh 500 5      # a fresh database `startup_bench` on the local PostgreSQL
 #   PGMODE=disable DB=pg deploy/bench/startup.sh 0 5   # sslmode of that connection (default: sqlx's prefer)
+#   TARGET=worker deploy/bench/startup.sh 500 5        # the worker instead (ready: its /readyz, which needs
+#                                                      # the local RabbitMQ); the api only stores the tools
 #
-# Uses the release build under $CARGO_TARGET_DIR (or ./target), or API_BIN. Only 127.0.0.1 is used.
+# Uses the release build under $CARGO_TARGET_DIR (or ./target), or API_BIN / WORKER_BIN. Only
+# 127.0.0.1 is used.
 set -euo pipefail
 
 N=${1:-500}
 R=${2:-5}
 DB=${DB:-sqlite}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+TARGET=${TARGET:-api}
 API_BIN=${API_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/integrations-api}
+WORKER_BIN=${WORKER_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/integrations-worker}
 ADDR=127.0.0.1:18480
+WORKER_ADDR=127.0.0.1:18490
 WORK=$(mktemp -d /tmp/integrations-startup.XXXXXX)
 pid=
 cleanup() {
@@ -34,12 +40,14 @@ if [[ $DB == pg ]]; then
         "INTEGRATIONS_MASTER_KEY=$(head -c32 /dev/urandom | base64)")
 fi
 
-start() { # log file
-  env -i "${ENV[@]}" "$API_BIN" >"$1" 2>&1 &
+start() { # log file [api|worker]
+  local what=${2:-api} bin=$API_BIN addr=$ADDR
+  [[ $what == worker ]] && { bin=$WORKER_BIN; addr=$WORKER_ADDR; }
+  env -i "${ENV[@]}" WORKER_METRICS_BIND="$WORKER_ADDR" AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2f "$bin" >"$1" 2>&1 &
   pid=$!
   for _ in $(seq 1 4000); do
-    curl -fs -o /dev/null "http://$ADDR/readyz" && return 0
-    kill -0 "$pid" 2>/dev/null || { echo "startup: the api exited; $1:" >&2; cat "$1" >&2; return 1; }
+    curl -fs -o /dev/null "http://$addr/readyz" && return 0
+    kill -0 "$pid" 2>/dev/null || { echo "startup: the $what exited; $1:" >&2; cat "$1" >&2; return 1; }
     sleep 0.005
   done
   echo "startup: not ready in 20 s" >&2
@@ -61,10 +69,15 @@ stop
 
 for r in $(seq 1 "$R"); do
   t0=$(date +%s%N)
-  start "$WORK/run.log"
+  start "$WORK/run.log" "$TARGET"
   ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  tools=$(curl -s "http://$ADDR/api/tools" | { grep -o '"provider":"custom"' || true; } | wc -l)
+  # RSS once ready, before the listing below allocates its answer.
   rss=$(awk '/VmRSS/ {print $2 / 1024 " MB"}' "/proc/$pid/status")
-  echo "start $r: ready ${ms} ms, $(grep -o '"startup_ms":[0-9]*' "$WORK/run.log" | head -1), custom tools ${tools}, RSS ${rss}"
+  if [[ $TARGET == worker ]]; then
+    tools="$(grep -o '"tools":[0-9]*' "$WORK/run.log" | head -1 | cut -d: -f2) (built-in included)"
+  else
+    tools="$(curl -s "http://$ADDR/api/tools" | { grep -o '"provider":"custom"' || true; } | wc -l) custom"
+  fi
+  echo "start $r: ready ${ms} ms, $(grep -o '"startup_ms":[0-9]*' "$WORK/run.log" | head -1), tools ${tools}, RSS ${rss}"
   stop
 done
