@@ -2,8 +2,9 @@
 //! inbound webhooks) to the broker, with confirms, and marks them published.
 //!
 //! The outbox is the transactional half of "publish an event": the producer writes the message in
-//! its database transaction and wakes the relay; the relay does the broker half whenever the
-//! broker is reachable. While it is not, messages wait in the store and the relay reconnects with
+//! its database transaction, whose commit wakes the relay of the same process (the store notifies
+//! it; [`RelayWaker`] for anything else); the relay does the broker half whenever the broker is
+//! reachable. While it is not, messages wait in the store and the relay reconnects with
 //! jittered backoff. Publication is at-least-once (a crash between the confirm and the mark, or two
 //! relays on one database, publishes a message twice): every message carries a stable
 //! `message_id` (the payload's `event_id` when it has one) so consumers can drop duplicates.
@@ -107,7 +108,8 @@ impl OutboxRelay {
         Self {
             outbox: store.outbox(),
             config,
-            waker: RelayWaker::default(),
+            // Every outbox write through this store (or a clone of it) wakes the relay.
+            waker: RelayWaker(store.outbox_notifier()),
             status: Arc::new(RelayStatus::default()),
         }
     }

@@ -220,6 +220,8 @@ struct Inner {
     db: Box<dyn Backend>,
     keys: Keyring,
     audit: AuditQueue,
+    /// Notified after each commit that queued an outbox message through this store.
+    outbox_written: Arc<tokio::sync::Notify>,
 }
 
 /// What the audit writer is asked to do.
@@ -445,7 +447,8 @@ impl Store {
         };
         db.migrate().await?;
         let (audit, audit_jobs) = AuditQueue::new();
-        let store = Store { inner: Arc::new(Inner { db, keys, audit }) };
+        let outbox_written = Arc::default();
+        let store = Store { inner: Arc::new(Inner { db, keys, audit, outbox_written }) };
         tokio::spawn(audit_writer(Arc::downgrade(&store.inner), audit_jobs));
         store.warn_about_unknown_keys().await;
         tracing::info!(backend = store.backend(), key_id = store.key_id(), "store opened");
@@ -751,6 +754,17 @@ impl Store {
     /// The outbox (messages to publish after a database commit).
     pub fn outbox(&self) -> Outbox {
         Outbox { store: self.clone() }
+    }
+
+    /// Notified after every commit through this store (any clone of it) that queued an outbox
+    /// message, so a relay in the same process publishes at once instead of at its next poll. A
+    /// notification while nobody waits is kept for the next wait.
+    pub fn outbox_notifier(&self) -> Arc<tokio::sync::Notify> {
+        self.inner.outbox_written.clone()
+    }
+
+    pub(crate) fn outbox_written(&self) {
+        self.inner.outbox_written.notify_one();
     }
 }
 
@@ -1087,11 +1101,16 @@ impl Idempotency {
         message: Option<&NewOutboxMessage>,
     ) -> Result<Option<i64>, StoreError> {
         let row = message.map(outbox_row);
-        self.store
+        let id = self
+            .store
             .inner
             .db
             .idem_finish(key, state.as_str(), &outcome.to_string(), now_ms(), row.as_ref())
-            .await
+            .await?;
+        if id.is_some() {
+            self.store.outbox_written();
+        }
+        Ok(id)
     }
 
     /// Drop a `started` record so the key can be claimed again at once (the call was not made).
@@ -1133,7 +1152,9 @@ pub struct Outbox {
 impl Outbox {
     /// Queue a message; returns its id.
     pub async fn insert(&self, message: &NewOutboxMessage) -> Result<i64, StoreError> {
-        self.store.inner.db.outbox_insert(&outbox_row(message), now_ms()).await
+        let id = self.store.inner.db.outbox_insert(&outbox_row(message), now_ms()).await?;
+        self.store.outbox_written();
+        Ok(id)
     }
 
     /// The oldest unpublished messages, at most `limit`, oldest first. Publishing is

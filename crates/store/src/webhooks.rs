@@ -729,7 +729,11 @@ impl WebhookStore {
         d: &NewWebhookDelivery,
         event: &DeliveryEvent<'_>,
     ) -> std::result::Result<DeliveryInsert, StoreError> {
-        self.db().wh_insert_delivery(d, Some(event)).await
+        let inserted = self.db().wh_insert_delivery(d, Some(event)).await?;
+        if matches!(inserted, DeliveryInsert::Inserted(_)) {
+            self.store.outbox_written();
+        }
+        Ok(inserted)
     }
 
     /// Set the publish status of a delivery.
