@@ -205,9 +205,10 @@ pub trait WebhookRepository: Send + Sync + 'static {
     async fn insert_delivery(&self, delivery: &NewDelivery) -> Result<InsertOutcome, RepositoryError>;
     /// Record a processed delivery and queue its event in one step, so that the event is queued
     /// if and only if the delivery is recorded (a duplicate queues nothing). `event` makes the
-    /// event from the new delivery's id; `routing_key` is `integrations.webhook.{endpoint}`.
-    /// `None`: this repository cannot queue events, and the service records the delivery, then
-    /// publishes through its [`EventSink`] (a crash between the two loses the event).
+    /// event from the new delivery's id; it goes where the [`EventSink`] would send it (routing
+    /// key `integrations.webhook.{endpoint}`). `None`: this repository cannot queue events, and
+    /// the service records the delivery, then publishes through its sink (a crash between the two
+    /// loses the event).
     async fn insert_delivery_with_event(
         &self,
         delivery: &NewDelivery,
@@ -216,6 +217,7 @@ pub trait WebhookRepository: Send + Sync + 'static {
         let _ = (delivery, event);
         None
     }
+
     /// Update the publish status of a delivery.
     async fn set_publish_status(&self, id: i64, status: PublishStatus) -> Result<(), RepositoryError>;
     /// One delivery of an endpoint, with its raw body.

@@ -15,8 +15,8 @@
 //! [`TransformError::Busy`] (it never started: safe to try again). jaq has no preemption point, so
 //! a running filter that exceeds its time bound is abandoned: the caller gets a timeout at once and
 //! the thread stops at its next output (or when the filter ends); so does a run whose caller went
-//! away (a dropped request). Functions reaching outside the
-//! value (`env`, `$ENV`, `input`, `halt`, `debug`, `stderr`) are not available.
+//! away (a dropped request). Functions reaching outside the value (`env`, `$ENV`, `input`, `halt`,
+//! `debug`, `stderr`) are not available.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -267,7 +267,8 @@ struct Job {
     filter: Arc<JaqFilter>,
     input: String,
     max_output_bytes: usize,
-    /// Set when the caller gave up on a running job (its time bound passed).
+    /// Set when the caller gave up on a running job (its time bound passed); also names the job
+    /// for its caller to take it out of the queue.
     abandoned: Arc<AtomicBool>,
     reply: tokio::sync::oneshot::Sender<Result<Value, TransformError>>,
 }
