@@ -7,6 +7,7 @@
 #   deploy/bench/webhooks.sh                                        # a light filter
 #   TRANSFORM='{action, n: ([range(100000)] | add)}' deploy/bench/webhooks.sh   # a CPU-heavy one
 #   API_BIN=/path/to/integrations-api CONNS=64 DURATION=6s ...
+#   DB=pg deploy/bench/webhooks.sh             # a fresh database `webhooks_bench` on the local PostgreSQL
 #
 # Needs wrk (Debian: apt-get install -y wrk). Binds 127.0.0.1 only; bounded by DURATION.
 set -euo pipefail
@@ -22,13 +23,19 @@ pid=
 cleanup() {
   [[ -n $pid ]] && kill "$pid" 2>/dev/null
   wait 2>/dev/null || true
+  [[ ${DB:-} == pg ]] && psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS webhooks_bench" || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 command -v wrk >/dev/null || { echo "webhooks.sh: wrk is not installed" >&2; exit 1; }
 
-env -i PATH="$PATH" INTEGRATIONS_BIND="$API" INTEGRATIONS_DATA_DIR="$WORK/data" LOG_LEVEL=info LOG_FORMAT=json \
-  "$API_BIN" >"$WORK/api.log" 2>&1 &
+ENV=(PATH="$PATH" INTEGRATIONS_BIND="$API" INTEGRATIONS_DATA_DIR="$WORK/data" LOG_LEVEL=info LOG_FORMAT=json)
+if [[ ${DB:-} == pg ]]; then
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS webhooks_bench" -c "CREATE DATABASE webhooks_bench"
+  ENV+=("DATABASE_URL=postgres://postgres@127.0.0.1:5432/webhooks_bench"
+        "INTEGRATIONS_MASTER_KEY=$(head -c32 /dev/urandom | base64)")
+fi
+env -i "${ENV[@]}" "$API_BIN" >"$WORK/api.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 200); do curl -fs -o /dev/null "http://$API/readyz" && break; sleep 0.05; done
 definition=$(TRANSFORM=$TRANSFORM python3 -c 'import json, os; print(json.dumps({"verification": {"scheme": "none"}, "transform": os.environ["TRANSFORM"]}))')
