@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 /// The allocator the worker binary uses.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";

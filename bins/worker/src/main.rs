@@ -1,10 +1,12 @@
 //! `integrations-worker`: the bus worker of the Integrations Service. All the work is in the
 //! library; this file only parses the command line and runs it.
 
-/// mimalloc instead of glibc malloc: the request and command paths allocate a lot of small,
-/// short-lived objects across threads, where glibc spent about a fifth of the CPU (docs/benchmarks.md).
+/// jemalloc instead of glibc malloc, as in the api: the command path allocates a lot of small,
+/// short-lived objects across threads, where glibc spent about a fifth of the CPU; mimalloc was as
+/// fast and held more memory (docs/benchmarks.md).
+#[cfg(not(target_env = "msvc"))]
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = integrations_worker::parse_cli();
