@@ -179,4 +179,19 @@ async fn transformations_queue_for_a_thread_and_refuse_when_none_comes_free() {
     let (status, body) = invoke().await;
     assert_eq!(status, 200, "{body}");
     assert!(body.to_string().contains("operational"), "{body}");
+
+    // The runs by outcome and the waits for a thread are on /metrics.
+    let metrics = client.get(api.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let runs = |outcome: &str| -> f64 {
+        let series = format!("integration_transform_runs_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(runs("ok") >= (5 * THREADS + 2) as f64, "{metrics}");
+    assert!(runs("busy") >= 2.0, "{metrics}");
+    assert!(runs("timeout") >= THREADS as f64, "{metrics}");
+    assert!(metrics.contains("integration_transform_wait_seconds_count"), "{metrics}");
 }

@@ -21,12 +21,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use integration_core::HandleCache;
 use jaq_core::load::parse::Def;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Ctx, Native, Vars, data};
 use jaq_json::Val;
+use metrics::{Counter, Histogram};
 use serde_json::Value;
 
 /// Runs (including abandoned ones still spinning) at once in this process: the threads of the pool.
@@ -37,6 +39,11 @@ pub const MAX_QUEUED_RUNS: usize = 1024;
 
 /// Stack of a pool thread: jaq recurses on deep filters and values. Reserved, not committed.
 const RUN_STACK_BYTES: usize = 64 << 20;
+
+/// Runs by how they ended: `ok`, `error`, `timeout`, `too_large`, `busy` (never started).
+static RUNS: HandleCache<Counter> = HandleCache::counter("integration_transform_runs_total", &["outcome"]);
+/// Time a run waited in the queue for a pool thread.
+static WAIT: HandleCache<Histogram> = HandleCache::histogram("integration_transform_wait_seconds", &[]);
 
 type JaqFilter = jaq_core::compile::Filter<Native<data::JustLut<Val>>>;
 
@@ -270,6 +277,7 @@ struct Job {
     /// Set when the caller gave up on a running job (its time bound passed); also names the job
     /// for its caller to take it out of the queue.
     abandoned: Arc<AtomicBool>,
+    queued_at: Instant,
     reply: tokio::sync::oneshot::Sender<Result<Value, TransformError>>,
 }
 
@@ -320,6 +328,24 @@ impl Pool {
         input: &Value,
         limits: Limits,
     ) -> Result<Value, TransformError> {
+        let result = self.queue_and_wait(filter, input, limits).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(TransformError::Busy) => "busy",
+            Err(TransformError::Timeout(_)) => "timeout",
+            Err(TransformError::TooLarge(_)) => "too_large",
+            Err(TransformError::Compile { .. } | TransformError::Runtime(_)) => "error",
+        };
+        RUNS.get(&[outcome]).increment(1);
+        result
+    }
+
+    async fn queue_and_wait(
+        &self,
+        filter: &Arc<JaqFilter>,
+        input: &Value,
+        limits: Limits,
+    ) -> Result<Value, TransformError> {
         let abandoned = Arc::new(AtomicBool::new(false));
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
@@ -327,6 +353,7 @@ impl Pool {
             input: input.to_string(),
             max_output_bytes: limits.max_output_bytes,
             abandoned: abandoned.clone(),
+            queued_at: Instant::now(),
             reply,
         };
         {
@@ -398,6 +425,7 @@ fn serve(shared: &Shared) {
                 queue = shared.ready.wait(queue).unwrap_or_else(PoisonError::into_inner);
             }
         };
+        WAIT.get(&[]).record(job.queued_at.elapsed().as_secs_f64());
         // It stops at its next output once its caller gave up: timed out, or dropped the call.
         let stopped = || job.abandoned.load(Ordering::SeqCst) || job.reply.is_closed();
         // A panic inside jaq fails this run, not the thread.
