@@ -328,24 +328,6 @@ impl Pool {
         input: &Value,
         limits: Limits,
     ) -> Result<Value, TransformError> {
-        let result = self.queue_and_wait(filter, input, limits).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(TransformError::Busy) => "busy",
-            Err(TransformError::Timeout(_)) => "timeout",
-            Err(TransformError::TooLarge(_)) => "too_large",
-            Err(TransformError::Compile { .. } | TransformError::Runtime(_)) => "error",
-        };
-        RUNS.get(&[outcome]).increment(1);
-        result
-    }
-
-    async fn queue_and_wait(
-        &self,
-        filter: &Arc<JaqFilter>,
-        input: &Value,
-        limits: Limits,
-    ) -> Result<Value, TransformError> {
         let abandoned = Arc::new(AtomicBool::new(false));
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
@@ -356,27 +338,43 @@ impl Pool {
             queued_at: Instant::now(),
             reply,
         };
-        {
+        let queued = {
             let mut queue = self.shared.queue();
-            if queue.len() >= self.shared.capacity {
-                return Err(TransformError::Busy);
+            let room = queue.len() < self.shared.capacity;
+            if room {
+                queue.push_back(job);
             }
-            queue.push_back(job);
-        }
-        self.shared.ready.notify_one();
-        // Whatever ends this call (an answer, the time bound, the caller dropping it), a job still
-        // in the queue leaves it: it never runs and never holds a place.
-        let waiting = Waiting { shared: &self.shared, abandoned: &abandoned };
-        match tokio::time::timeout(limits.time, answer).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(TransformError::Runtime("the transformation thread stopped".into())),
-            Err(_) if waiting.withdraw() => Err(TransformError::Busy),
-            Err(_) => {
-                // Running: it stops at its next output.
-                abandoned.store(true, Ordering::SeqCst);
-                Err(TransformError::Timeout(limits.time))
+            room
+        };
+        let result = if queued {
+            self.shared.ready.notify_one();
+            // Should the caller drop this call while the job waits, the job leaves the queue: it
+            // never runs and never holds a place.
+            let mut waiting = Waiting { shared: &self.shared, abandoned: &abandoned, settled: false };
+            let answer = tokio::time::timeout(limits.time, answer).await;
+            waiting.settled = true;
+            match answer {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err(TransformError::Runtime("the transformation thread stopped".into())),
+                Err(_) if waiting.withdraw() => Err(TransformError::Busy),
+                Err(_) => {
+                    // Running: it stops at its next output.
+                    abandoned.store(true, Ordering::SeqCst);
+                    Err(TransformError::Timeout(limits.time))
+                }
             }
-        }
+        } else {
+            Err(TransformError::Busy)
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(TransformError::Busy) => "busy",
+            Err(TransformError::Timeout(_)) => "timeout",
+            Err(TransformError::TooLarge(_)) => "too_large",
+            Err(TransformError::Compile { .. } | TransformError::Runtime(_)) => "error",
+        };
+        RUNS.get(&[outcome]).increment(1);
+        result
     }
 }
 
@@ -391,6 +389,8 @@ impl Drop for Pool {
 struct Waiting<'a> {
     shared: &'a Shared,
     abandoned: &'a Arc<AtomicBool>,
+    /// The wait ended (an answer or the time bound) and was dealt with: nothing left to withdraw.
+    settled: bool,
 }
 
 impl Waiting<'_> {
@@ -406,7 +406,9 @@ impl Waiting<'_> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.withdraw();
+        if !self.settled {
+            self.withdraw();
+        }
     }
 }
 
