@@ -331,7 +331,9 @@ async fn every_dashboard_metric_is_exported() {
     let jira = FakeServer::start(jira_router(FakeJira::demo())).await.expect("fake jira");
     let github = FakeServer::start(github_router(FakeGitHub::demo())).await.expect("fake github");
     let slack = FakeServer::start(slack_router(FakeSlack::demo())).await.expect("fake slack");
-    let api = Api::start(&["--max-retry-attempts", "2"]).await.expect("api");
+    // A circuit opens after two consecutive upstream failures (the "jira-down" connection below).
+    let api =
+        Api::start(&["--max-retry-attempts", "2", "--circuit-breaker-threshold", "2"]).await.expect("api");
     let client = reqwest::Client::new();
 
     let jira_config = |extra: Value| {
@@ -420,6 +422,29 @@ async fn every_dashboard_metric_is_exported() {
     let (status, body) = call(&client, client.post(&tight).json(&message)).await;
     assert_eq!(status, 429, "{body}");
 
+    // Two 503s in a row open the circuit of "jira-down"; the call's third attempt is refused by it.
+    configure(&client, &api, "jira-down", jira_config(json!({}))).await;
+    jira.faults().push(Fault::status(503).times(2).on_path("/rest/api/3/project"));
+    let (status, body) =
+        call(&client, client.get(api.url(&format!("{projects}&connection=jira-down")))).await;
+    assert_eq!(body["error"]["type"], "circuit_open", "{status} {body}");
+
+    // A webhook delivery through a jq transformation.
+    let (status, body) = call(
+        &client,
+        client
+            .put(api.url("/api/integrations/webhook/deploy-hook"))
+            .json(&json!({"verification": {"scheme": "none"}, "transform": "{action}"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call(
+        &client,
+        client.post(api.url("/api/integrations/webhook/deploy-hook")).json(&json!({"action": "opened"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{body}");
+
     // The bus metrics come from the worker: run one in-process (same recorder) on a private topology.
     run_one_bus_command(&api).await;
 
@@ -441,6 +466,21 @@ async fn every_dashboard_metric_is_exported() {
         "bus_commands_total",
     ] {
         assert!(wanted.contains(family), "the dashboard does not chart {family}");
+    }
+    for family in [
+        "integration_webhook_deliveries_total",
+        "integration_transform_runs_total",
+        "integration_transform_wait_seconds_bucket",
+        "integration_circuit_opened_total",
+        "integration_circuit_rejections_total",
+    ] {
+        assert!(wanted.contains(family), "the dashboard does not chart {family}");
+    }
+    for line in [
+        "integration_webhook_deliveries_total{webhook=\"deploy-hook\",outcome=\"processed\"} 1",
+        "integration_circuit_opened_total{connection=\"jira-down\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} is not exported");
     }
     assert!(
         text.contains("integration_upstream_pacing_wait_seconds_count{provider=\"slack\",scope=\"channel\"}"),

@@ -270,6 +270,11 @@ async fn webhook_endpoints_end_to_end() {
     assert_eq!(status, 204);
     let (status, _) = post(&client, &api, "gh", payload, &headers).await;
     assert_eq!(status, 404);
+
+    // The body over the limit, refused before it was read, is counted with the others.
+    let metrics = client.get(api.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let line = "integration_webhook_deliveries_total{webhook=\"gh\",outcome=\"payload_too_large\"} 1\n";
+    assert!(metrics.contains(line), "{line} not in:\n{metrics}");
 }
 
 #[tokio::test]
@@ -368,6 +373,28 @@ async fn every_verification_scheme() {
     assert_eq!(open_logs["deliveries"][0]["status"], "failed");
     assert_eq!(open_logs["deliveries"][0]["body_preview"], "{not json");
     assert_eq!(open_logs["deliveries"][1]["output"], json!({"a": "1", "b": "two"}));
+
+    // Every delivery is counted by endpoint and outcome; a name that is no endpoint's is one label.
+    let (status, _) = post(&client, &api, "no-such-endpoint", body, &[]).await;
+    assert_eq!(status, 404);
+    let metrics = client.get(api.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    for (webhook, outcome, count) in [
+        ("sw", "processed", 1),
+        ("sw", "duplicate", 1),
+        ("sw", "rejected", 1),
+        ("open", "processed", 1),
+        ("open", "failed", 1),
+    ] {
+        let line = format!(
+            "integration_webhook_deliveries_total{{webhook=\"{webhook}\",outcome=\"{outcome}\"}} {count}\n"
+        );
+        assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+    }
+    assert!(
+        metrics.contains("integration_webhook_deliveries_total{webhook=\"(unknown)\",outcome=\"not_found\"}"),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("no-such-endpoint"), "a made-up name became a label");
 }
 
 #[tokio::test]

@@ -194,4 +194,15 @@ async fn transformations_queue_for_a_thread_and_refuse_when_none_comes_free() {
     assert!(runs("busy") >= 2.0, "{metrics}");
     assert!(runs("timeout") >= THREADS as f64, "{metrics}");
     assert!(metrics.contains("integration_transform_wait_seconds_count"), "{metrics}");
+    // The refused delivery is counted as such, the burst's as processed.
+    for line in [
+        format!(
+            "integration_webhook_deliveries_total{{webhook=\"burst\",outcome=\"processed\"}} {}\n",
+            5 * THREADS
+        ),
+        "integration_webhook_deliveries_total{webhook=\"quick\",outcome=\"unavailable\"} ".to_owned(),
+        "integration_webhook_deliveries_total{webhook=\"spin\",outcome=\"failed\"} ".to_owned(),
+    ] {
+        assert!(metrics.contains(&line), "{line} not in:\n{metrics}");
+    }
 }

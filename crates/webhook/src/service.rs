@@ -8,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use http::HeaderMap;
+use integration_core::HandleCache;
+use metrics::Counter;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -327,6 +329,36 @@ impl WebhookError {
     }
 }
 
+/// Deliveries received, by endpoint and outcome.
+static DELIVERIES: HandleCache<Counter> =
+    HandleCache::counter("integration_webhook_deliveries_total", &["webhook", "outcome"]);
+
+fn count_delivery(name: &str, result: &Result<Receipt, WebhookError>) {
+    match result {
+        Ok(receipt) => count_outcome(name, if receipt.duplicate { "duplicate" } else { "processed" }, false),
+        Err(e) => WebhookService::count_refused(name, e),
+    }
+}
+
+/// `unknown`: the name in the URL is no endpoint's. It is the caller's text then, counted under one
+/// label for all such names, so that callers cannot add series to `/metrics` at will.
+fn count_outcome(name: &str, outcome: &'static str, unknown: bool) {
+    DELIVERIES.get(&[if unknown { "(unknown)" } else { name }, outcome]).increment(1);
+}
+
+/// The `outcome` label of a delivery that was not processed: `failed` (recorded; its body or
+/// transformation failed), `rejected` (recorded; its verification failed), or the error type of a
+/// delivery refused unrecorded (`not_found`, `payload_too_large`, `unsupported_media_type`,
+/// `unavailable`, `internal`). A processed delivery is `processed`, or `duplicate` when it was seen
+/// before and not processed again.
+fn error_outcome(error: &WebhookError) -> &'static str {
+    match error {
+        WebhookError::Unprocessable { .. } => "failed",
+        WebhookError::Unauthorized { .. } => "rejected",
+        e => e.kind(),
+    }
+}
+
 /// The answer to an accepted delivery.
 #[derive(Debug, Clone, Serialize)]
 pub struct Receipt {
@@ -428,8 +460,27 @@ impl WebhookService {
         }
     }
 
-    /// Receive a delivery: verify, parse, transform, record, publish.
+    /// Receive a delivery: verify, parse, transform, record, publish. Each delivery is counted in
+    /// `integration_webhook_deliveries_total{webhook, outcome}`.
     pub async fn receive(
+        &self,
+        name: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Receipt, WebhookError> {
+        let result = self.receive_unrecorded(name, headers, body).await;
+        count_delivery(name, &result);
+        result
+    }
+
+    /// Count a delivery that a front end refused before handing it to [`WebhookService::receive`]
+    /// (an unknown endpoint, or a body over the limit found while reading it), as `receive` counts
+    /// its own.
+    pub fn count_refused(name: &str, error: &WebhookError) {
+        count_outcome(name, error_outcome(error), matches!(error, WebhookError::UnknownEndpoint(_)));
+    }
+
+    async fn receive_unrecorded(
         &self,
         name: &str,
         headers: &HeaderMap,

@@ -19,10 +19,10 @@ use integration_store::{
     WebhookDeliveryRow,
 };
 use integration_webhook::{
-    Allowlist, CustomToolDefinition, CustomToolSource as _, CustomToolSync, CustomTools, DeliveryPage,
-    DeliveryQuery, DeliveryRecord, EventSink, InsertOutcome, NewDelivery, PublishStatus, RepositoryError,
-    Secret, SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError, WebhookRepository, WebhookService,
-    custom::PROVIDER,
+    Allowlist, BodyError, CustomToolDefinition, CustomToolSource as _, CustomToolSync, CustomTools,
+    DeliveryPage, DeliveryQuery, DeliveryRecord, EventSink, InsertOutcome, NewDelivery, PublishStatus,
+    RepositoryError, Secret, SsrfGuard, StoredEndpoint, WebhookDefinition, WebhookError, WebhookRepository,
+    WebhookService, custom::PROVIDER,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -305,26 +305,35 @@ async fn deliver(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let endpoint = h.service.endpoint(&name).await.map_err(api_error)?;
+    let endpoint = match h.service.endpoint(&name).await {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            WebhookService::count_refused(&name, &e);
+            return Err(api_error(e));
+        }
+    };
     let limit = endpoint.definition.max_body_bytes;
-    let too_large = || {
+    // Refused while reading: counted as `receive` counts a body over the limit (`size` is a lower
+    // bound when the sender gave no length).
+    let too_large = |size: usize| {
+        WebhookService::count_refused(&name, &WebhookError::TooLarge(BodyError::TooLarge { size, limit }));
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
             format!("body exceeds the endpoint's limit of {limit} bytes"),
         )
     };
-    if headers
+    if let Some(length) = headers
         .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > limit)
+        .filter(|n| *n > limit)
     {
-        return Err(too_large());
+        return Err(too_large(length));
     }
     let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
         if e.to_string().contains("length limit") || format!("{e:?}").contains("LengthLimit") {
-            too_large()
+            too_large(limit.saturating_add(1))
         } else {
             ApiError::bad_request(format!("could not read the body: {e}"))
         }
