@@ -184,6 +184,36 @@ async fn bad_credentials_and_unknown_names() {
         "{body}"
     );
     assert!(!body.to_string().contains("secret-canary-1"), "values are never echoed");
+
+    // URLs no call could use are refused when configured, and the working connection stays.
+    let mut good = jira_config(&server);
+    good["provider"] = json!("jira");
+    let (status, body) = post(&client, api.url("/api/integrations/jira-eu/configure"), good).await;
+    assert_eq!(status, 200, "{body}");
+    for (provider, field, url) in [
+        ("jira", "base_url", "file:///etc/passwd"),
+        ("jira", "base_url", "not a url"),
+        ("jira", "base_url", "https://bot:url-canary-2@example.atlassian.net"),
+        ("github", "api_url", "ftp://github.example.com"),
+        ("slack", "api_url", "https://slack.example.com/api/?token=x"),
+    ] {
+        let mut body = match provider {
+            "jira" => jira_config(&server),
+            "github" => json!({"token": "ghp_canary"}),
+            _ => json!({"bot_token": "xoxb-canary"}),
+        };
+        body["provider"] = json!(provider);
+        body[field] = json!(url);
+        let (status, answer) = post(&client, api.url("/api/integrations/jira-eu/configure"), body).await;
+        assert_eq!(status, 422, "{url}: {answer}");
+        assert_eq!(answer["error"]["type"], "invalid_input", "{answer}");
+        assert_eq!(answer["error"]["details"]["violations"][0]["pointer"], format!("/{field}"), "{answer}");
+        assert!(!answer.to_string().contains("canary"), "{answer}");
+    }
+    let (_, status_body) = get(&client, api.url("/api/integrations/jira-eu/status")).await;
+    assert_eq!(status_body["stored"]["provider"], "jira", "{status_body}");
+    assert_eq!(status_body["stored"]["config"]["base_url"], json!(server.base_url()), "{status_body}");
+
     let response = client
         .post(api.url("/api/integrations/jira/configure"))
         .header("content-type", "application/json")

@@ -173,27 +173,29 @@ impl Connection {
 
 /// Check a configured base URL (`base_url`, `api_url`): http or https, no credentials, query or
 /// fragment; a trailing slash is dropped. The error names the provider and the field.
+/// The error's details point at the field (`{"violations": [{"pointer": "/base_url", ...}]}`).
 pub fn parse_base_url(provider: &str, field: &str, raw: &str) -> Result<url::Url, IntegrationError> {
+    let invalid = |message: String| {
+        let violation = serde_json::json!({ "pointer": format!("/{field}"), "message": message });
+        IntegrationError::configuration(provider, message)
+            .with_details(serde_json::json!({ "violations": [violation] }))
+    };
     let trimmed = raw.trim().trim_end_matches('/');
     let url = url::Url::parse(trimmed).map_err(|e| {
-        IntegrationError::configuration(provider, format!("invalid {field} '{trimmed}': {e}"))
+        // A URL that does not parse is not echoed: `https://user:pa ss@host` would show a password.
+        invalid(format!("{field} is not a URL: {e}"))
     })?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err(IntegrationError::configuration(
-            provider,
-            format!("{field} '{trimmed}' must be an http or https URL"),
-        ));
+    if !url.username().is_empty() || url.password().is_some() {
+        // Nor is one with credentials in it.
+        return Err(invalid(format!(
+            "{field} must not carry credentials: set them in the provider's credential fields"
+        )));
     }
-    if url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        // The URL itself is not echoed here: it may carry a password.
-        return Err(IntegrationError::configuration(
-            provider,
-            format!("{field} must not have credentials, a query or a fragment"),
-        ));
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(invalid(format!("{field} '{trimmed}' must be an http or https URL")));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(format!("{field} '{trimmed}' must not have a query or a fragment")));
     }
     Ok(url)
 }
@@ -269,7 +271,12 @@ mod base_url_tests {
         ] {
             let error = parse_base_url("p", "api_url", bad).expect_err(bad);
             assert!(!error.message().contains("pw@"), "{error}");
+            let details = error.details().expect("details").to_string();
+            assert!(details.contains(r#""pointer":"/api_url""#), "{details}");
         }
+        // A URL that does not parse may still hold a password: never echoed.
+        let error = parse_base_url("p", "api_url", "https://user:s3cret pw@x.io").expect_err("space in host");
+        assert!(!error.to_string().contains("s3cret"), "{error}");
     }
 }
 

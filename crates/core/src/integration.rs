@@ -63,6 +63,14 @@ pub trait Integration: Send + Sync + 'static {
     /// Check that the connection works against the upstream ("test connection").
     async fn check(&self, connection: &Connection) -> Result<Health, IntegrationError>;
 
+    /// Check a connection's settings without calling the upstream: its URLs well formed, the
+    /// credentials its provider needs present and readable. Configuring refuses a connection that
+    /// fails this, instead of storing one every call would then fail on. The default accepts any.
+    fn validate(&self, connection: &Connection) -> Result<(), IntegrationError> {
+        let _ = connection;
+        Ok(())
+    }
+
     /// The default connection from environment variables, when they are set. `env` looks a
     /// variable up (the process environment in production, a map in tests).
     fn connection_from_env(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<Connection> {

@@ -114,6 +114,11 @@ impl Integration for GitHub {
         tools::all(tools::Shared { clients: self.clients.clone() })
     }
 
+    /// The settings read as a call would read them ([`GitHubConfig::from_connection`]), no request made.
+    fn validate(&self, connection: &Connection) -> Result<(), IntegrationError> {
+        GitHubConfig::from_connection(connection).map(drop)
+    }
+
     /// `GET /rate_limit` (free of charge) for the budgets, and `GET /user` for the identity of a
     /// token (an App installation has no user: its identity is the app and installation).
     async fn check(&self, connection: &Connection) -> Result<Health, IntegrationError> {

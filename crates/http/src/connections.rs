@@ -103,6 +103,15 @@ pub(crate) async fn configure(
     }
     let connection = integration_store::connection_from_body(&info, &name, &Value::Object(body))
         .map_err(IntegrationError::from)?;
+    // Settings no call could use (a `file:` or malformed URL, a URL with a password in it) are the
+    // caller's mistake, told now (422), not a stored connection every call then fails on.
+    integration.validate(&connection).map_err(|e| {
+        let refused = IntegrationError::invalid_input(info.name.clone(), e.message());
+        match e.details() {
+            Some(details) => refused.with_details(details.clone()),
+            None => refused,
+        }
+    })?;
 
     let mut check = Value::Null;
     if query.test {

@@ -201,6 +201,7 @@ fn management(
         json!({
             "tags": ["management"], "operationId": "configureConnection",
             "summary": "Save a connection (flat provider settings; secrets are write-only)",
+            "description": "Settings are checked against the provider's schema, then read as a call would read them (URLs http or https, without credentials, a query or a fragment): a connection no call could use is refused with 422 and the stored one, if any, stays.",
             "parameters": [name_param, {
                 "name": "test", "in": "query", "required": false, "schema": {"type": "boolean", "default": false},
                 "description": "Check the connection first and save nothing if the check fails",

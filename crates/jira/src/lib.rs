@@ -132,6 +132,11 @@ impl Integration for Jira {
         })
     }
 
+    /// The settings read as a call would read them ([`JiraConfig::from_connection`]), no request made.
+    fn validate(&self, connection: &Connection) -> Result<(), IntegrationError> {
+        JiraConfig::from_connection(connection).map(drop)
+    }
+
     async fn check(&self, connection: &Connection) -> Result<Health, IntegrationError> {
         let client = self.clients.get_or_build(connection, build_client)?;
         let me = client.myself().await?;

@@ -164,6 +164,11 @@ impl Integration for Slack {
         })
     }
 
+    /// The settings read as a call would read them ([`SlackConfig::from_connection`]), no request made.
+    fn validate(&self, connection: &Connection) -> Result<(), IntegrationError> {
+        SlackConfig::from_connection(connection).map(drop)
+    }
+
     async fn check(&self, connection: &Connection) -> Result<Health, IntegrationError> {
         let client = self.clients.client_for(connection)?;
         let me = client.auth_test().await?;
