@@ -106,10 +106,9 @@ pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
     let registry = Arc::new(Registry::new());
     providers::register_all(&registry).context("registering providers")?;
     args.agent.apply_selection(&registry).context("tool selection")?;
-    let environment = providers::connections_from_env(&registry);
-    for connection in &environment {
-        tracing::info!(provider = %connection.provider, connection = %connection.name, "connection configured from the environment");
-    }
+    let environment = registry
+        .connections_from_env(&|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .context("provider variables")?;
     let store = Store::open(args.store.store_config()).await.context("opening the store")?;
     let connections = Arc::new(StoreConnections::new(store.clone(), environment));
     let mut executor = Executor::new(registry, connections.clone(), args.executor_config())

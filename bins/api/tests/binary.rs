@@ -325,6 +325,32 @@ async fn a_malformed_amqp_url_refuses_to_start_without_echoing_it() {
     assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
 }
 
+/// Provider variables that make a connection no call could use stop the start-up with a message
+/// naming the variables, and not the password a URL carried.
+#[tokio::test]
+async fn a_provider_url_no_call_could_use_refuses_to_start_without_echoing_it() {
+    let port = free_port();
+    let data = tempfile_dir("bad-jira-url");
+    let bind = format!("127.0.0.1:{port}");
+    for url in ["https://bot:s3cret@example.atlassian.net", "file:///etc/passwd"] {
+        let output = api_command(
+            &[
+                ("INTEGRATIONS_BIND", &bind),
+                ("INTEGRATIONS_DATA_DIR", data.to_str().expect("utf-8 path")),
+                ("JIRA_BASE_URL", url),
+                ("JIRA_USERNAME", "bot@example.com"),
+                ("JIRA_API_TOKEN", "token-s3cret"),
+            ],
+            &[],
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(!output.status.success(), "{url}: {stdout} {stderr}");
+        assert!(stderr.contains("JIRA_BASE_URL") && stderr.contains("base_url"), "{stderr}");
+        assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
+    }
+}
+
 /// One JSON-RPC line from an MCP server's stdout, skipping nothing: every line must be protocol.
 async fn next_message(
     lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,

@@ -55,10 +55,9 @@ pub async fn build(cli: &Cli) -> anyhow::Result<App> {
     let store = Store::open(cli.store_config()).await.context("opening the store")?;
     #[cfg(feature = "webhook")]
     custom_tools::start(cli, &registry, &store).await?;
-    let env = providers::connections_from_env(&registry);
-    for connection in &env {
-        tracing::info!(provider = %connection.provider, connection = %connection.name, "connection configured from the environment");
-    }
+    let env = registry
+        .connections_from_env(&|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .context("provider variables")?;
     let connections = Arc::new(StoreConnections::new(store.clone(), env));
     let mut executor =
         Executor::new(registry, connections, cli.executor_config()).with_observer(Arc::new(store.clone()));

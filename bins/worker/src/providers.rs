@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use integration_core::{Connection, Integration, Registry};
+use integration_core::{Integration, Registry};
 
 /// Every provider compiled into this binary.
 pub fn all() -> Vec<Arc<dyn Integration>> {
@@ -24,10 +24,4 @@ pub fn register_all(registry: &Registry) -> anyhow::Result<()> {
         registry.add(provider)?;
     }
     Ok(())
-}
-
-/// The providers' default connections from environment variables (`JIRA_BASE_URL`, ...).
-pub fn connections_from_env(registry: &Registry) -> Vec<Connection> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    registry.integrations().iter().filter_map(|i| i.connection_from_env(&env)).collect()
 }

@@ -74,3 +74,25 @@ fn a_malformed_amqp_url_is_refused_at_start_without_echoing_it() {
     assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Provider variables that make a connection no call could use end the worker at start-up too,
+/// naming the variables and not the password the URL carried.
+#[test]
+fn a_provider_url_no_call_could_use_is_refused_at_start_without_echoing_it() {
+    let dir = std::env::temp_dir().join(format!("integrations-worker-bad-jira-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_integrations-worker"))
+        .env_clear()
+        .current_dir(&dir)
+        .env("INTEGRATIONS_DATA_DIR", dir.join("data"))
+        .env("GITHUB_TOKEN", "ghp_s3cret")
+        .env("GITHUB_API_URL", "https://octo:s3cret@github.example.com/api/v3")
+        .output()
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout} {stderr}");
+    assert!(stderr.contains("GITHUB_API_URL") && stderr.contains("api_url"), "{stderr}");
+    assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

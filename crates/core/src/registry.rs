@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::Value;
 
+use crate::connection::Connection;
 use crate::error::IntegrationError;
 use crate::integration::Integration;
 use crate::tool::{Method, Tool, ToolSpec};
@@ -323,6 +324,37 @@ impl Registry {
     /// Every integration, sorted by name.
     pub fn integrations(&self) -> Vec<Arc<dyn Integration>> {
         self.read().integrations.values().cloned().collect()
+    }
+
+    /// The providers' default connections from their environment variables (`JIRA_BASE_URL`,
+    /// ...; `env` looks one up), each logged. Settings that no call could use (see
+    /// [`Integration::validate`]) are an error naming the provider's variables, for the binaries to
+    /// refuse to start with, as they do for a malformed broker or database URL.
+    pub fn connections_from_env(
+        &self,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Connection>, IntegrationError> {
+        let mut connections = Vec::new();
+        for integration in self.integrations() {
+            let Some(connection) = integration.connection_from_env(env) else { continue };
+            integration.validate(&connection).map_err(|e| {
+                let variables = integration.info().env_vars.join(", ");
+                IntegrationError::configuration(
+                    connection.provider.clone(),
+                    format!(
+                        "the environment ({variables}) configures a connection no call can use: {}",
+                        e.message()
+                    ),
+                )
+            })?;
+            tracing::info!(
+                provider = %connection.provider,
+                connection = %connection.name,
+                "connection configured from the environment"
+            );
+            connections.push(connection);
+        }
+        Ok(connections)
     }
 
     /// An integration by name.
