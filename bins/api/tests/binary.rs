@@ -100,6 +100,27 @@ async fn serves_tools_metrics_and_error_bodies_then_stops_on_sigterm() {
     }
 }
 
+/// `RUST_LOG=info,tower_http=debug` turns on the access log: one JSON line per request with its
+/// status and latency in microseconds, in the request's span, without the query string.
+#[tokio::test]
+async fn the_access_log_names_status_and_latency() {
+    let api = start(&[("RUST_LOG", "info,tower_http=debug")]).await;
+    let client = reqwest::Client::new();
+    let answer =
+        client.get(format!("{}/api/tools/nothing?token=q-s3cret", api.base)).send().await.expect("get");
+    assert_eq!(answer.status(), 404);
+    let log = stop(api);
+    let line: serde_json::Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "finished processing request" && l["status"] == 404)
+        .unwrap_or_else(|| panic!("no access log line:\n{log}"));
+    assert_eq!(line["span"]["path"], "/api/tools/nothing", "{line}");
+    let latency = line["latency"].as_str().unwrap_or_default();
+    assert!(latency.ends_with(" μs") && latency.len() > 3, "{line}");
+    assert!(!log.contains("q-s3cret"), "{log}");
+}
+
 /// Every variable the api reads, its options' and its providers', with the providers' ones.
 fn variables() -> (Vec<String>, Vec<String>) {
     use clap::CommandFactory as _;

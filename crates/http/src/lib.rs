@@ -209,9 +209,20 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
                 .layer(SetRequestIdLayer::new(request_id.clone(), observability::MakeRequestId))
                 .layer(PropagateRequestIdLayer::new(request_id))
                 .layer(
+                    // The access log (status and latency of each request, at debug: turned on
+                    // with `RUST_LOG=info,tower_http=debug`), in microseconds: most answers take
+                    // less than a millisecond, which the default unit shows as "0 ms".
                     TraceLayer::new_for_http()
                         .make_span_with(observability::make_span)
-                        .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::WARN)),
+                        .on_response(
+                            tower_http::trace::DefaultOnResponse::new()
+                                .latency_unit(tower_http::LatencyUnit::Micros),
+                        )
+                        .on_failure(
+                            tower_http::trace::DefaultOnFailure::new()
+                                .level(tracing::Level::WARN)
+                                .latency_unit(tower_http::LatencyUnit::Micros),
+                        ),
                 ),
         );
     match cors(&config.cors_origins) {
