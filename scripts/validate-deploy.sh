@@ -3,7 +3,9 @@
 #   - deploy/docker-compose.yml against the Compose Specification (check-jsonschema vendors it),
 #   - every manifest in deploy/k8s against the Kubernetes OpenAPI schemas (kubernetes-validate bundles
 #     them; strict: unknown fields are errors), and the Kustomization's resources exist,
-#   - the Grafana dashboard and datasource/dashboard provisioning parse (no published schema).
+#   - the Grafana dashboard and datasource/dashboard provisioning parse (no published schema),
+#   - the Prometheus configuration and alerting rules with promtool, and the rules' unit tests
+#     (promtool comes from Debian's prometheus package, installed when missing and possible).
 # The Python tools live in a venv under /var/tmp, created once per tool version. If pip cannot install
 # them (no network, no python3-venv), the script says so and exits 0 without validating, unless
 # VALIDATE_DEPLOY_REQUIRED=1. Before validating, it checks that each validator rejects a broken file.
@@ -105,4 +107,18 @@ for error in errors:
     print(error, file=sys.stderr)
 sys.exit(1 if errors else 0)
 PY
+echo "== Prometheus: configuration, alerting rules and their unit tests (promtool)"
+if ! command -v promtool >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  # Debian's prometheus package carries promtool (it is not started here).
+  apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 || true
+fi
+if command -v promtool >/dev/null; then
+  promtool check config deploy/prometheus/prometheus.yml
+  promtool test rules deploy/prometheus/alerts.test.yml
+elif [[ "${VALIDATE_DEPLOY_REQUIRED:-0}" == 1 ]]; then
+  echo "validate-deploy: promtool is not installed (Debian: apt-get install prometheus)" >&2
+  exit 1
+else
+  echo "validate-deploy: promtool SKIPPED, not installed (Debian: apt-get install prometheus)" >&2
+fi
 echo "ok -- deploy/ is valid"

@@ -130,6 +130,12 @@ fn compose_file_describes_the_scaled_out_deployment() {
         assert_eq!(config["dns_sd_configs"][0]["port"], port);
     }
 
+    // Prometheus loads the alerting rules from where compose mounts them.
+    assert_eq!(prometheus["rule_files"], serde_json::json!(["alerts.yml"]));
+    let mounts = services["prometheus"]["volumes"].to_string();
+    assert!(mounts.contains("./prometheus/alerts.yml:/etc/prometheus/alerts.yml"), "{mounts}");
+    assert!(mounts.contains("./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml"), "{mounts}");
+
     // Grafana: the datasource and the dashboard provider point where compose mounts them.
     let datasources = yaml("grafana/provisioning/datasources/prometheus.yml");
     assert_eq!(datasources["datasources"][0]["url"], "http://prometheus:9090");
@@ -292,16 +298,98 @@ fn dashboard_metrics() -> BTreeSet<String> {
         }
     }
     assert!(exprs.len() >= 10, "the dashboard has its panels");
+    metric_names(exprs.iter().map(String::as_str))
+}
+
+/// The alerting rules' expressions (deploy/prometheus/alerts.yml), each with its alert's name.
+fn alert_expressions() -> Vec<(String, String)> {
+    let rules = yaml("prometheus/alerts.yml");
+    let mut exprs = Vec::new();
+    for group in rules["groups"].as_array().expect("groups") {
+        for rule in group["rules"].as_array().expect("rules") {
+            let name = rule["alert"].as_str().expect("an alerting rule").to_owned();
+            let severity = rule["labels"]["severity"].as_str().unwrap_or_default();
+            assert!(["critical", "warning"].contains(&severity), "{name}: severity {severity}");
+            assert!(rule["annotations"]["summary"].is_string(), "{name}: a summary");
+            exprs.push((name, rule["expr"].as_str().expect("expr").to_owned()));
+        }
+    }
+    assert!(exprs.len() >= 10, "the rules are there");
+    exprs
+}
+
+/// The metric names of ours in PromQL expressions.
+fn metric_names<'a>(exprs: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for expr in exprs {
         for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            let ours = ["integration_", "http_request", "bus_"].iter().any(|p| token.starts_with(p));
-            if ours {
+            if ["integration_", "http_request", "bus_"].iter().any(|p| token.starts_with(p)) {
                 names.insert(token.to_owned());
             }
         }
     }
     names
+}
+
+/// The alerts match only label values the code gives: an alert on `error_kind="timout"` would
+/// never fire.
+#[test]
+fn alerts_use_label_values_that_exist() {
+    use integration_core::ErrorKind;
+    let kinds: BTreeSet<&str> = [
+        ErrorKind::Authentication,
+        ErrorKind::Permission,
+        ErrorKind::NotFound,
+        ErrorKind::InvalidInput,
+        ErrorKind::Conflict,
+        ErrorKind::RateLimited { retry_after: None },
+        ErrorKind::Network,
+        ErrorKind::Timeout,
+        ErrorKind::Upstream { status: None },
+        ErrorKind::CircuitOpen { retry_after: None },
+        ErrorKind::Unavailable,
+        ErrorKind::Configuration,
+        ErrorKind::Internal,
+    ]
+    .iter()
+    .map(ErrorKind::as_str)
+    .collect();
+    let known: [(&str, BTreeSet<&str>); 4] = [
+        ("error_kind", kinds),
+        (
+            "outcome",
+            // tool calls, then webhook deliveries (WebhookError kinds for the refused ones)
+            ["success", "failure", "processed", "duplicate", "failed", "rejected"]
+                .into_iter()
+                .chain([
+                    "not_found",
+                    "payload_too_large",
+                    "unsupported_media_type",
+                    "unavailable",
+                    "internal",
+                ])
+                .collect(),
+        ),
+        ("disposition", ["ack", "requeue", "dead_letter"].into_iter().collect()),
+        ("status", BTreeSet::new()),
+    ];
+    for (alert, expr) in alert_expressions() {
+        for (label, values) in &known {
+            for op in ["=\"", "=~\""] {
+                for (at, _) in expr.match_indices(&format!("{label}{op}")) {
+                    let rest = &expr[at + label.len() + op.len()..];
+                    let value = &rest[..rest.find('"').expect("closing quote")];
+                    if *label == "status" {
+                        assert!(value == "5.." || value.parse::<u16>().is_ok(), "{alert}: status {value}");
+                        continue;
+                    }
+                    for v in value.split('|') {
+                        assert!(values.contains(v), "{alert}: {label} value '{v}' is never given");
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The metric names present in a Prometheus text exposition.
@@ -452,6 +540,10 @@ async fn every_dashboard_metric_is_exported() {
     let have = exported(&text);
     let missing: Vec<&String> = wanted.iter().filter(|m| !have.contains(*m)).collect();
     assert!(missing.is_empty(), "dashboard metrics not exported: {missing:?}\n(wanted {wanted:?})");
+    let alerts = alert_expressions();
+    let alerted = metric_names(alerts.iter().map(|(_, e)| e.as_str()));
+    let missing: Vec<&String> = alerted.iter().filter(|m| !have.contains(*m)).collect();
+    assert!(missing.is_empty(), "alerting rules' metrics not exported: {missing:?}");
     // The metric families the issue names are all on the dashboard.
     for family in [
         "integration_tool_calls_total",
