@@ -325,50 +325,42 @@ mod base64_check {
     }
 }
 
-/// A malformed `AMQP_URL` stops the start-up with a message naming the variable and not the
-/// password (the outbox relay would otherwise retry it forever in the background, silently).
-#[tokio::test]
-async fn a_malformed_amqp_url_refuses_to_start_without_echoing_it() {
-    let port = free_port();
-    let data = tempfile_dir("bad-amqp");
-    let output = api_command(
-        &[
-            ("INTEGRATIONS_BIND", &format!("127.0.0.1:{port}")),
-            ("INTEGRATIONS_DATA_DIR", data.to_str().expect("utf-8 path")),
-            ("AMQP_URL", "rabbit:s3cret@broker:5672"),
-        ],
-        &[],
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr);
+/// Run the api with `envs` (on a free port, in a data directory of its own), expect it to refuse to
+/// start, and return its standard error, checked to name none of the `secret`.
+fn refused_at_start(name: &str, envs: &[(&str, &str)], secret: &str) -> String {
+    let bind = format!("127.0.0.1:{}", free_port());
+    let data = tempfile_dir(name);
+    let mut all =
+        vec![("INTEGRATIONS_BIND", bind.as_str()), ("INTEGRATIONS_DATA_DIR", data.to_str().expect("utf-8"))];
+    all.extend_from_slice(envs);
+    let output = api_command(&all, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "{stdout} {stderr}");
+    assert!(!stderr.contains(secret) && !stdout.contains(secret), "{stdout} {stderr}");
+    stderr
+}
+
+/// A malformed `AMQP_URL` stops the start-up with a message naming the variable and not the
+/// password (the outbox relay would otherwise retry it forever in the background, silently).
+#[test]
+fn a_malformed_amqp_url_refuses_to_start_without_echoing_it() {
+    let stderr = refused_at_start("bad-amqp", &[("AMQP_URL", "rabbit:s3cret@broker:5672")], "s3cret");
     assert!(stderr.contains("AMQP_URL") && stderr.contains("invalid broker URL"), "{stderr}");
-    assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
 }
 
 /// Provider variables that make a connection no call could use stop the start-up with a message
 /// naming the variables, and not the password a URL carried.
-#[tokio::test]
-async fn a_provider_url_no_call_could_use_refuses_to_start_without_echoing_it() {
-    let port = free_port();
-    let data = tempfile_dir("bad-jira-url");
-    let bind = format!("127.0.0.1:{port}");
+#[test]
+fn a_provider_url_no_call_could_use_refuses_to_start_without_echoing_it() {
     for url in ["https://bot:s3cret@example.atlassian.net", "file:///etc/passwd"] {
-        let output = api_command(
-            &[
-                ("INTEGRATIONS_BIND", &bind),
-                ("INTEGRATIONS_DATA_DIR", data.to_str().expect("utf-8 path")),
-                ("JIRA_BASE_URL", url),
-                ("JIRA_USERNAME", "bot@example.com"),
-                ("JIRA_API_TOKEN", "token-s3cret"),
-            ],
-            &[],
-        );
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(!output.status.success(), "{url}: {stdout} {stderr}");
-        assert!(stderr.contains("JIRA_BASE_URL") && stderr.contains("base_url"), "{stderr}");
-        assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
+        let envs = [
+            ("JIRA_BASE_URL", url),
+            ("JIRA_USERNAME", "bot@example.com"),
+            ("JIRA_API_TOKEN", "token-s3cret"),
+        ];
+        let stderr = refused_at_start("bad-jira-url", &envs, "s3cret");
+        assert!(stderr.contains("JIRA_BASE_URL") && stderr.contains("base_url"), "{url}: {stderr}");
     }
 }
 

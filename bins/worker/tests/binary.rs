@@ -55,44 +55,40 @@ fn call_without_a_broker_fails_with_a_message() {
     assert!(stderr.contains("calling jira_list_projects over the bus"), "{stderr}");
 }
 
-/// A malformed `AMQP_URL` ends the worker at start-up (no retry loop over a URL no retry can fix),
-/// naming the variable and not the password.
-#[test]
-fn a_malformed_amqp_url_is_refused_at_start_without_echoing_it() {
-    let dir = std::env::temp_dir().join(format!("integrations-worker-bad-url-{}", std::process::id()));
+/// Run the worker with `envs` in a directory of its own, expect it to refuse to start, and return
+/// its standard error, checked to name none of the `secret`.
+fn refused_at_start(name: &str, envs: &[(&str, &str)], secret: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("integrations-worker-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let output = Command::new(env!("CARGO_BIN_EXE_integrations-worker"))
         .env_clear()
         .current_dir(&dir)
-        .env("AMQP_URL", "http://rabbit:s3cret@broker:5672/")
+        .env("INTEGRATIONS_DATA_DIR", dir.join("data"))
+        .envs(envs.iter().copied())
         .output()
         .expect("run");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "{stdout} {stderr}");
+    assert!(!stderr.contains(secret) && !stdout.contains(secret), "{stdout} {stderr}");
+    stderr
+}
+
+/// A malformed `AMQP_URL` ends the worker at start-up (no retry loop over a URL no retry can fix),
+/// naming the variable and not the password.
+#[test]
+fn a_malformed_amqp_url_is_refused_at_start_without_echoing_it() {
+    let stderr = refused_at_start("bad-url", &[("AMQP_URL", "http://rabbit:s3cret@broker:5672/")], "s3cret");
     assert!(stderr.contains("AMQP_URL") && stderr.contains("invalid broker URL"), "{stderr}");
-    assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Provider variables that make a connection no call could use end the worker at start-up too,
 /// naming the variables and not the password the URL carried.
 #[test]
 fn a_provider_url_no_call_could_use_is_refused_at_start_without_echoing_it() {
-    let dir = std::env::temp_dir().join(format!("integrations-worker-bad-jira-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let output = Command::new(env!("CARGO_BIN_EXE_integrations-worker"))
-        .env_clear()
-        .current_dir(&dir)
-        .env("INTEGRATIONS_DATA_DIR", dir.join("data"))
-        .env("GITHUB_TOKEN", "ghp_s3cret")
-        .env("GITHUB_API_URL", "https://octo:s3cret@github.example.com/api/v3")
-        .output()
-        .expect("run");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "{stdout} {stderr}");
+    let envs =
+        [("GITHUB_TOKEN", "ghp_s3cret"), ("GITHUB_API_URL", "https://octo:s3cret@github.example.com/api/v3")];
+    let stderr = refused_at_start("bad-github", &envs, "s3cret");
     assert!(stderr.contains("GITHUB_API_URL") && stderr.contains("api_url"), "{stderr}");
-    assert!(!stderr.contains("s3cret") && !stdout.contains("s3cret"), "{stdout} {stderr}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
