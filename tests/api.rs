@@ -224,6 +224,30 @@ async fn bad_credentials_and_unknown_names() {
     assert_eq!(response.status(), 400);
     let response = client.delete(api.url("/api/integrations/never-was")).send().await.expect("send");
     assert_eq!(response.status(), 404);
+
+    // An idempotency key is 1-255 printable ASCII characters, in the body or the header, on the
+    // invoke endpoint and the tool routes (it travels on as an upstream header).
+    let invoke = api.url("/api/tools/jira_project_finder/invoke");
+    for key in ["k".repeat(256), "line\nbreak".to_owned(), "tab\there".to_owned()] {
+        let body = json!({"parameters": {"project_name": "Engineering"}, "idempotency_key": key});
+        let (status, answer) = post(&client, invoke.clone(), body).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap_or_default().contains("idempotency key"),
+            "{answer}"
+        );
+    }
+    let long = "k".repeat(256);
+    let answer = client
+        .get(api.url("/api/integrations/jira/projects?project_name=Engineering"))
+        .header("idempotency-key", &long)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(answer.status(), 400);
+    let body = json!({"parameters": {"project_name": "Engineering"}, "idempotency_key": "k".repeat(255)});
+    let (status, answer) = post(&client, invoke, body).await;
+    assert_ne!(status, 400, "255 characters are a key: {answer}");
 }
 
 #[tokio::test]

@@ -110,8 +110,8 @@ pub fn openapi_document(registry: &Registry) -> Value {
                 },
                 "idempotencyKey": {
                     "name": "Idempotency-Key", "in": "header", "required": false,
-                    "description": "A caller-chosen key identifying this logical call",
-                    "schema": {"type": "string"},
+                    "description": "A caller-chosen key identifying this logical call (1-255 printable ASCII characters)",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
                 },
                 "name": {
                     "name": "name", "in": "path", "required": true,
@@ -262,7 +262,7 @@ fn management(
                     "parameters": {"type": "object", "description": "The tool's parameters (see its route's schema)"},
                     "connection": {"type": "string"},
                     "cache": {"type": "boolean", "default": true},
-                    "idempotency_key": {"type": "string"},
+                    "idempotency_key": {"type": "string", "maxLength": 255, "pattern": "^[ -~]*$"},
                 },
             }}}},
             "responses": error_responses(Map::from_iter([("200".into(), json_response("The result and call metadata", json!({

@@ -163,7 +163,9 @@ pub(crate) async fn invoke(
         tool: name,
         connection: non_empty(body.connection).or_else(|| header_connection(&headers)),
         params,
-        idempotency_key: non_empty(body.idempotency_key).or_else(|| header_str(&headers, "idempotency-key")),
+        idempotency_key: checked_key(
+            non_empty(body.idempotency_key).or_else(|| header_str(&headers, IDEMPOTENCY_HEADER)),
+        )?,
         source: Source::Rest,
         use_cache: body.cache.unwrap_or(true),
     };
@@ -250,7 +252,7 @@ pub(crate) async fn route_call(
         tool: spec.name.clone(),
         connection,
         params: Value::Object(merged),
-        idempotency_key: header_str(&headers, "idempotency-key"),
+        idempotency_key: checked_key(header_str(&headers, IDEMPOTENCY_HEADER))?,
         source: Source::Rest,
         use_cache,
     };
@@ -267,6 +269,24 @@ pub(crate) async fn route_call(
 /// The header of an answer whose body is JSON already serialized.
 const JSON_BODY: [(header::HeaderName, HeaderValue); 1] =
     [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))];
+
+/// Header of the caller's idempotency key.
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// Longest idempotency key (as Stripe's): it travels on as an upstream header.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// An idempotency key is 1-255 printable ASCII characters: it is passed on as the
+/// `Idempotency-Key` header of custom HTTP tools, where a control character could not go.
+fn checked_key(key: Option<String>) -> Result<Option<String>, ApiError> {
+    match key {
+        Some(k) if k.len() > MAX_IDEMPOTENCY_KEY || !k.bytes().all(|b| (0x20..=0x7e).contains(&b)) => {
+            Err(ApiError::bad_request(format!(
+                "an idempotency key must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters"
+            )))
+        }
+        other => Ok(other),
+    }
+}
 
 fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
