@@ -442,3 +442,37 @@ async fn a_session_is_told_when_the_tools_change_and_lists_them_again() {
         .expect("task")
         .expect("clean end");
 }
+
+/// Input that is no JSON-RPC message is answered as JSON-RPC says (HTTP 400, `id: null`, -32700
+/// for malformed JSON, -32600 for JSON that is no message), not as a wrong content type; a body
+/// that is not JSON at all still is one (415), and valid requests pass through.
+#[tokio::test]
+async fn malformed_mcp_requests_get_json_rpc_errors() {
+    let api = Api::start(&[]).await.expect("api");
+    let client = reqwest::Client::new();
+    let post = |content_type: &'static str, body: &'static str| {
+        client
+            .post(api.url("/mcp"))
+            .header("content-type", content_type)
+            .header("accept", "application/json, text/event-stream")
+            .body(body)
+            .send()
+    };
+    for (body, code) in
+        [("{garbage", -32700), ("", -32700), ("{}", -32600), (r#"{"id":1,"method":"tools/list"}"#, -32600)]
+    {
+        let answer = post("application/json", body).await.expect("send");
+        assert_eq!(answer.status(), 400, "{body}");
+        let answer: serde_json::Value = answer.json().await.expect("a JSON-RPC error");
+        assert_eq!(answer["jsonrpc"], "2.0", "{answer}");
+        assert_eq!(answer["id"], serde_json::Value::Null, "{answer}");
+        assert_eq!(answer["error"]["code"], code, "{body}: {answer}");
+    }
+    assert_eq!(post("text/plain", "{}").await.expect("send").status(), 415);
+    let list =
+        post("application/json", r#"{"jsonrpc":"2.0","id":7,"method":"tools/list"}"#).await.expect("send");
+    assert_eq!(list.status(), 200);
+    let list: serde_json::Value = list.json().await.expect("json");
+    assert_eq!(list["id"], 7, "{list}");
+    assert!(list["result"]["tools"].as_array().is_some_and(|t| !t.is_empty()), "{list}");
+}

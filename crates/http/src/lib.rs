@@ -157,7 +157,10 @@ pub fn router_with(state: AppState, config: &HttpConfig, extra: Router<AppState>
         .route("/api/keys/{id}", axum::routing::delete(auth::revoke_key));
     #[cfg(feature = "mcp")]
     {
-        app = app.route_service("/mcp", mcp::service(state.clone()));
+        let mcp = tower::ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(mcp::json_rpc_errors))
+            .service(mcp::service(state.clone()));
+        app = app.route_service("/mcp", mcp);
     }
 
     for ((method, path), group) in state.executor.registry().routes() {

@@ -21,6 +21,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRequest as _;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse as _, Response};
+
 use integration_core::{RegisteredTool, Source, ToolCall};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, ListToolsResult,
@@ -85,6 +89,45 @@ pub fn service(state: AppState) -> StreamableHttpService<McpServer, LocalSession
     };
     let server = McpServer { state, list_changed: false };
     StreamableHttpService::new(move || Ok(server.clone()), Arc::new(LocalSessionManager::default()), config)
+}
+
+/// In front of [`service`]: a POST whose JSON body is no JSON-RPC message is answered as JSON-RPC
+/// says, with HTTP 400 and `{"jsonrpc": "2.0", "id": null, "error": {...}}`: code -32700 (parse
+/// error) for malformed JSON, -32600 (invalid request) for JSON that is no message. The SDK answers
+/// both with a plain-text 415, which tells a client that its content type is wrong. Other requests
+/// pass through untouched (the body re-attached); only MCP requests pay for the second parse.
+pub(crate) async fn json_rpc_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if request.method() != axum::http::Method::POST || !crate::error::is_json(request.headers()) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    // The body limit layer outside bounds the read (a rejection of 413 then).
+    let bytes = match axum::body::Bytes::from_request(axum::extract::Request::new(body), &()).await {
+        Ok(bytes) => bytes,
+        Err(rejection) => {
+            let status = rejection.status();
+            return json_rpc_error(status, -32600, format!("Invalid request: {}", rejection.body_text()));
+        }
+    };
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
+        return json_rpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}"));
+    }
+    if let Err(e) = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(&bytes) {
+        return json_rpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            format!("Invalid request: not a JSON-RPC 2.0 request, notification or response: {e}"),
+        );
+    }
+    next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
+}
+
+fn json_rpc_error(status: StatusCode, code: i32, message: String) -> Response {
+    let body = json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}});
+    (status, axum::Json(body)).into_response()
 }
 
 /// Serve MCP over stdin/stdout until the client closes the stream.
