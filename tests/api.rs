@@ -195,7 +195,7 @@ async fn bad_credentials_and_unknown_names() {
         ("jira", "base_url", "not a url"),
         ("jira", "base_url", "https://bot:url-canary-2@example.atlassian.net"),
         ("github", "api_url", "ftp://github.example.com"),
-        ("slack", "api_url", "https://slack.example.com/api/?token=x"),
+        ("slack", "api_url", "https://slack.example.com/api/?token=xoxb-canary"),
     ] {
         let mut body = match provider {
             "jira" => jira_config(&server),
