@@ -468,7 +468,7 @@ impl WebhookService {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Receipt, WebhookError> {
-        let result = self.receive_unrecorded(name, headers, body).await;
+        let result = self.receive_uncounted(name, headers, body).await;
         count_delivery(name, &result);
         result
     }
@@ -480,7 +480,7 @@ impl WebhookService {
         count_outcome(name, error_outcome(error), matches!(error, WebhookError::UnknownEndpoint(_)));
     }
 
-    async fn receive_unrecorded(
+    async fn receive_uncounted(
         &self,
         name: &str,
         headers: &HeaderMap,
