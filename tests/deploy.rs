@@ -13,7 +13,7 @@ use integration_testkit::github::{FakeGitHub, router as github_router};
 use integration_testkit::jira::{FakeJira, router as jira_router};
 use integration_testkit::slack::{FakeSlack, router as slack_router};
 use integration_testkit::{FakeServer, Fault};
-use integrations_e2e::{Api, json_of, unique};
+use integrations_e2e::{Api, create_api_key, json_of, unique};
 use serde_json::{Value, json};
 
 fn deploy_dir() -> PathBuf {
@@ -323,7 +323,7 @@ fn metric_names<'a>(exprs: impl IntoIterator<Item = &'a str>) -> BTreeSet<String
     let mut names = BTreeSet::new();
     for expr in exprs {
         for token in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
-            if ["integration_", "http_request", "bus_"].iter().any(|p| token.starts_with(p)) {
+            if ["integration_", "http_request", "bus_", "auth_"].iter().any(|p| token.starts_with(p)) {
                 names.insert(token.to_owned());
             }
         }
@@ -354,7 +354,7 @@ fn alerts_use_label_values_that_exist() {
     .iter()
     .map(ErrorKind::as_str)
     .collect();
-    let known: [(&str, BTreeSet<&str>); 4] = [
+    let known: [(&str, BTreeSet<&str>); 5] = [
         ("error_kind", kinds),
         (
             "outcome",
@@ -371,6 +371,19 @@ fn alerts_use_label_values_that_exist() {
                 .collect(),
         ),
         ("disposition", ["ack", "requeue", "dead_letter"].into_iter().collect()),
+        (
+            "reason",
+            [
+                "no_keys_configured",
+                "missing_key",
+                "invalid_key",
+                "insufficient_scope",
+                "rate_limited",
+                "unavailable",
+            ]
+            .into_iter()
+            .collect(),
+        ),
         ("status", BTreeSet::new()),
     ];
     for (alert, expr) in alert_expressions() {
@@ -536,7 +549,21 @@ async fn every_dashboard_metric_is_exported() {
     // The bus metrics come from the worker: run one in-process (same recorder) on a private topology.
     run_one_bus_command(&api).await;
 
-    let text = client.get(api.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    // With a key in the store, a request without one is refused (and counted); /metrics is then
+    // read with the admin key.
+    let key = create_api_key(&api, "deploy-metrics", &["admin"]).await.expect("key");
+    let refused = client.get(api.url("/api/tools")).send().await.expect("send");
+    assert_eq!(refused.status(), 401);
+    let text = client
+        .get(api.url("/metrics"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("auth_failures_total{reason=\"missing_key\"} 1"), "{text}");
     let have = exported(&text);
     let missing: Vec<&String> = wanted.iter().filter(|m| !have.contains(*m)).collect();
     assert!(missing.is_empty(), "dashboard metrics not exported: {missing:?}\n(wanted {wanted:?})");
@@ -565,6 +592,7 @@ async fn every_dashboard_metric_is_exported() {
         "integration_transform_wait_seconds_bucket",
         "integration_circuit_opened_total",
         "integration_circuit_rejections_total",
+        "auth_failures_total",
     ] {
         assert!(wanted.contains(family), "the dashboard does not chart {family}");
     }
