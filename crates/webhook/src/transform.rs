@@ -19,7 +19,7 @@
 //! `debug`, `stderr`) are not available.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -274,9 +274,8 @@ struct Job {
     filter: Arc<JaqFilter>,
     input: String,
     max_output_bytes: usize,
-    /// Set when the caller gave up on a running job (its time bound passed); also names the job
-    /// for its caller to take it out of the queue.
-    abandoned: Arc<AtomicBool>,
+    /// Names the job for its caller to take it out of the queue.
+    id: u64,
     queued_at: Instant,
     reply: tokio::sync::oneshot::Sender<Result<Value, TransformError>>,
 }
@@ -291,6 +290,7 @@ struct Shared {
     ready: Condvar,
     capacity: usize,
     closed: AtomicBool,
+    next_id: AtomicU64,
 }
 
 impl Shared {
@@ -308,6 +308,7 @@ impl Pool {
             ready: Condvar::new(),
             capacity,
             closed: AtomicBool::new(false),
+            next_id: AtomicU64::new(0),
         });
         let started = (0..threads)
             .filter(|i| {
@@ -328,13 +329,13 @@ impl Pool {
         input: &Value,
         limits: Limits,
     ) -> Result<Value, TransformError> {
-        let abandoned = Arc::new(AtomicBool::new(false));
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = Job {
             filter: filter.clone(),
             input: input.to_string(),
             max_output_bytes: limits.max_output_bytes,
-            abandoned: abandoned.clone(),
+            id,
             queued_at: Instant::now(),
             reply,
         };
@@ -350,18 +351,16 @@ impl Pool {
             self.shared.ready.notify_one();
             // Should the caller drop this call while the job waits, the job leaves the queue: it
             // never runs and never holds a place.
-            let mut waiting = Waiting { shared: &self.shared, abandoned: &abandoned, settled: false };
+            let mut waiting = Waiting { shared: &self.shared, id, settled: false };
             let answer = tokio::time::timeout(limits.time, answer).await;
             waiting.settled = true;
             match answer {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(TransformError::Runtime("the transformation thread stopped".into())),
                 Err(_) if waiting.withdraw() => Err(TransformError::Busy),
-                Err(_) => {
-                    // Running: it stops at its next output.
-                    abandoned.store(true, Ordering::SeqCst);
-                    Err(TransformError::Timeout(limits.time))
-                }
+                // Running: the answer's receiver is gone with the timed-out wait, so the run
+                // stops at its next output.
+                Err(_) => Err(TransformError::Timeout(limits.time)),
             }
         } else {
             Err(TransformError::Busy)
@@ -388,7 +387,7 @@ impl Drop for Pool {
 /// A caller's job, taken out of the queue if it is still there when the caller stops waiting.
 struct Waiting<'a> {
     shared: &'a Shared,
-    abandoned: &'a Arc<AtomicBool>,
+    id: u64,
     /// The wait ended (an answer or the time bound) and was dealt with: nothing left to withdraw.
     settled: bool,
 }
@@ -397,7 +396,7 @@ impl Waiting<'_> {
     /// Take the job out of the queue; `false` when a thread has it already.
     fn withdraw(&self) -> bool {
         let mut queue = self.shared.queue();
-        match queue.iter().position(|job| Arc::ptr_eq(&job.abandoned, self.abandoned)) {
+        match queue.iter().position(|job| job.id == self.id) {
             Some(at) => queue.remove(at).is_some(),
             None => false,
         }
@@ -428,8 +427,9 @@ fn serve(shared: &Shared) {
             }
         };
         WAIT.get(&[]).record(job.queued_at.elapsed().as_secs_f64());
-        // It stops at its next output once its caller gave up: timed out, or dropped the call.
-        let stopped = || job.abandoned.load(Ordering::SeqCst) || job.reply.is_closed();
+        // It stops at its next output once its caller gave up (timed out, or dropped the call):
+        // either way the answer's receiver is gone.
+        let stopped = || job.reply.is_closed();
         // A panic inside jaq fails this run, not the thread.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_blocking(&job.filter, &job.input, job.max_output_bytes, &stopped)
