@@ -73,12 +73,14 @@ async fn transformations_queue_for_a_thread_and_refuse_when_none_comes_free() {
     let client = Client::new();
 
     // A burst of five times as many deliveries as there are threads, all at once: each waits its
-    // turn and is processed.
+    // turn and is processed. The bound covers the wait in the queue, so it is the longest allowed:
+    // with the default 2 s, a debug build on a loaded CI machine timed out the last ones (422).
     define(
         &client,
         &api,
         "burst",
-        json!({"verification": {"scheme": "none"}, "transform": "{n: .n, sum: ([range(20000)] | add)}"}),
+        json!({"verification": {"scheme": "none"}, "transform": "{n: .n, sum: ([range(20000)] | add)}",
+               "transform_timeout_ms": 30_000}),
     )
     .await;
     let burst: Vec<_> = (0..5 * THREADS)
