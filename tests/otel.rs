@@ -1,6 +1,7 @@
 //! OpenTelemetry (feature `otel`): a fake OTLP/HTTP collector receives the spans of a REST call,
 //! an MCP call and a bus command, each continuing its caller's W3C trace, and the fake Jira receives a
-//! `traceparent` of the same trace. Its own test binary: it installs the process-wide subscriber.
+//! `traceparent` of the same trace (as do the fake GitHub and Slack for REST calls of theirs). Its own
+//! test binary: it installs the process-wide subscriber.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -10,7 +11,9 @@ use axum::middleware::Next;
 use axum::routing::post;
 use integration_bus::{MemoryOutcomes, Topology, Worker, WorkerConfig};
 use integration_testkit::FakeServer;
+use integration_testkit::github::{FakeGitHub, router as github_router};
 use integration_testkit::jira::{FakeJira, router as jira_router};
+use integration_testkit::slack::{FakeSlack, router as slack_router};
 use integrations_e2e::{Api, unique};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message as _;
@@ -50,6 +53,22 @@ async fn record_traceparent(
         seen.lock().unwrap_or_else(|e| e.into_inner()).push(value.to_owned());
     }
     next.run(request).await
+}
+
+/// A fake upstream that records the `traceparent` of every request it receives.
+async fn recording(router: axum::Router) -> (FakeServer, Seen) {
+    let seen: Seen = Arc::default();
+    let server = FakeServer::start(
+        router.layer(axum::middleware::from_fn_with_state(seen.clone(), record_traceparent)),
+    )
+    .await
+    .expect("fake upstream");
+    (server, seen)
+}
+
+/// Whether `seen` holds a `traceparent` of `trace`.
+fn carried(seen: &Seen, trace: &str) -> bool {
+    seen.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|tp| tp.contains(trace))
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -93,13 +112,7 @@ async fn rest_mcp_and_bus_calls_continue_the_callers_trace_up_to_jira_and_the_co
     .expect("the otel feature is on and the exporter starts");
     assert!(integration_core::propagation::installed());
 
-    let seen: Seen = Arc::default();
-    let jira = FakeServer::start(
-        jira_router(FakeJira::demo())
-            .layer(axum::middleware::from_fn_with_state(seen.clone(), record_traceparent)),
-    )
-    .await
-    .expect("fake jira");
+    let (jira, seen) = recording(jira_router(FakeJira::demo())).await;
     let api = Api::start(&[]).await.expect("api");
     let client = reqwest::Client::new();
     let configured = client
@@ -109,6 +122,24 @@ async fn rest_mcp_and_bus_calls_continue_the_callers_trace_up_to_jira_and_the_co
         .await
         .expect("configure");
     assert!(configured.status().is_success(), "configure: {}", configured.status());
+    let (github, github_seen) = recording(github_router(FakeGitHub::demo())).await;
+    let slack_fake = FakeSlack::demo();
+    let (slack, slack_seen) = recording(slack_router(slack_fake.clone())).await;
+    for (provider, config) in [
+        ("github", json!({"token": FakeGitHub::TOKEN, "api_url": github.base_url()})),
+        (
+            "slack",
+            json!({"bot_token": FakeSlack::BOT_TOKEN, "api_url": format!("{}/api/", slack.base_url())}),
+        ),
+    ] {
+        let configured = client
+            .post(api.url(&format!("/api/integrations/{provider}/configure")))
+            .json(&config)
+            .send()
+            .await
+            .expect("configure");
+        assert!(configured.status().is_success(), "configure {provider}: {}", configured.status());
+    }
 
     // REST: the caller's trace id reaches the collector and, in a new span id, the fake Jira.
     let trace = random_hex(16);
@@ -131,6 +162,24 @@ async fn rest_mcp_and_bus_calls_continue_the_callers_trace_up_to_jira_and_the_co
     );
     wait_for_span(&telemetry, &spans, &trace, "http_request").await;
     wait_for_span(&telemetry, &spans, &trace, "tool_call").await;
+
+    // REST calls of the other providers carry the caller's trace to their upstreams too.
+    let alice = slack_fake.user_id("alice").expect("alice");
+    for (path, seen, name) in [
+        (format!("/api/integrations/github/repos/{}", FakeGitHub::REPO), &github_seen, "GitHub"),
+        (format!("/api/integrations/slack/users/{alice}"), &slack_seen, "Slack"),
+    ] {
+        let trace = random_hex(16);
+        let response = client
+            .get(api.url(&path))
+            .header("traceparent", format!("00-{trace}-{}-01", random_hex(8)))
+            .send()
+            .await
+            .expect("rest call");
+        assert!(response.status().is_success(), "{path}: {}", response.status());
+        let received = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        assert!(carried(seen, &trace), "the fake {name} got no traceparent of trace {trace}: {received:?}");
+    }
 
     // MCP: the tool call of a `tools/call` request continues the request's trace.
     let mcp_trace = random_hex(16);

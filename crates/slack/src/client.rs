@@ -1,16 +1,17 @@
-//! The Slack Web API client: slack-morphism's hyper transport with our TLS set-up, pacing and error
-//! classification.
+//! The Slack Web API client: slack-morphism's client on our own transport
+//! ([`crate::transport`]), with pacing and error classification.
 //!
-//! Why this shape: slack-morphism provides the transport (hyper, `Authorization: Bearer`, JSON
-//! bodies for writes, query strings for reads), the `ok: false` envelope handling and the token
-//! type. Its typed request/response models are used where they are complete for our needs
-//! (`auth.test`); the other methods go through its generic `http_get_uri` / `http_post_uri` (with
-//! each method's URL parsed once, not per call) with our own serde request structs and raw JSON
-//! answers, because (a) Block Kit `blocks` must reach Slack as
+//! Why this shape: slack-morphism provides the client, the token type and the connector contract
+//! (`Authorization: Bearer`, JSON bodies for writes, query strings for reads, the `ok: false`
+//! envelope handling), which [`SlackTransport`] fulfils on our hyper client so that requests carry
+//! the tool call's `traceparent`. slack-morphism's typed request/response models are used where they
+//! are complete for our needs (`auth.test`); the other methods go through its generic
+//! `http_get_uri` / `http_post_uri` (with each method's URL parsed once, not per call) with our own
+//! serde request structs and raw JSON answers, because (a) Block Kit `blocks` must reach Slack as
 //! the caller wrote them (round-tripping through the typed `SlackBlock` enum drops or rejects block
 //! types and fields it does not know), and (b) tools return Slack's objects unchanged on request.
 //!
-//! TLS: the connector is built with an explicit rustls **aws-lc-rs** provider and the platform
+//! TLS: the transport is built with an explicit rustls **aws-lc-rs** provider and the platform
 //! verifier, so no process-wide crypto provider is needed and the `ring` provider is never
 //! compiled in by this crate (slack-morphism's `hyper` feature would add it).
 //!
@@ -27,7 +28,6 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use slack_morphism::hyper_tokio::{SlackClientHyperConnector, SlackClientHyperHttpsConnector};
 use slack_morphism::{SlackApiToken, SlackApiTokenValue};
 use url::Url;
 
@@ -35,6 +35,7 @@ use crate::PROVIDER;
 use crate::config::SlackConfig;
 use crate::error;
 use crate::pacing::Pacer;
+use crate::transport::SlackTransport;
 
 /// Largest page Slack serves for `conversations.list` and `users.list`.
 pub const MAX_PAGE: u32 = 1000;
@@ -132,7 +133,7 @@ pub struct SlackClient {
 }
 
 struct Inner {
-    client: slack_morphism::SlackClient<SlackClientHyperHttpsConnector>,
+    client: slack_morphism::SlackClient<SlackTransport>,
     token: SlackApiToken,
     api_url: String,
     /// `{api_url}/{method}` parsed once per method, as slack-morphism would build it: its
@@ -152,15 +153,7 @@ impl std::fmt::Debug for SlackClient {
 impl SlackClient {
     /// A client for `config`.
     pub fn new(config: SlackConfig) -> Result<Self, IntegrationError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_platform_verifier(provider)
-            .map_err(|e| IntegrationError::configuration(PROVIDER, format!("cannot set up TLS: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .enable_http2()
-            .build();
-        let connector = SlackClientHyperConnector::with_connector(https).with_slack_api_url(&config.api_url);
+        let connector = SlackTransport::new(&config.api_url)?.for_token(config.bot_token.expose_secret())?;
         let token = SlackApiToken::new(SlackApiTokenValue(config.bot_token.expose_secret().to_owned()));
         Ok(Self {
             inner: Arc::new(Inner {
@@ -185,7 +178,7 @@ impl SlackClient {
         self.inner.generation.load(Ordering::Relaxed)
     }
 
-    /// The URL of a Web API method (`{api_url}/{method}`, as slack-morphism's connector makes it).
+    /// The URL of a Web API method (`{api_url}/{method}`, as the connector makes it).
     fn method_url(&self, method: &'static str) -> Result<Url, IntegrationError> {
         // A poisoned lock only means a panic elsewhere while inserting; the map is still whole.
         let known = self

@@ -38,6 +38,7 @@ pub mod events;
 pub mod models;
 pub mod pacing;
 mod tools;
+pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
