@@ -210,6 +210,26 @@ async fn bad_credentials_and_unknown_names() {
         assert_eq!(answer["error"]["details"]["violations"][0]["pointer"], format!("/{field}"), "{answer}");
         assert!(!answer.to_string().contains("canary"), "{answer}");
     }
+    // So are tokens no HTTP header can carry (a line break pasted with them): every call would
+    // fail inside the HTTP client (GitHub's panicked, answering nothing).
+    for (provider, field, body) in [
+        ("jira", "api_token", json!({"api_token": "canary-token\n"})),
+        ("jira", "personal_access_token", json!({"personal_access_token": "canary\r\ntoken"})),
+        ("github", "token", json!({"token": "ghp_canary\n"})),
+        ("slack", "bot_token", json!({"bot_token": "xoxb-canary\u{0}"})),
+    ] {
+        let mut config = if provider == "jira" { jira_config(&server) } else { json!({}) };
+        for (key, value) in body.as_object().into_iter().flatten() {
+            config[key] = value.clone();
+        }
+        config["provider"] = json!(provider);
+        let body = config;
+        let (status, answer) = post(&client, api.url("/api/integrations/jira-eu/configure"), body).await;
+        assert_eq!(status, 422, "{provider} {field}: {answer}");
+        assert_eq!(answer["error"]["type"], "invalid_input", "{answer}");
+        assert_eq!(answer["error"]["details"]["violations"][0]["pointer"], format!("/{field}"), "{answer}");
+        assert!(!answer.to_string().contains("canary"), "{answer}");
+    }
     let (_, status_body) = get(&client, api.url("/api/integrations/jira-eu/status")).await;
     assert_eq!(status_body["stored"]["provider"], "jira", "{status_body}");
     assert_eq!(status_body["stored"]["config"]["base_url"], json!(server.base_url()), "{status_body}");

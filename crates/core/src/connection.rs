@@ -175,11 +175,7 @@ impl Connection {
 /// fragment; a trailing slash is dropped. The error names the provider and the field.
 /// The error's details point at the field (`{"violations": [{"pointer": "/base_url", ...}]}`).
 pub fn parse_base_url(provider: &str, field: &str, raw: &str) -> Result<url::Url, IntegrationError> {
-    let invalid = |message: String| {
-        let violation = serde_json::json!({ "pointer": format!("/{field}"), "message": message });
-        IntegrationError::configuration(provider, message)
-            .with_details(serde_json::json!({ "violations": [violation] }))
-    };
+    let invalid = |message: String| invalid_field(provider, field, message);
     let trimmed = raw.trim().trim_end_matches('/');
     let url = url::Url::parse(trimmed).map_err(|e| {
         // A URL that does not parse is not echoed: `https://user:pa ss@host` would show a password.
@@ -199,6 +195,28 @@ pub fn parse_base_url(provider: &str, field: &str, raw: &str) -> Result<url::Url
         return Err(invalid(format!("{field} must not have a query or a fragment")));
     }
     Ok(url)
+}
+
+/// Check a credential that travels in an HTTP header (a bearer token, an API token): it must hold
+/// no control character (most often a line break pasted or read from a file with it), which no
+/// header can carry: every call would fail inside the HTTP client. The error names the field,
+/// never the value; its details point at the field (`/token`).
+pub fn check_header_secret(provider: &str, field: &str, value: &str) -> Result<(), IntegrationError> {
+    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(invalid_field(
+            provider,
+            field,
+            format!("{field} holds a control character (a line break?), which an HTTP header cannot carry"),
+        ));
+    }
+    Ok(())
+}
+
+/// A configuration error about one field of a connection, with a violation pointing at it.
+fn invalid_field(provider: &str, field: &str, message: String) -> IntegrationError {
+    let violation = serde_json::json!({ "pointer": format!("/{field}"), "message": message });
+    IntegrationError::configuration(provider, message)
+        .with_details(serde_json::json!({ "violations": [violation] }))
 }
 
 /// Finds the connection a tool call runs against.
@@ -255,7 +273,7 @@ impl ConnectionResolver for InMemoryConnections {
 
 #[cfg(test)]
 mod base_url_tests {
-    use super::parse_base_url;
+    use super::{check_header_secret, parse_base_url};
 
     #[test]
     fn accepts_http_urls_and_refuses_the_rest() {
@@ -279,6 +297,21 @@ mod base_url_tests {
         for bad in ["https://user:s3cret pw@x.io", "https://x.io/api?token=s3cret", "ftp://x.io/?t=s3cret"] {
             let error = parse_base_url("p", "api_url", bad).expect_err(bad);
             assert!(!error.to_string().contains("s3cret"), "{error}");
+        }
+    }
+
+    #[test]
+    fn header_secrets_refuse_control_characters_without_showing_them() {
+        for good in ["ghp_abc123", "xoxb-1-2-abc", "a b", "tab\there", "ünïcode"] {
+            assert!(check_header_secret("p", "token", good).is_ok(), "{good}");
+        }
+        for bad in ["s3cret\n", "s3cret\r\n", "s3\0cret", "s3cret\u{7f}", "\u{1b}[0ms3cret"] {
+            let error = check_header_secret("p", "token", bad).expect_err(bad);
+            assert_eq!(error.kind(), &crate::ErrorKind::Configuration, "{bad:?}");
+            assert!(!error.to_string().contains("s3cret"), "{error}");
+            let details = error.details().map(ToString::to_string).unwrap_or_default();
+            assert!(details.contains(r#""pointer":"/token""#), "{details}");
+            assert!(!details.contains("s3cret"), "{details}");
         }
     }
 }

@@ -33,7 +33,8 @@ pub use breaker::{Admission, BreakerConfig, Breakers};
 pub use cache::{Cache, InMemoryCache};
 pub use client_cache::ClientCache;
 pub use connection::{
-    Connection, ConnectionResolver, ConnectionSettings, ConnectionSource, InMemoryConnections, parse_base_url,
+    Connection, ConnectionResolver, ConnectionSettings, ConnectionSource, InMemoryConnections,
+    check_header_secret, parse_base_url,
 };
 pub use error::{
     Effect, ErrorKind, IntegrationError, MAX_UPSTREAM_WAIT, classify_status, io_error_kind, wait_until_epoch,

@@ -115,9 +115,12 @@ pub struct GitHubConfig {
 impl GitHubConfig {
     /// A personal-access-token configuration.
     pub fn token(api_url: &str, token: impl Into<String>) -> Result<Self, IntegrationError> {
+        let token = token.into();
+        // octocrab panics building its client on a token no header can carry.
+        integration_core::check_header_secret(PROVIDER, "token", &token)?;
         Ok(Self {
             api_url: parse_api_url(api_url)?,
-            auth: GitHubAuth::Token(SecretString::from(token.into())),
+            auth: GitHubAuth::Token(SecretString::from(token)),
             limits: Limits::default(),
         })
     }

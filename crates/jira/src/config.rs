@@ -92,20 +92,21 @@ impl JiraConfig {
         username: impl Into<String>,
         api_token: impl Into<String>,
     ) -> Result<Self, IntegrationError> {
+        let api_token = api_token.into();
+        integration_core::check_header_secret(PROVIDER, "api_token", &api_token)?;
         Ok(Self {
             base_url: integration_core::parse_base_url(PROVIDER, "base_url", base_url)?,
-            auth: JiraAuth::Basic {
-                username: username.into(),
-                api_token: SecretString::from(api_token.into()),
-            },
+            auth: JiraAuth::Basic { username: username.into(), api_token: SecretString::from(api_token) },
         })
     }
 
     /// A Jira Data Center configuration (personal access token).
     pub fn data_center(base_url: &str, token: impl Into<String>) -> Result<Self, IntegrationError> {
+        let token = token.into();
+        integration_core::check_header_secret(PROVIDER, "personal_access_token", &token)?;
         Ok(Self {
             base_url: integration_core::parse_base_url(PROVIDER, "base_url", base_url)?,
-            auth: JiraAuth::Bearer { token: SecretString::from(token.into()) },
+            auth: JiraAuth::Bearer { token: SecretString::from(token) },
         })
     }
 

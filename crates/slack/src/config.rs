@@ -126,6 +126,7 @@ impl SlackConfig {
                 format!("connection '{}' has no bot_token", connection.name),
             )
         })?;
+        integration_core::check_header_secret(PROVIDER, "bot_token", &token)?;
         let mut config = Self::new(token);
         if let Some(url) = settings.api_url.as_deref().filter(|u| !u.trim().is_empty()) {
             config = config.with_api_url(url)?;
