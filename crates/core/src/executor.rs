@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
+use futures::FutureExt as _;
 use metrics::{Counter, Histogram};
 use serde::Serialize;
 use serde_json::Value;
@@ -566,10 +567,22 @@ async fn call_with_deadline(
     deadline: Instant,
 ) -> Result<Value, IntegrationError> {
     let spec = tool.spec();
-    match tokio::time::timeout_at(deadline.into(), deadline::scope(deadline, tool.tool.call(ctx, params)))
-        .await
-    {
-        Ok(result) => result,
+    // A tool that panics (a bug, in it or in a client library under it) fails its call as an
+    // internal error, recorded and answered like any other, instead of unwinding through the
+    // front door (a REST connection closed without an answer, a bus consumer gone).
+    let attempt = std::panic::AssertUnwindSafe(tool.tool.call(ctx, params)).catch_unwind();
+    match tokio::time::timeout_at(deadline.into(), deadline::scope(deadline, attempt)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(_panic)) => {
+            // The panic's message went to the panic hook (stderr); it is not repeated here, where
+            // it would reach the caller: it may quote data of the call.
+            tracing::error!(tool = %spec.name, provider = %spec.provider, "tool panicked");
+            Err(IntegrationError::internal(
+                spec.provider.clone(),
+                format!("'{}' failed inside the service (a panic, logged); the call may have reached the upstream", spec.name),
+            )
+            .with_effect(Effect::Unknown))
+        }
         Err(_) => Err(IntegrationError::new(
             ErrorKind::Timeout,
             spec.provider.clone(),

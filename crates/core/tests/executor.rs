@@ -647,3 +647,46 @@ fn tools_upserted_together_get_their_own_answers_in_one_change() {
         registry.get("u_x").is_some() && registry.get("u_r1").is_some() && registry.get("u_r2").is_none()
     );
 }
+
+/// A tool with a bug: it panics, quoting its parameter.
+struct Panicking {
+    spec: ToolSpec,
+}
+
+#[async_trait]
+impl Tool for Panicking {
+    fn spec(&self) -> &ToolSpec {
+        &self.spec
+    }
+
+    async fn call(&self, _ctx: &ToolContext, params: Value) -> Result<Value, IntegrationError> {
+        tokio::task::yield_now().await;
+        panic!("bug in the tool, holding {}", params["s"]);
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_tool_fails_its_call_as_internal_and_the_executor_goes_on() {
+    let panicking = Arc::new(Panicking {
+        spec: ToolSpec::new("t_panics", "test", "panics").hints(ToolHints::read_only()).parameters(json!({
+            "type": "object", "properties": {"s": {"type": "string"}}
+        })),
+    });
+    let read = Scripted::new("t_read", ToolHints::read_only(), vec![]);
+    let exec = executor_with(vec![panicking, read.clone()], ConnectionSettings::default(), config());
+    for _ in 0..2 {
+        let outcome = exec.execute(ToolCall::new("t_panics", json!({"s": "canary-data"}))).await;
+        let error = outcome.result.expect_err("a panic is an error");
+        assert_eq!(error.kind(), &ErrorKind::Internal);
+        assert!(!error.retryable());
+        assert_eq!(error.effect(), Effect::Unknown);
+        assert!(error.message().contains("t_panics"), "{error}");
+        assert!(
+            !error.to_string().contains("canary-data"),
+            "the panic's message is not the caller's: {error}"
+        );
+    }
+    let outcome = exec.execute(ToolCall::new("t_read", json!({}))).await;
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!(read.calls(), 1);
+}
