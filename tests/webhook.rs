@@ -116,6 +116,11 @@ async fn webhook_endpoints_end_to_end() {
     assert_eq!(status, 200, "{again}");
     assert_eq!(again["delivery_id"], first_id.as_str());
     assert_eq!(again["duplicate"], true);
+    assert_eq!(
+        (&again["status"], &again["publish_status"]),
+        (&first["status"], &first["publish_status"]),
+        "{again}"
+    );
     // tampered body, missing signature
     let (status, body) = post(&client, &api, "gh", &payload.replace("opened", "closed"), &headers[..1]).await;
     assert_eq!(status, 401, "{body}");

@@ -149,12 +149,14 @@ pub struct WebhookDeliveryRow {
 pub enum DeliveryInsert {
     /// Recorded.
     Inserted(i64),
-    /// The de-duplication key exists: the original's id and status.
+    /// The de-duplication key exists: the original's id, status and publish status.
     Duplicate {
         /// The original id.
         id: i64,
         /// Its status.
         status: String,
+        /// Its publish status.
+        publish_status: String,
     },
 }
 
@@ -392,13 +394,17 @@ macro_rules! webhook_backend {
                 // A duplicate: nothing was written; the transaction, if any, ends unused.
                 drop(tx);
                 let existing = sqlx::query(
-                    "SELECT id, status FROM webhook_deliveries WHERE endpoint = $1 AND dedup_key = $2",
+                    "SELECT id, status, publish_status FROM webhook_deliveries WHERE endpoint = $1 AND dedup_key = $2",
                 )
                 .bind(&d.endpoint)
                 .bind(d.dedup_key.as_deref())
                 .fetch_one(&self.pool)
                 .await?;
-                Ok(DeliveryInsert::Duplicate { id: existing.try_get("id")?, status: existing.try_get("status")? })
+                Ok(DeliveryInsert::Duplicate {
+                    id: existing.try_get("id")?,
+                    status: existing.try_get("status")?,
+                    publish_status: existing.try_get("publish_status")?,
+                })
             }
 
             async fn wh_set_publish_status(&self, id: i64, status: &str) -> Result<()> {

@@ -77,7 +77,7 @@ async fn deliveries_dedup_page_and_purge(db: Arc<TestDb>) {
         };
     assert_eq!(
         hooks.insert_delivery(&delivery("a", "failed", Some("d-1"), now)).await.expect("dup"),
-        DeliveryInsert::Duplicate { id: first, status: "processed".into() }
+        DeliveryInsert::Duplicate { id: first, status: "processed".into(), publish_status: "skipped".into() }
     );
     // the same key on another endpoint and deliveries without keys are distinct
     assert!(matches!(
@@ -191,7 +191,7 @@ async fn a_delivery_and_its_event_are_written_together(db: Arc<TestDb>) {
     // A duplicate queues nothing.
     assert_eq!(
         hooks.insert_delivery_with_event(&queued("k-1"), &event).await.expect("duplicate"),
-        DeliveryInsert::Duplicate { id, status: "processed".into() }
+        DeliveryInsert::Duplicate { id, status: "processed".into(), publish_status: "queued".into() }
     );
     assert_eq!(events().await.len(), 1);
 

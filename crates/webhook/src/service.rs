@@ -157,12 +157,14 @@ pub struct DeliveryRecord {
 pub enum InsertOutcome {
     /// Recorded with this id.
     Inserted(i64),
-    /// A delivery with the same de-duplication key exists: its id and status.
+    /// A delivery with the same de-duplication key exists: its id, status and publish status.
     Duplicate {
         /// The original delivery.
         id: i64,
         /// Its status.
         status: String,
+        /// Its publish status.
+        publish_status: String,
     },
 }
 
@@ -366,9 +368,9 @@ pub struct Receipt {
     pub delivery_id: String,
     /// True when this delivery was seen before and not processed again.
     pub duplicate: bool,
-    /// The delivery status.
+    /// The delivery status (the original's for a duplicate).
     pub status: String,
-    /// The publish status.
+    /// The publish status (the original's for a duplicate).
     pub publish_status: String,
 }
 
@@ -584,14 +586,9 @@ impl WebhookService {
         };
         let id = match inserted {
             InsertOutcome::Inserted(id) => id,
-            InsertOutcome::Duplicate { id, status } => {
+            InsertOutcome::Duplicate { id, status, publish_status } => {
                 tracing::info!(webhook = %name, delivery_id = id, "duplicate webhook delivery ignored");
-                return Ok(Receipt {
-                    delivery_id: id.to_string(),
-                    duplicate: true,
-                    status,
-                    publish_status: String::new(),
-                });
+                return Ok(Receipt { delivery_id: id.to_string(), duplicate: true, status, publish_status });
             }
         };
         if let Err(message) = result {

@@ -71,7 +71,9 @@ fn delivery_row(d: &NewDelivery) -> NewWebhookDelivery {
 fn insert_outcome(inserted: DeliveryInsert) -> InsertOutcome {
     match inserted {
         DeliveryInsert::Inserted(id) => InsertOutcome::Inserted(id),
-        DeliveryInsert::Duplicate { id, status } => InsertOutcome::Duplicate { id, status },
+        DeliveryInsert::Duplicate { id, status, publish_status } => {
+            InsertOutcome::Duplicate { id, status, publish_status }
+        }
     }
 }
 
