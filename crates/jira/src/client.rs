@@ -141,7 +141,7 @@ impl JiraClient {
     }
 
     /// Send a request; a non-2xx answer becomes a classified error. Returns the status and body.
-    async fn send(&self, request: RequestBuilder) -> Result<(StatusCode, Vec<u8>), IntegrationError> {
+    async fn send(&self, request: RequestBuilder) -> Result<(StatusCode, bytes::Bytes), IntegrationError> {
         let mut request = request.build().map_err(|e| error::from_reqwest(&e))?;
         integration_core::propagation::inject(request.headers_mut());
         let (method, path) = (request.method().clone(), request.url().path().to_owned());
@@ -150,9 +150,10 @@ impl JiraClient {
             integration_core::observe_upstream(PROVIDER, method.as_str(), &path, status, started.elapsed())
         };
         let response = self.http.execute(request).await.inspect_err(|_| observe(None));
-        let response = response.map_err(|e| error::from_reqwest(&e))?;
+        let mut response = response.map_err(|e| error::from_reqwest(&e))?;
         let status = response.status();
-        let headers = response.headers().clone();
+        // Taken, not cloned: only an error answer reads them, after the body.
+        let headers = std::mem::take(response.headers_mut());
         let body = response.bytes().await.inspect_err(|_| observe(None));
         let body = body.map_err(|e| error::from_reqwest(&e))?;
         observe(Some(status.as_u16()));
@@ -160,18 +161,22 @@ impl JiraClient {
             tracing::debug!(provider = PROVIDER, status = status.as_u16(), "jira answered an error");
             return Err(error::from_response(status, &headers, &body));
         }
-        Ok((status, body.to_vec()))
+        Ok((status, body))
     }
 
     async fn send_json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, IntegrationError> {
         let (status, body) = self.send(request).await?;
-        serde_json::from_slice(&body).map_err(|e| {
+        let unexpected = |e: &dyn std::fmt::Display| {
             IntegrationError::new(
                 integration_core::ErrorKind::Upstream { status: Some(status.as_u16()) },
                 PROVIDER,
                 format!("jira answered an unexpected body: {e}"),
             )
-        })
+        };
+        // The body is checked as UTF-8 once, then parsed as text: parsing the bytes checked every
+        // string of the answer on its own (≈ 250 calls, 23k instructions, 6 % of a search).
+        let text = std::str::from_utf8(&body).map_err(|e| unexpected(&e))?;
+        serde_json::from_str(text).map_err(|e| unexpected(&e))
     }
 
     /// `GET /rest/api/3/myself`: the user the credentials authenticate as.
