@@ -187,7 +187,7 @@ pub struct PartialIds {
 
 /// Parse a command body. On failure, return what ids could be read and why it failed.
 pub fn parse_command(body: &[u8]) -> Result<Command, (PartialIds, String)> {
-    match serde_json::from_slice::<Command>(body) {
+    match integration_core::json::from_slice::<Command>(body) {
         Ok(command)
             if command.task_id.is_empty() || command.step_id.is_empty() || command.tool_name.is_empty() =>
         {

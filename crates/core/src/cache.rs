@@ -27,7 +27,7 @@ pub trait Cache: Send + Sync + 'static {
     /// the stored bytes; an in-process cache hands out the value it holds, parsing nothing.
     async fn get_value(&self, key: &str) -> Option<Arc<Value>> {
         let bytes = self.get(key).await?;
-        serde_json::from_slice(&bytes).ok().map(Arc::new)
+        crate::json::from_slice(&bytes).ok().map(Arc::new)
     }
 
     /// Store a JSON value under `key` for `ttl` (the default stores its JSON text).
@@ -41,7 +41,7 @@ pub trait Cache: Send + Sync + 'static {
 /// Read a JSON value from the cache; a malformed entry counts as a miss.
 pub async fn get_json<T: DeserializeOwned>(cache: &dyn Cache, key: &str) -> Option<T> {
     let bytes = cache.get(key).await?;
-    serde_json::from_slice(&bytes).ok()
+    crate::json::from_slice(&bytes).ok()
 }
 
 /// Write a JSON value to the cache.
@@ -264,7 +264,7 @@ impl Cache for InMemoryCache {
     async fn get_value(&self, key: &str) -> Option<Arc<Value>> {
         match self.inner.get(key).await?.value {
             Stored::Value(value) => Some(value),
-            Stored::Bytes(bytes) => serde_json::from_slice(&bytes).ok().map(Arc::new),
+            Stored::Bytes(bytes) => crate::json::from_slice(&bytes).ok().map(Arc::new),
         }
     }
 

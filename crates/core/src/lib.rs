@@ -18,6 +18,7 @@ pub mod deadline;
 pub mod error;
 pub mod executor;
 pub mod integration;
+pub mod json;
 pub mod metric_handles;
 pub mod observe;
 pub mod propagation;

@@ -311,7 +311,7 @@ pub(crate) fn parse_json_body<T: serde::de::DeserializeOwned>(
     if !crate::error::is_json(headers) {
         return Err(ApiError::unsupported_media_type("expected a body with content-type application/json"));
     }
-    serde_json::from_slice(body)
+    integration_core::json::from_slice(body)
         .map(Some)
         .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
 }

@@ -197,7 +197,7 @@ struct RefusalDetails {
 
 impl RefusalDetails {
     fn of(body: &[u8]) -> Self {
-        serde_json::from_slice(body).unwrap_or_default()
+        integration_core::json::from_slice(body).unwrap_or_default()
     }
 
     /// `errors` flattened as slack-morphism does: strings verbatim, anything else as JSON text.
@@ -234,9 +234,11 @@ fn read_answer<RS: DeserializeOwned>(
     match status {
         StatusCode::OK if json => {
             let envelope: Envelope =
-                serde_json::from_slice(body).map_err(|e| map_serde_error(e, Some(&text())))?;
+                integration_core::json::from_slice(body).map_err(|e| map_serde_error(e, Some(&text())))?;
             match envelope.error {
-                None => serde_json::from_slice(body).map_err(|e| map_serde_error(e, Some(&text()))),
+                None => {
+                    integration_core::json::from_slice(body).map_err(|e| map_serde_error(e, Some(&text())))
+                }
                 Some(code) => {
                     let details = RefusalDetails::of(body);
                     Err(SlackClientError::ApiError(
@@ -258,7 +260,7 @@ fn read_answer<RS: DeserializeOwned>(
                 .and_then(|s| s.trim().parse().ok())
                 .map(Duration::from_secs);
             let (code, warnings) = if json {
-                let envelope = serde_json::from_slice::<Envelope>(body).ok();
+                let envelope = integration_core::json::from_slice::<Envelope>(body).ok();
                 (envelope.and_then(|e| e.error), RefusalDetails::of(body).warnings)
             } else {
                 (None, None)
