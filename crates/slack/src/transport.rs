@@ -93,16 +93,12 @@ impl SlackTransport {
     }
 
     /// The same transport, with the `Authorization` header of `token` built once for every call
-    /// made with it. A token no header can carry (a control character) is a configuration error
-    /// that does not show the token.
+    /// made with it. A token no header can carry (a control character) is refused as a connection
+    /// would be ([`integration_core::check_header_secret`]), without showing the token.
     pub fn for_token(mut self, token: &str) -> Result<Self, IntegrationError> {
-        let header = bearer(token).ok_or_else(|| {
-            IntegrationError::configuration(
-                PROVIDER,
-                "the bot token holds characters an HTTP header cannot carry",
-            )
-        })?;
-        self.bearer = Some(Arc::new((token.to_owned(), header)));
+        integration_core::check_header_secret(PROVIDER, "bot_token", token)?;
+        // Checked above, so the header builds; were it not to, each call would build its own.
+        self.bearer = bearer(token).map(|header| Arc::new((token.to_owned(), header)));
         Ok(self)
     }
 
