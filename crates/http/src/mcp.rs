@@ -95,7 +95,7 @@ pub fn service(state: AppState) -> StreamableHttpService<McpServer, LocalSession
 /// says, with HTTP 400 and `{"jsonrpc": "2.0", "id": null, "error": {...}}`: code -32700 (parse
 /// error) for malformed JSON, -32600 (invalid request) for JSON that is no message. The SDK answers
 /// both with a plain-text 415, which tells a client that its content type is wrong. Other requests
-/// pass through untouched (the body re-attached); only MCP requests pay for the second parse.
+/// pass through untouched (the body re-attached); only MCP requests pay for the extra parse.
 pub(crate) async fn json_rpc_errors(
     request: axum::extract::Request,
     next: axum::middleware::Next,
@@ -112,15 +112,17 @@ pub(crate) async fn json_rpc_errors(
             return json_rpc_error(status, -32600, format!("Invalid request: {}", rejection.body_text()));
         }
     };
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&bytes) {
-        return json_rpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}"));
-    }
+    // One parse tells both apart: a syntax error (or a body cut short) is not JSON, a data error
+    // is JSON that is no message.
     if let Err(e) = serde_json::from_slice::<rmcp::model::ClientJsonRpcMessage>(&bytes) {
-        return json_rpc_error(
-            StatusCode::BAD_REQUEST,
-            -32600,
-            format!("Invalid request: not a JSON-RPC 2.0 request, notification or response: {e}"),
-        );
+        return match e.classify() {
+            serde_json::error::Category::Data => json_rpc_error(
+                StatusCode::BAD_REQUEST,
+                -32600,
+                format!("Invalid request: not a JSON-RPC 2.0 request, notification or response: {e}"),
+            ),
+            _ => json_rpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}")),
+        };
     }
     next.run(axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes))).await
 }
