@@ -219,7 +219,7 @@ impl CustomToolDefinition {
     /// included) and the JSON body. Nothing is sent and the SSRF guard is not consulted (it checks
     /// the host when a call connects); parameters are not validated against the schema.
     pub fn render(&self, params: &Value) -> Result<RenderedRequest, IntegrationError> {
-        let (url, _) = self.validate().map_err(|e| {
+        let (url, _, _) = self.validate().map_err(|e| {
             IntegrationError::invalid_input(PROVIDER, format!("invalid definition at '{}': {e}", e.pointer))
         })?;
         let requests = Requests::new(self, url);
@@ -232,7 +232,10 @@ impl CustomToolDefinition {
         })
     }
 
-    fn validate(&self) -> Result<(Template, Option<Transform>), DefinitionError> {
+    /// Check the definition; returns the URL template, the URL as a call with no parameters would
+    /// send it (its scheme and host are the definition's own: no placeholder may stand there) and
+    /// the compiled response transform.
+    fn validate(&self) -> Result<(Template, Url, Option<Transform>), DefinitionError> {
         let tool_name_ok = !self.name.is_empty()
             && self.name.len() <= 64
             && self.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -343,7 +346,7 @@ impl CustomToolDefinition {
             ),
             _ => None,
         };
-        Ok((template, transform))
+        Ok((template, parsed, transform))
     }
 }
 
@@ -374,9 +377,21 @@ impl CustomTools {
         Ok(Self { guard, client })
     }
 
-    /// Validate a definition and build its tool.
+    /// Validate a definition and build its tool. A URL whose host is a literal address the SSRF
+    /// guard refuses is refused here, when it is defined, rather than on every call (a host name is
+    /// checked when a call connects: what it resolves to may change).
     pub fn build(&self, definition: &CustomToolDefinition) -> Result<Arc<dyn Tool>, DefinitionError> {
-        let (url, transform) = definition.validate()?;
+        let (url, sample, transform) = definition.validate()?;
+        let literal = match sample.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(address) = literal {
+            self.guard
+                .check_addr(address, None)
+                .map_err(|e| DefinitionError::new("/url", format!("refused by the SSRF guard: {e}")))?;
+        }
         let method = definition.method;
         let hints = match method {
             HttpMethod::Get => ToolHints::read_only(),

@@ -198,9 +198,33 @@ async fn refuses_ssrf_targets_and_redirects_to_them() {
         "name": "direct", "description": "d", "method": "GET", "url": format!("http://127.0.0.2:{canary_port}/x"),
     }))
     .expect("definition");
-    let err = t.build(&direct).expect("tool").call(&ctx(), json!({})).await.expect_err("refused");
+    // a literal address is refused when the tool is defined
+    let Err(err) = t.build(&direct) else { panic!("a literal loopback address was accepted") };
+    assert_eq!(err.pointer, "/url");
+    assert!(err.message.contains("address 127.0.0.2 is in the loopback range (127.0.0.0/8)"), "{err}");
+    // a host name when a call connects (what it resolves to may change after the definition):
+    // here one that resolves to the canary's address
+    struct ToCanary;
+    #[async_trait]
+    impl Resolver for ToCanary {
+        async fn resolve(&self, _host: &str, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
+            Ok(vec![std::net::SocketAddr::from(([127, 0, 0, 2], port))])
+        }
+    }
+    let guard = SsrfGuard::new(Allowlist::parse("127.0.0.1/32").expect("allowlist"))
+        .with_resolver(Arc::new(ToCanary));
+    let named = CustomToolDefinition::parse(&json!({
+        "name": "named", "description": "d", "method": "GET",
+        "url": format!("http://status.example.com:{canary_port}/x"),
+    }))
+    .expect("definition");
+    let tool = CustomTools::new(guard)
+        .expect("client")
+        .build(&named)
+        .expect("a host name is not resolved when defined");
+    let err = tool.call(&ctx(), json!({})).await.expect_err("refused");
     assert_eq!(err.kind(), &ErrorKind::InvalidInput);
-    assert!(err.message().contains("address 127.0.0.2 is in the loopback range (127.0.0.0/8)"), "{err}");
+    assert!(err.message().contains("is in the loopback range"), "{err}");
 
     let redirect = CustomToolDefinition::parse(&json!({
         "name": "redirect", "description": "d", "method": "GET", "url": format!("{}/evil", server.base_url()),
@@ -249,6 +273,19 @@ fn definitions_validate() {
     bad(base(json!({"timeout_seconds": 0})), "/timeout_seconds");
     bad(base(json!({"headers": {"bad header": "x"}})), "/headers");
     bad(base(json!({"surprise": 1})), "");
+    // literal addresses the SSRF guard refuses, IPv4-mapped and bracketed IPv6 included
+    bad(base(json!({"url": "http://169.254.169.254/latest/meta-data/"})), "/url");
+    bad(base(json!({"url": "http://10.0.0.7:8080/x"})), "/url");
+    bad(base(json!({"url": "http://[::ffff:127.0.0.1]/x"})), "/url");
+    bad(base(json!({"url": "http://[fd00:ec2::254]/x"})), "/url");
+    bad(base(json!({"url": "http://0x7f.1/x"})), "/url");
+    // a public literal address is fine, and so is an allowlisted private one
+    let public =
+        CustomToolDefinition::parse(&base(json!({"url": "https://93.184.215.14/x/{id}"}))).expect("ok");
+    assert!(t.build(&public).is_ok());
+    let private =
+        CustomToolDefinition::parse(&base(json!({"url": "http://10.0.0.7:8080/x/{id}"}))).expect("ok");
+    assert!(tools("10.0.0.0/8").build(&private).is_ok());
     let ok = CustomToolDefinition::parse(&base(json!({"auth": {"type": "bearer", "token": "sekret"}})))
         .expect("ok");
     assert!(t.build(&ok).is_ok());
