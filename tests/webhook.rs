@@ -282,6 +282,56 @@ async fn webhook_endpoints_end_to_end() {
     assert!(metrics.contains(line), "{line} not in:\n{metrics}");
 }
 
+/// Transformations that used to take the api down or hold its transformation threads for good:
+/// unbounded recursion overflowed a thread's stack (aborting the process: this test binary), a
+/// filter that never outputs held one of the 8 pool threads until the process ended, and a string
+/// repetition asked for one allocation of any size. Each now fails its delivery (422, recorded as
+/// failed) and the api serves on; more runaway filters than the pool has threads leave it free.
+#[tokio::test]
+async fn hostile_transformations_fail_their_delivery_and_the_api_serves_on() {
+    let api = Api::start(&[]).await.expect("api");
+    let client = Client::new();
+    for (name, transform, timeout_ms, message) in [
+        ("recursion", "def f: 1 + f; f", 30_000, "recursed too deeply"),
+        ("repetition", "\"x\" * 1000000000000", 30_000, "may not exceed 67108864 bytes"),
+        ("spin", "[range(1e15)] | length", 100, "did not finish within 100ms"),
+    ] {
+        let def = json!({"verification": {"scheme": "none"}, "transform": transform, "publish": false,
+                         "transform_timeout_ms": timeout_ms});
+        let (status, body) = define(&client, &api, name, def).await;
+        assert_eq!(status, 201, "{name}: {body}");
+        // the test endpoint, then real deliveries: more than the pool's 8 threads for the spinner
+        let (status, body) = json_of(
+            client
+                .post(api.url(&format!("/api/integrations/webhook/{name}/test")))
+                .json(&json!({"body": {"n": 1}}))
+                .send()
+                .await
+                .expect("send"),
+        )
+        .await;
+        assert_eq!(status, 422, "{name}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap_or_default().contains(message), "{name}: {body}");
+        for i in 0..10 {
+            let (status, body) = post(&client, &api, name, &format!("{{\"n\": {i}}}"), &[]).await;
+            assert_eq!(status, 422, "{name} #{i}: {body}");
+            assert!(
+                body["error"]["message"].as_str().unwrap_or_default().contains(message),
+                "{name}: {body}"
+            );
+        }
+        let failed = logs(&client, &api, name, "?status=failed").await;
+        assert_eq!(failed["deliveries"].as_array().map(Vec::len), Some(10), "{name}: {failed}");
+    }
+    // every pool thread is free: a quick transformation is served at once, not refused as busy
+    let def = json!({"verification": {"scheme": "none"}, "transform": ".n + 1", "publish": false});
+    assert_eq!(define(&client, &api, "quick", def).await.0, 201);
+    let (status, body) = post(&client, &api, "quick", "{\"n\": 41}", &[]).await;
+    assert_eq!(status, 202, "{body}");
+    let delivered = logs(&client, &api, "quick", "").await;
+    assert_eq!(delivered["deliveries"][0]["output"], json!(42), "{delivered}");
+}
+
 #[tokio::test]
 async fn every_verification_scheme() {
     let api = Api::start(&[]).await.expect("api");

@@ -12,11 +12,15 @@
 //! runaway filters cannot take every core. A run waits its turn in a bounded queue: a burst of
 //! deliveries is served in order instead of refused, and its time bound covers the wait. A run that
 //! found no free thread within its time bound, or no room in the queue, is refused as
-//! [`TransformError::Busy`] (it never started: safe to try again). jaq has no preemption point, so
-//! a running filter that exceeds its time bound is abandoned: the caller gets a timeout at once and
-//! the thread stops at its next output (or when the filter ends); so does a run whose caller went
-//! away (a dropped request). Functions reaching outside the value (`env`, `$ENV`, `input`, `halt`,
-//! `debug`, `stderr`) are not available.
+//! [`TransformError::Busy`] (it never started: safe to try again). A running filter that exceeds
+//! its time bound, or whose caller went away (a dropped request), is stopped: the caller gets a
+//! timeout at once, and jaq's interpreter (vendored with one patch, `vendor/jaq-core/PATCHED.md`)
+//! consults the run's stop flag before every term it runs, so even a filter that never outputs
+//! (`[range(1e15)]`, `def f: f; f`) ends within a term and gives its thread back. The same check
+//! refuses to recurse into the last [`STACK_RESERVE_BYTES`] of a pool thread's stack: a filter
+//! with unbounded recursion fails with an error instead of overflowing the stack (which would abort
+//! the process). Functions reaching outside the value (`env`, `$ENV`, `input`, `halt`, `debug`,
+//! `stderr`) are not available.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,7 +35,7 @@ use jaq_json::Val;
 use metrics::{Counter, Histogram};
 use serde_json::Value;
 
-/// Runs (including abandoned ones still spinning) at once in this process: the threads of the pool.
+/// Runs at once in this process: the threads of the pool.
 pub const MAX_CONCURRENT_RUNS: usize = 8;
 
 /// Runs waiting for a thread, beyond which a run is refused at once as [`TransformError::Busy`].
@@ -39,6 +43,32 @@ pub const MAX_QUEUED_RUNS: usize = 1024;
 
 /// Stack of a pool thread: jaq recurses on deep filters and values. Reserved, not committed.
 const RUN_STACK_BYTES: usize = 64 << 20;
+
+/// The part of a pool thread's stack a filter may not recurse into: room for what runs between two
+/// of the interpreter's checks and for writing the result.
+pub const STACK_RESERVE_BYTES: usize = 16 << 20;
+
+/// The error of a filter that recursed into [`STACK_RESERVE_BYTES`].
+const TOO_DEEP: &str = "the jq filter recursed too deeply";
+/// The error of a filter stopped because its caller stopped waiting (its message is not seen:
+/// the caller has its timeout already).
+const STOPPED: &str = "the jq filter was stopped";
+
+std::thread_local! {
+    /// The stop flag of the run on this pool thread.
+    static STOP: std::cell::RefCell<Option<Arc<AtomicBool>>> = const { std::cell::RefCell::new(None) };
+    /// The lowest stack address a filter on this pool thread may recurse to (0: no bound).
+    static STACK_FLOOR: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// jaq's interrupt check on pool threads (`jaq_core::interrupt`): consulted before every term.
+fn interrupt_check() -> Option<&'static str> {
+    let marker = 0u8;
+    if std::ptr::addr_of!(marker).addr() < STACK_FLOOR.with(std::cell::Cell::get) {
+        return Some(TOO_DEEP);
+    }
+    STOP.with_borrow(|stop| stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))).then_some(STOPPED)
+}
 
 /// Runs by how they ended: `ok`, `error`, `timeout`, `too_large`, `busy` (never started).
 static RUNS: HandleCache<Counter> = HandleCache::counter("integration_transform_runs_total", &["outcome"]);
@@ -277,6 +307,8 @@ struct Job {
     /// Names the job for its caller to take it out of the queue.
     id: u64,
     queued_at: Instant,
+    /// Set when the caller stops waiting (time bound, or the call dropped): the run ends.
+    stop: Arc<AtomicBool>,
     reply: tokio::sync::oneshot::Sender<Result<Value, TransformError>>,
 }
 
@@ -331,12 +363,14 @@ impl Pool {
     ) -> Result<Value, TransformError> {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = tokio::sync::oneshot::channel();
+        let stop = Arc::new(AtomicBool::new(false));
         let job = Job {
             filter: filter.clone(),
             input: input.to_string(),
             max_output_bytes: limits.max_output_bytes,
             id,
             queued_at: Instant::now(),
+            stop: stop.clone(),
             reply,
         };
         let queued = {
@@ -351,16 +385,18 @@ impl Pool {
             self.shared.ready.notify_one();
             // Should the caller drop this call while the job waits, the job leaves the queue: it
             // never runs and never holds a place.
-            let mut waiting = Waiting { shared: &self.shared, id, settled: false };
+            let mut waiting = Waiting { shared: &self.shared, id, stop: &stop, settled: false };
             let answer = tokio::time::timeout(limits.time, answer).await;
             waiting.settled = true;
             match answer {
                 Ok(Ok(result)) => result,
                 Ok(Err(_)) => Err(TransformError::Runtime("the transformation thread stopped".into())),
                 Err(_) if waiting.withdraw() => Err(TransformError::Busy),
-                // Running: the answer's receiver is gone with the timed-out wait, so the run
-                // stops at its next output.
-                Err(_) => Err(TransformError::Timeout(limits.time)),
+                // Running: stopped within its current term.
+                Err(_) => {
+                    stop.store(true, Ordering::Relaxed);
+                    Err(TransformError::Timeout(limits.time))
+                }
             }
         } else {
             Err(TransformError::Busy)
@@ -388,6 +424,8 @@ impl Drop for Pool {
 struct Waiting<'a> {
     shared: &'a Shared,
     id: u64,
+    /// The run's stop flag, set when the caller goes away while the job runs.
+    stop: &'a AtomicBool,
     /// The wait ended (an answer or the time bound) and was dealt with: nothing left to withdraw.
     settled: bool,
 }
@@ -405,14 +443,18 @@ impl Waiting<'_> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if !self.settled {
-            self.withdraw();
+        if !self.settled && !self.withdraw() {
+            self.stop.store(true, Ordering::Relaxed);
         }
     }
 }
 
 /// A pool thread: take jobs one at a time until the pool is dropped.
 fn serve(shared: &Shared) {
+    let marker = 0u8;
+    let top = std::ptr::addr_of!(marker).addr();
+    STACK_FLOOR.with(|floor| floor.set(top.saturating_sub(RUN_STACK_BYTES - STACK_RESERVE_BYTES)));
+    jaq_core::interrupt::set(Some(interrupt_check));
     loop {
         let job = {
             let mut queue = shared.queue();
@@ -427,14 +469,16 @@ fn serve(shared: &Shared) {
             }
         };
         WAIT.get(&[]).record(job.queued_at.elapsed().as_secs_f64());
-        // It stops at its next output once its caller gave up (timed out, or dropped the call):
-        // either way the answer's receiver is gone.
-        let stopped = || job.reply.is_closed();
+        // It stops once its caller gave up (timed out, or dropped the call): within a term by
+        // jaq's interrupt check, and here between outputs.
+        let stopped = || job.stop.load(Ordering::Relaxed) || job.reply.is_closed();
+        STOP.with_borrow_mut(|stop| *stop = Some(job.stop.clone()));
         // A panic inside jaq fails this run, not the thread.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_blocking(&job.filter, &job.input, job.max_output_bytes, &stopped)
         }))
         .unwrap_or_else(|_| Err(TransformError::Runtime("the jq filter failed unexpectedly".into())));
+        STOP.with_borrow_mut(|stop| *stop = None);
         let _ = job.reply.send(result);
     }
 }
@@ -714,5 +758,64 @@ mod tests {
         occupying.abort();
         let limits = Limits { time: Duration::from_secs(60), max_output_bytes: 1024 };
         assert_eq!(pool.run(&quick.filter, &json!(41), limits).await, Ok(json!(42)));
+    }
+
+    /// Filters that never output: before jaq's interrupt check, each held its pool thread until the
+    /// process ended, so a pool of one thread answered `Busy` to every later run.
+    #[tokio::test]
+    async fn a_filter_that_never_outputs_is_stopped_and_gives_its_thread_back() {
+        let pool = Pool::start(1, 4).expect("a thread starts");
+        let quick = Transform::compile(". + 1").expect("compiles");
+        let short = Limits { time: Duration::from_millis(150), max_output_bytes: 1024 };
+        let enough = Limits { time: Duration::from_secs(30), max_output_bytes: 1024 };
+        for code in [
+            "[range(1e15)] | length", // a native generator, collected
+            "def f: f; f",            // a tail call forever
+            "last(repeat(1))",        // a recursive definition, no output
+            "reduce range(1e15) as $x (0; . + $x)",
+            "[limit(1e15; repeat(1))] | length",
+            "try ([range(1e15)] | length) catch 0", // a `try` does not keep it going
+            "[path(def f: .a, f; f)] | length",     // paths
+            "def f: (.a, f); f |= 1",               // updates
+        ] {
+            let t = Transform::compile(code).expect("compiles");
+            let result = pool.run(&t.filter, &json!({"a": {"a": 1}}), short).await;
+            // stopped at the time bound, or (where each step nests deeper) at the stack's reserve
+            let stopped = result == Err(TransformError::Timeout(short.time))
+                || matches!(&result, Err(TransformError::Runtime(m)) if m == TOO_DEEP);
+            assert!(stopped, "{code}: {result:?}");
+            // the one thread is free again at once (within a term of the stop)
+            assert_eq!(pool.run(&quick.filter, &json!(1), enough).await, Ok(json!(2)), "after {code}");
+        }
+    }
+
+    /// Unbounded recursion is an error, not a stack overflow (which aborts the process: this test
+    /// binary would die).
+    #[tokio::test]
+    async fn unbounded_recursion_is_an_error() {
+        let limits = Limits { time: Duration::from_secs(60), max_output_bytes: 1024 };
+        for code in ["def f: 1 + f; f", "def f: [f]; f", "def f: f + 1; f", "def f: {a: f}; f | length"] {
+            let t = Transform::compile(code).expect("compiles");
+            let result = t.run(&json!(null), limits).await;
+            assert!(
+                matches!(&result, Err(TransformError::Runtime(m)) if m == TOO_DEEP),
+                "{code}: {result:?}"
+            );
+        }
+        // a string repetition beyond 64 MiB is an error at once (it was one allocation of any
+        // size: `"x" * 1000000000000` wrote gigabytes after its caller gave up)
+        for code in ["\"x\" * 1000000000000", "\"ab\" * 40000000", "100000000000000000000 * \"x\""] {
+            let t = Transform::compile(code).expect("compiles");
+            let result = t.run(&json!(null), limits).await;
+            assert!(
+                matches!(&result, Err(TransformError::Runtime(m)) if m.contains("may not exceed 67108864 bytes")),
+                "{code}: {result:?}"
+            );
+        }
+        let t = Transform::compile("(\"ab\" * 3), (\"x\" * 1000000 | length)").expect("compiles");
+        assert_eq!(t.run(&json!(null), limits).await, Ok(json!(["ababab", 1_000_000])));
+        // deep but bounded recursion still works, and the thread serves on
+        let t = Transform::compile("def f: if . == 0 then 0 else (. - 1 | f) + 1 end; f").expect("compiles");
+        assert_eq!(t.run(&json!(2000), limits).await, Ok(json!(2000)));
     }
 }
