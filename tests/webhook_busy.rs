@@ -95,12 +95,14 @@ async fn transformations_queue_for_a_thread_and_refuse_when_none_comes_free() {
     assert_eq!(recorded.len(), 5 * THREADS);
     assert!(recorded.iter().all(|d| d["status"] == "processed"), "{recorded:?}");
 
-    // Every thread taken by a filter that runs until its 10 s bound ...
+    // Every thread taken by a filter that runs until its 20 s bound (longer than the custom tool's
+    // call below takes to give up: four attempts that each wait 2 s for a thread, and the backoff
+    // between them; with 10 s a loaded CI machine saw the last attempt find a thread) ...
     define(
         &client,
         &api,
         "spin",
-        json!({"verification": {"scheme": "none"}, "transform": "range(1e15) | select(. % 1000000 == 0)", "transform_timeout_ms": 10_000}),
+        json!({"verification": {"scheme": "none"}, "transform": "range(1e15) | select(. % 1000000 == 0)", "transform_timeout_ms": 20_000}),
     )
     .await;
     let spinning: Vec<_> =
@@ -165,8 +167,8 @@ async fn transformations_queue_for_a_thread_and_refuse_when_none_comes_free() {
         let (status, body, _) = spin.await.expect("spin task");
         assert_eq!(status, 422, "{body}");
     }
-    // (An abandoned filter stops at its next output, so a thread may take a moment to come free:
-    // the retry comes back as `Retry-After` says, a bounded number of times.)
+    // (A stopped filter gives its thread back within a term, but its caller's answer may come
+    // first: the retry comes back as `Retry-After` says, a bounded number of times.)
     let mut retries = 0;
     let (status, body) = loop {
         let (status, body, _) = deliver(&client, &api, "quick", payload.clone(), &headers).await;
