@@ -70,12 +70,33 @@ requests() { # case count
         echo 'data = "{\"channel\":\"#general\",\"text\":\"bench\"}"' ;;
       github) echo "url = \"http://$API/api/integrations/github/repos/octocat/hello-world?cache=false\"" ;;
       jira) echo "url = \"http://$API/api/integrations/jira/issues?project_key=ENG&cache=false\"" ;;
-      *) echo "callgrind.sh: unknown case '$1' (healthz, cached, slack, github, jira)" >&2; return 1 ;;
+      transform)
+        echo "url = \"http://$API/api/integrations/webhook/bench/test\""
+        echo 'request = "POST"'
+        echo 'header = "Content-Type: application/json"'
+        echo "data = \"@$WORK/push.json\"" ;;
+      *) echo "callgrind.sh: unknown case '$1' (healthz, cached, slack, github, jira, transform)" >&2; return 1 ;;
     esac
     echo 'output = "/dev/null"'
     echo 'fail'
   done
 }
+
+# The transform case: a webhook endpoint whose jq filter shapes a push event of 20 commits, run
+# through its test endpoint (parse, transform on the pool, answer; nothing stored).
+if [[ " ${CASES[*]} " == *" transform "* ]]; then
+  curl -fs -o /dev/null -X PUT "http://$API/api/integrations/webhook/bench" -H 'Content-Type: application/json' \
+    -d '{"verification": {"scheme": "none"}, "publish": false, "transform":
+         "{repo: .repository.full_name, count: (.commits | length), commits: [.commits[] | {id, author: .author.name, message: (.message | split(\"\\n\") | first)}]}"}' \
+    || { echo "callgrind.sh: defining the transform case's webhook failed" >&2; exit 1; }
+  { printf '{"body": {"ref": "refs/heads/main", "repository": {"full_name": "octocat/hello-world"}, "commits": ['
+    for i in $(seq 1 20); do
+      ((i > 1)) && printf ','
+      printf '{"id": "%040d", "author": {"name": "Mona %d"}, "message": "Commit %d\\n\\nWith a body"}' "$i" "$i" "$i"
+    done
+    printf ']}}'
+  } >"$WORK/push.json"
+fi
 
 echo "| case | instructions per request ($N requests) |"
 echo "|---|---|"
