@@ -302,7 +302,8 @@ impl Transform {
 /// One run handed to the pool.
 struct Job {
     filter: Arc<JaqFilter>,
-    input: String,
+    /// The input, turned into jaq's value on the pool thread (jaq's values are not `Send`).
+    input: Value,
     max_output_bytes: usize,
     /// Names the job for its caller to take it out of the queue.
     id: u64,
@@ -366,7 +367,7 @@ impl Pool {
         let stop = Arc::new(AtomicBool::new(false));
         let job = Job {
             filter: filter.clone(),
-            input: input.to_string(),
+            input: input.clone(),
             max_output_bytes: limits.max_output_bytes,
             id,
             queued_at: Instant::now(),
@@ -489,14 +490,16 @@ fn first_token(part: &str) -> String {
 
 fn run_blocking(
     filter: &JaqFilter,
-    input: &str,
+    input: &Value,
     max_output_bytes: usize,
     stopped: &dyn Fn() -> bool,
 ) -> Result<Value, TransformError> {
     if stopped() {
         return Err(TransformError::Timeout(Duration::ZERO));
     }
-    let input = jaq_json::read::parse_single(input.as_bytes())
+    // Straight from the parsed value: writing it as text for jaq's parser cost as much again as
+    // the parse (docs/benchmarks.md, twenty-first session).
+    let input = <Val as serde::Deserialize>::deserialize(input)
         .map_err(|e| TransformError::Runtime(format!("input is not JSON: {e}")))?;
     let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
     let mut outputs = Vec::new();
@@ -657,6 +660,27 @@ mod tests {
         assert_eq!(run("empty", json!(1)).await, Ok(Value::Null));
         assert_eq!(run("map(. * 2) | add", json!([1, 2, 3])).await, Ok(json!(12)));
         assert_eq!(run(".a | ascii_upcase", json!({"a": "x"})).await, Ok(json!("X")));
+    }
+
+    /// The input reaches jaq as a value (not as text): it comes out of `.` unchanged, keys in their
+    /// order, numbers of every kind with their type, text with escapes and non-ASCII characters.
+    #[tokio::test]
+    async fn the_input_reaches_the_filter_unchanged() {
+        let input = json!({
+            "z": 1, "a": -7, "m": 2.5, "big": 18_446_744_073_709_551_615u64, "min": i64::MIN,
+            "tiny": 1e-300, "text": "line\n\"quoted\" \u{0} é 日本 🦀", "empty": {}, "list": [null, true, false, []],
+        });
+        assert_eq!(run(".", input.clone()).await, Ok(input.clone()));
+        assert_eq!(
+            run("keys_unsorted", input.clone()).await,
+            Ok(json!(["z", "a", "m", "big", "min", "tiny", "text", "empty", "list"]))
+        );
+        assert_eq!(
+            run("[.z, .a, .m, .big, .min] | map(type)", input.clone()).await,
+            Ok(json!(["number", "number", "number", "number", "number"]))
+        );
+        assert_eq!(run(".text | length", input.clone()).await, Ok(json!(22)));
+        assert_eq!(run(".big > .z and .min < .a and .m * 2 == 5", input).await, Ok(json!(true)));
     }
 
     #[test]
