@@ -323,6 +323,21 @@ async fn hostile_transformations_fail_their_delivery_and_the_api_serves_on() {
         let failed = logs(&client, &api, name, "?status=failed").await;
         assert_eq!(failed["deliveries"].as_array().map(Vec::len), Some(10), "{name}: {failed}");
     }
+    // Definitions whose filter nests deep: a thousand parentheses overflowed the runtime thread
+    // that compiled it and aborted the api; now it compiles (and its run is bounded like any
+    // other), and a filter longer than the limit is refused with the limit named.
+    let deep = format!("{}.n{}", "(".repeat(1000), ")".repeat(1000));
+    let def = json!({"verification": {"scheme": "none"}, "transform": deep, "publish": false});
+    let (status, body) = define(&client, &api, "deep", def).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = post(&client, &api, "deep", "{\"n\": 7}", &[]).await;
+    assert_eq!(status, 202, "{body}");
+    let long = format!(".n{}", " ".repeat(20_000));
+    let def = json!({"verification": {"scheme": "none"}, "transform": long, "publish": false});
+    let (status, body) = define(&client, &api, "long", def).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap_or_default().contains("at most 16384 bytes"), "{body}");
+
     // every pool thread is free: a quick transformation is served at once, not refused as busy
     let def = json!({"verification": {"scheme": "none"}, "transform": ".n + 1", "publish": false});
     assert_eq!(define(&client, &api, "quick", def).await.0, 201);

@@ -207,9 +207,51 @@ fn compile_error(code: &str, part: &str, message: String) -> TransformError {
     TransformError::Compile { line, column, message }
 }
 
+/// The longest filter, in bytes.
+pub const MAX_FILTER_BYTES: usize = 16 * 1024;
+
+/// Filters up to this long are compiled on the caller's thread. jaq's lexer, parser and compiler
+/// recurse once per level of nesting (`((((.))))`, `[[[[]]]]`, `if . then if . then ...`) and per
+/// operator of a chain (`. | . | ...`, `-----1`): a thousand levels overflowed a 2 MiB runtime
+/// thread's stack and aborted the api when the filter was defined. A filter this short cannot nest
+/// deep enough to matter (even in a debug build, whose frames are many times larger); longer ones
+/// compile on a thread of their own with [`COMPILE_STACK_BYTES`], started for the compile.
+const INLINE_COMPILE_BYTES: usize = 64;
+
+/// Stack of the thread that compiles a longer filter: enough for the deepest filter of
+/// [`MAX_FILTER_BYTES`] (the compile tests try each kind of nesting at that length). Reserved, not
+/// committed: a filter touches what its nesting needs.
+const COMPILE_STACK_BYTES: usize = 256 << 20;
+
 impl Transform {
     /// Compile `code`. Errors carry the line and column of the first problem.
     pub fn compile(code: &str) -> Result<Self, TransformError> {
+        if code.len() > MAX_FILTER_BYTES {
+            return Err(TransformError::Compile {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "a jq filter may be at most {MAX_FILTER_BYTES} bytes; this one is {}",
+                    code.len()
+                ),
+            });
+        }
+        if code.len() <= INLINE_COMPILE_BYTES {
+            return Self::compile_here(code);
+        }
+        let failed = |message: String| TransformError::Compile { line: 1, column: 1, message };
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("jq-compile".into())
+                .stack_size(COMPILE_STACK_BYTES)
+                .spawn_scoped(scope, || Self::compile_here(code))
+                .map_err(|e| failed(format!("no thread to compile the filter on: {e}")))?
+                .join()
+                .unwrap_or_else(|_| Err(failed("the jq filter could not be compiled".into())))
+        })
+    }
+
+    fn compile_here(code: &str) -> Result<Self, TransformError> {
         let prelude = &*PRELUDE;
         match Self::compile_with(code, prelude.reachable(code)) {
             // Never expected (the pruning keeps every definition a call can resolve to), but a
@@ -811,6 +853,57 @@ mod tests {
             // the one thread is free again at once (within a term of the stop)
             assert_eq!(pool.run(&quick.filter, &json!(1), enough).await, Ok(json!(2)), "after {code}");
         }
+    }
+
+    /// Deeply nested and very long filters compile (or fail with an error) instead of overflowing
+    /// the stack of the thread that defines them: each kind of nesting at the longest length
+    /// allowed, on a thread with a runtime worker's 2 MiB stack, as in the api.
+    #[test]
+    fn deep_filters_compile_without_overflowing_the_callers_stack() {
+        let n = |unit: usize| MAX_FILTER_BYTES / unit - 2;
+        let shapes: Vec<(&str, String)> = vec![
+            ("parens", format!("{}.{}", "(".repeat(n(2)), ")".repeat(n(2)))),
+            ("arrays", format!("{}{}", "[".repeat(n(2)), "]".repeat(n(2)))),
+            ("objects", format!("{}1{}", "{a:".repeat(n(4)), "}".repeat(n(4)))),
+            ("interpolation", format!("{}1{}", "\"\\(".repeat(n(5)), ")\"".repeat(n(5)))),
+            ("ifs", format!("{}.{}", "if . then ".repeat(n(14)), " end".repeat(n(14)))),
+            ("reduce", format!("{}.{}", "reduce . as $x (.; ".repeat(n(20)), ")".repeat(n(20)))),
+            ("defs", format!("{}.{}", "def f: ".repeat(n(10)), "; f".repeat(n(10)))),
+            ("pipes", format!("{}.", ". | ".repeat(n(4)))),
+            ("sums", format!("{}1", "1 + ".repeat(n(4)))),
+            ("negations", format!("{}1", "-".repeat(n(1)))),
+            ("bindings", format!("{}.", ". as $x | ".repeat(n(10)))),
+            ("commas", format!("{}1", "1, ".repeat(n(3)))),
+            ("alternatives", format!("{}.", ". // ".repeat(n(5)))),
+            ("tries", format!("{}.", "try ".repeat(n(4)))),
+            ("paths", ".a".repeat(n(2))),
+            // the deepest nesting short enough to compile on the caller's thread
+            ("inline", format!("{}1", "-".repeat(INLINE_COMPILE_BYTES - 1))),
+        ];
+        let compiled = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                shapes
+                    .into_iter()
+                    .map(|(name, code)| {
+                        assert!(code.len() <= MAX_FILTER_BYTES, "{name}: {}", code.len());
+                        (name, Transform::compile(&code).map(|_| ()))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .expect("thread")
+            .join()
+            .expect("no shape overflowed the stack");
+        assert_eq!(compiled.len(), 16);
+        // they are all valid jq: each compiles
+        for (name, result) in &compiled {
+            assert!(result.is_ok(), "{name}: {result:?}");
+        }
+        // one byte over the limit is refused before it is parsed
+        let long = format!(". {}", " ".repeat(MAX_FILTER_BYTES));
+        assert!(
+            matches!(Transform::compile(&long), Err(TransformError::Compile { message, .. }) if message.contains("at most 16384 bytes"))
+        );
     }
 
     /// Unbounded recursion is an error, not a stack overflow (which aborts the process: this test
