@@ -19,8 +19,10 @@
 //! (`[range(1e15)]`, `def f: f; f`) ends within a term and gives its thread back. The same check
 //! refuses to recurse into the last [`STACK_RESERVE_BYTES`] of a pool thread's stack: a filter
 //! with unbounded recursion fails with an error instead of overflowing the stack (which would abort
-//! the process). Functions reaching outside the value (`env`, `$ENV`, `input`, `halt`, `debug`,
-//! `stderr`) are not available.
+//! the process); string repetition is bounded at 64 MiB (`vendor/jaq-json/PATCHED.md`). A filter is
+//! at most [`MAX_FILTER_BYTES`], and one that could nest deep compiles on a thread with a large
+//! stack (see [`Transform::compile`]). Functions reaching outside the value (`env`, `$ENV`,
+//! `input`, `halt`, `debug`, `stderr`) are not available.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -231,7 +233,9 @@ const INLINE_COMPILE_BYTES: usize = 64;
 const COMPILE_STACK_BYTES: usize = 256 << 20;
 
 impl Transform {
-    /// Compile `code`. Errors carry the line and column of the first problem.
+    /// Compile `code`. Errors carry the line and column of the first problem. A filter longer
+    /// than [`MAX_FILTER_BYTES`] is refused; one longer than 64 bytes is compiled on the process's
+    /// compile thread (jaq's parser recurses once per level of nesting), which this call waits for.
     pub fn compile(code: &str) -> Result<Self, TransformError> {
         if code.len() > MAX_FILTER_BYTES {
             return Err(TransformError::Compile {
