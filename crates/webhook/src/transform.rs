@@ -204,7 +204,7 @@ fn position(code: &str, part: &str) -> (usize, usize) {
     (line, column)
 }
 
-/// A compile that failed for want of its thread, not for the filter.
+/// A compile error that is not at a place in the filter (its length, its compile thread).
 fn compile_failed(message: &str) -> TransformError {
     TransformError::Compile { line: 1, column: 1, message: message.to_owned() }
 }
@@ -238,14 +238,10 @@ impl Transform {
     /// compile thread (jaq's parser recurses once per level of nesting), which this call waits for.
     pub fn compile(code: &str) -> Result<Self, TransformError> {
         if code.len() > MAX_FILTER_BYTES {
-            return Err(TransformError::Compile {
-                line: 1,
-                column: 1,
-                message: format!(
-                    "a jq filter may be at most {MAX_FILTER_BYTES} bytes; this one is {}",
-                    code.len()
-                ),
-            });
+            return Err(compile_failed(&format!(
+                "a jq filter may be at most {MAX_FILTER_BYTES} bytes; this one is {}",
+                code.len()
+            )));
         }
         if code.len() <= INLINE_COMPILE_BYTES {
             return Self::compile_here(code);
@@ -539,7 +535,7 @@ fn serve(shared: &Shared) {
         WAIT.get(&[]).record(job.queued_at.elapsed().as_secs_f64());
         // It stops once its caller gave up (timed out, or dropped the call): within a term by
         // jaq's interrupt check, and here between outputs.
-        let stopped = || job.stop.load(Ordering::Relaxed) || job.reply.is_closed();
+        let stopped = || job.stop.load(Ordering::Relaxed);
         STOP.with_borrow_mut(|stop| *stop = Some(job.stop.clone()));
         // A panic inside jaq fails this run, not the thread.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
