@@ -284,9 +284,10 @@ async fn webhook_endpoints_end_to_end() {
 
 /// Transformations that used to take the api down or hold its transformation threads for good:
 /// unbounded recursion overflowed a thread's stack (aborting the process: this test binary), a
-/// filter that never outputs held one of the 8 pool threads until the process ended, and a string
-/// repetition asked for one allocation of any size. Each now fails its delivery (422, recorded as
-/// failed) and the api serves on; more runaway filters than the pool has threads leave it free.
+/// filter that never outputs held one of the 8 pool threads until the process ended, a string
+/// repetition asked for one allocation of any size, and freeing a deeply nested value recursed past
+/// the end of the stack. Each now fails its delivery (422, recorded as failed) and the api serves
+/// on; more runaway filters than the pool has threads leave it free.
 #[tokio::test]
 async fn hostile_transformations_fail_their_delivery_and_the_api_serves_on() {
     let api = Api::start(&[]).await.expect("api");
@@ -295,6 +296,8 @@ async fn hostile_transformations_fail_their_delivery_and_the_api_serves_on() {
         ("recursion", "def f: 1 + f; f", 30_000, "recursed too deeply"),
         ("repetition", "\"x\" * 1000000000000", 30_000, "may not exceed 67108864 bytes"),
         ("spin", "[range(1e15)] | length", 100, "did not finish within 100ms"),
+        // a value 400,000 levels deep: freeing it overflowed the pool thread's stack
+        ("deep_value", "reduce range(400000) as $x (.n; [.])", 30_000, "nested deeper than 128 levels"),
     ] {
         let def = json!({"verification": {"scheme": "none"}, "transform": transform, "publish": false,
                          "transform_timeout_ms": timeout_ms});

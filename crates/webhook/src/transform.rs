@@ -37,6 +37,9 @@ use jaq_json::Val;
 use metrics::{Counter, Histogram};
 use serde_json::Value;
 
+mod output;
+use output::OutputError;
+
 /// Runs at once in this process: the threads of the pool.
 pub const MAX_CONCURRENT_RUNS: usize = 8;
 
@@ -55,6 +58,9 @@ const TOO_DEEP: &str = "the jq filter recursed too deeply";
 /// The error of a filter stopped because its caller stopped waiting (its message is not seen:
 /// the caller has its timeout already).
 const STOPPED: &str = "the jq filter was stopped";
+
+/// The longest error message of a run, in bytes.
+const MAX_ERROR_BYTES: usize = 500;
 
 std::thread_local! {
     /// The stop flag of the run on this pool thread.
@@ -566,23 +572,22 @@ fn run_blocking(
         .map_err(|e| TransformError::Runtime(format!("input is not JSON: {e}")))?;
     let ctx = Ctx::<data::JustLut<Val>>::new(&filter.lut, Vars::new([]));
     let mut outputs = Vec::new();
-    let mut size = 0usize;
+    let mut budget = max_output_bytes;
     for item in filter.id.run((ctx, input)).map(jaq_core::unwrap_valr) {
         if stopped() {
             return Err(TransformError::Timeout(Duration::ZERO));
         }
-        let val = item.map_err(|e| {
-            let text = e.to_string();
-            let text = serde_json::from_str::<String>(&text).unwrap_or(text);
-            TransformError::Runtime(truncate(&text, 500))
+        let val = item.map_err(|e| TransformError::Runtime(error_text(&e)))?;
+        let value = output::to_json(&val, &mut budget).map_err(|e| match e {
+            OutputError::TooLarge => TransformError::TooLarge(max_output_bytes),
+            OutputError::NotJson => {
+                TransformError::Runtime("the filter produced a value that is not JSON".into())
+            }
+            OutputError::TooDeep => TransformError::Runtime(format!(
+                "the filter produced a value nested deeper than {} levels",
+                output::MAX_DEPTH
+            )),
         })?;
-        let text = val.to_string();
-        size += text.len();
-        if size > max_output_bytes {
-            return Err(TransformError::TooLarge(max_output_bytes));
-        }
-        let value: Value = serde_json::from_str(&text)
-            .map_err(|_| TransformError::Runtime("the filter produced a value that is not JSON".into()))?;
         outputs.push(value);
     }
     Ok(match outputs.len() {
@@ -590,6 +595,33 @@ fn run_blocking(
         1 => outputs.pop().unwrap_or(Value::Null),
         _ => Value::Array(outputs),
     })
+}
+
+/// A run's error as the message shown: at most 500 bytes, written only that far (an error may
+/// carry a value of any size or depth), a string given to `error` without its quotes.
+fn error_text(e: &jaq_core::Error<Val>) -> String {
+    use std::fmt::Write;
+    /// Text up to a length; writing beyond it fails, which ends the writing.
+    struct Bounded(String);
+    impl Write for Bounded {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            if self.0.len() + s.len() > MAX_ERROR_BYTES {
+                let room = MAX_ERROR_BYTES - self.0.len();
+                self.0.push_str(&s[..s.floor_char_boundary(room)]);
+                return Err(std::fmt::Error);
+            }
+            self.0.push_str(s);
+            Ok(())
+        }
+    }
+    let mut text = Bounded(String::new());
+    // an error here is the bound reached: the text so far is kept
+    let cut = write!(text, "{e}").is_err();
+    let text = text.0;
+    if cut {
+        return format!("{text}...");
+    }
+    serde_json::from_str::<String>(&text).map_or(text, |s| truncate(&s, MAX_ERROR_BYTES))
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -955,5 +987,78 @@ mod tests {
         // deep but bounded recursion still works, and the thread serves on
         let t = Transform::compile("def f: if . == 0 then 0 else (. - 1 | f) + 1 end; f").expect("compiles");
         assert_eq!(t.run(&json!(2000), limits).await, Ok(json!(2000)));
+    }
+
+    /// A value nested 400,000 levels deep is freed, compared, sorted, merged, searched, written,
+    /// read and refused as output without a stack overflow (each aborted this test binary: these
+    /// recursed once per level, past the end of the pool thread's 64 MiB stack).
+    #[tokio::test]
+    async fn deeply_nested_values_do_not_overflow_the_stack() {
+        let limits = Limits { time: Duration::from_secs(120), max_output_bytes: 1024 };
+        let arr = "(reduce range(400000) as $x (0; [.]))";
+        let obj = "(reduce range(400000) as $x (0; {a: .}))";
+        let cases = [
+            (format!("{arr} | length"), Ok(json!(1))),
+            (format!("{arr} | tojson | length"), Ok(json!(800_001))),
+            (
+                format!("{arr} as $a | {arr} as $b | $a == $b, $a < [$b], ($a | contains($b))"),
+                Ok(json!([true, true, true])),
+            ),
+            (format!("[{arr}, {arr}, 1] | unique | length"), Ok(json!(2))),
+            (format!("[{obj}, {obj}] | group_by(.) | length"), Ok(json!(1))),
+            (format!("{obj} * {obj} | keys"), Ok(json!(["a"]))),
+            (arr.to_owned(), Err("nested deeper than 128 levels")),
+            (format!("{obj} | {{ok: 1, deep: .}}"), Err("nested deeper than 128 levels")),
+            (format!("{arr} | error"), Err("[[[[")),
+            (format!("{arr} | . + 1"), Err("cannot")),
+            ("\"[\" * 1000000 | fromjson".to_owned(), Err("cannot parse")),
+            (format!("{arr} | tojson | fromjson"), Err("cannot parse")),
+            // text is read up to 10,000 levels deep (jq's limit)
+            (
+                "[10000, 10001] | map(\"[\" * . + \"]\" * . | try (fromjson | length) catch \"refused\")"
+                    .to_owned(),
+                Ok(json!([1, "refused"])),
+            ),
+        ];
+        for (code, expected) in cases {
+            let t = Transform::compile(&code).expect("compiles");
+            let result = t.run(&json!(null), limits).await;
+            match (&result, &expected) {
+                (Ok(value), Ok(expected)) => assert_eq!(value, expected, "{code}"),
+                (Err(TransformError::Runtime(message)), Err(part)) => {
+                    assert!(message.contains(part), "{code}: {message}");
+                    assert!(message.len() <= MAX_ERROR_BYTES + 3, "{code}: {} bytes", message.len());
+                }
+                _ => panic!("{code}: {result:?}, expected {expected:?}"),
+            }
+        }
+        // a 128-level output is served
+        let t = Transform::compile("reduce range(127) as $x (0; [.]) | flatten").expect("compiles");
+        assert_eq!(t.run(&json!(null), limits).await, Ok(json!([0])));
+    }
+
+    /// Outputs reach `serde_json` as values, with their size counted as compact JSON.
+    #[tokio::test]
+    async fn outputs_keep_their_numbers_and_text_and_are_bounded_as_json() {
+        let limits = Limits { time: Duration::from_secs(5), max_output_bytes: 1 << 20 };
+        let t = Transform::compile(
+            "1, -2, 2.5, 3.0, 100000000000000000000, 18446744073709551615, \"é\\n\", {a: [null, true]}",
+        )
+        .expect("compiles");
+        let out = t.run(&json!(null), limits).await.expect("runs");
+        assert_eq!(out.to_string(), r#"[1,-2,2.5,3.0,1e+20,18446744073709551615,"é\n",{"a":[null,true]}]"#);
+        for code in ["nan", "infinite", "[1, -infinite]", "{a: nan}", "\"x\" | tobytes"] {
+            let t = Transform::compile(code).expect("compiles");
+            assert_eq!(
+                t.run(&json!(null), limits).await,
+                Err(TransformError::Runtime("the filter produced a value that is not JSON".into())),
+                "{code}"
+            );
+        }
+        // the bound is the compact JSON's size: `"ab\""` is six bytes
+        let t = Transform::compile("\"ab\\\"\"").expect("compiles");
+        let bounded = |max_output_bytes| Limits { time: Duration::from_secs(5), max_output_bytes };
+        assert_eq!(t.run(&json!(null), bounded(6)).await, Ok(json!("ab\"")));
+        assert_eq!(t.run(&json!(null), bounded(5)).await, Err(TransformError::TooLarge(5)));
     }
 }

@@ -43,7 +43,7 @@ impl Val {
             (Val::Arr(_), Val::Arr(y)) if y.is_empty() => Ok(Box::new(core::iter::empty())),
             (Val::Arr(x), Val::Arr(y)) => {
                 let iw = x.windows(y.len()).enumerate();
-                Ok(Box::new(iw.filter_map(|(i, w)| (w == **y).then_some(i))))
+                Ok(Box::new(iw.filter_map(|(i, w)| (w == ***y) /* PATCHED: `***`, a `Shared` */.then_some(i))))
             }
             (Val::Arr(x), y) => {
                 let ix = x.iter().enumerate();
@@ -60,14 +60,14 @@ impl Val {
     ///   there is a key-value pair `k, v'` in `a` such that `v'` contains `v`, or
     /// * `a` equals `b`.
     fn contains(&self, other: &Self) -> bool {
-        match (self, other) {
+        crate::grow(|| match (self, other) { // PATCHED: `grow`
             (Self::BStr(l), Self::BStr(r)) | (Self::TStr(l), Self::TStr(r)) => l.contains_str(&**r),
             (Self::Arr(l), Self::Arr(r)) => r.iter().all(|r| l.iter().any(|l| l.contains(r))),
             (Self::Obj(l), Self::Obj(r)) => r
                 .iter()
                 .all(|(k, r)| l.get(k).is_some_and(|l| l.contains(r))),
             _ => self == other,
-        }
+        }) // PATCHED: `grow`
     }
 
     fn to_bytes(&self) -> Result<Bytes, Self> {

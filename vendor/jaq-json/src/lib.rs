@@ -61,9 +61,108 @@ pub enum Val {
     /// replace invalid UTF-8 by the Unicode replacement character.
     TStr(Box<Bytes>),
     /// Array
-    Arr(Rc<Vec<Val>>),
+    Arr(Shared<Vec<Val>>), // PATCHED: `Shared`, was `Rc`
     /// Object
-    Obj(Rc<Map<Val, Val>>),
+    Obj(Shared<Map<Val, Val>>), // PATCHED: `Shared`, was `Rc`
+}
+
+/// PATCHED: an array's or object's shared contents, freed without recursion.
+///
+/// This is an `Rc` (or an `Arc` with the `sync` feature) that, when it drops the last reference
+/// to an array or object, frees the nested arrays and objects inside it from a list instead of
+/// by recursion: freeing a value nested millions of levels deep takes that many steps, not that
+/// many stack frames (which overflowed the stack and aborted the process; vendor/jaq-json/PATCHED.md).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Shared<T: Nested>(Rc<T>);
+
+/// PATCHED: contents whose nested values [`Shared`] can move out before they are freed.
+pub trait Nested {
+    /// Move the arrays and objects that these contents hold onto `pending`.
+    fn take_nested(&mut self, pending: &mut Vec<Val>);
+}
+
+fn is_nested(v: &Val) -> bool {
+    matches!(v, Val::Arr(_) | Val::Obj(_))
+}
+
+impl Nested for Vec<Val> {
+    fn take_nested(&mut self, pending: &mut Vec<Val>) {
+        if self.iter().any(is_nested) {
+            pending.extend(self.iter_mut().filter(|v| is_nested(v)).map(core::mem::take));
+        }
+    }
+}
+
+impl Nested for Map<Val, Val> {
+    fn take_nested(&mut self, pending: &mut Vec<Val>) {
+        if self.iter().any(|(k, v)| is_nested(k) || is_nested(v)) {
+            let entries = self.drain(..).flat_map(|(k, v)| [k, v]);
+            pending.extend(entries.filter(is_nested));
+        }
+    }
+}
+
+impl<T: Nested> Drop for Shared<T> {
+    fn drop(&mut self) {
+        let Some(contents) = Rc::get_mut(&mut self.0) else {
+            return; // not the last reference: the contents stay
+        };
+        let mut pending = Vec::new();
+        contents.take_nested(&mut pending);
+        // Each value taken has its own nested values taken before it is freed, so no drop
+        // below recurses more than one level.
+        while let Some(mut v) = pending.pop() {
+            match &mut v {
+                Val::Arr(a) => {
+                    if let Some(a) = Rc::get_mut(&mut a.0) {
+                        a.take_nested(&mut pending)
+                    }
+                }
+                Val::Obj(o) => {
+                    if let Some(o) = Rc::get_mut(&mut o.0) {
+                        o.take_nested(&mut pending)
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl<T: Nested> core::ops::Deref for Shared<T> {
+    type Target = Rc<T>;
+    fn deref(&self) -> &Rc<T> {
+        &self.0
+    }
+}
+
+impl<T: Nested> core::ops::DerefMut for Shared<T> {
+    fn deref_mut(&mut self) -> &mut Rc<T> {
+        &mut self.0
+    }
+}
+
+impl<T: Nested> From<T> for Shared<T> {
+    fn from(contents: T) -> Self {
+        Self(Rc::new(contents))
+    }
+}
+
+impl<T: Nested + Default> Default for Shared<T> {
+    fn default() -> Self {
+        Self(Rc::default())
+    }
+}
+
+/// PATCHED: run `f`, which recurses into a value, on a stack with room for it.
+///
+/// A value may be nested as deeply as memory allows; comparing, hashing, merging or writing it
+/// recursed once per level and overflowed the stack, which aborts the process
+/// (vendor/jaq-json/PATCHED.md). When less than 128 KiB of the stack is left, `f` runs on a new
+/// 1 MiB segment (`stacker`, as rustc does for its own recursion).
+#[inline]
+pub(crate) fn grow<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(128 * 1024, 1024 * 1024, f)
 }
 
 #[cfg(feature = "sync")]
@@ -126,8 +225,12 @@ pub type ValX<'a> = jaq_core::ValX<'a, Val>;
 // This is part of the Rust standard library since 1.76:
 // <https://doc.rust-lang.org/std/rc/struct.Rc.html#method.unwrap_or_clone>.
 // However, to keep MSRV low, we reimplement it here.
-fn rc_unwrap_or_clone<T: Clone>(a: Rc<T>) -> T {
-    Rc::try_unwrap(a).unwrap_or_else(|a| (*a).clone())
+// PATCHED: takes a `Shared` (a type with `Drop`, which its contents cannot be moved out of).
+fn rc_unwrap_or_clone<T: Clone + Default + Nested>(mut a: Shared<T>) -> T {
+    match Rc::get_mut(&mut a) {
+        Some(contents) => core::mem::take(contents),
+        None => (**a).clone(),
+    }
 }
 
 impl jaq_core::ValT for Val {
@@ -276,7 +379,7 @@ impl jaq_core::ValT for Val {
                 let arr = a.iter().skip(skip).take(take).cloned().collect();
                 let y = f(arr).map(|y| y?.into_arr().map_err(Exn::from)).next();
                 let y = y.transpose()?.unwrap_or_default();
-                Rc::make_mut(a).splice(skip..skip + take, (*y).clone());
+                Rc::make_mut(a).splice(skip..skip + take, (**y).clone()); // PATCHED: `**`, `y` is a `Shared`
                 Ok(self)
             }
             Val::BStr(b) => fs(*b, range, stb, Val::into_byte_str, Val::byte_str),
@@ -301,10 +404,8 @@ impl jaq_core::ValT for Val {
 impl jaq_std::ValT for Val {
     fn into_seq<S: FromIterator<Self>>(self) -> Result<S, Self> {
         match self {
-            Self::Arr(a) => match Rc::try_unwrap(a) {
-                Ok(a) => Ok(a.into_iter().collect()),
-                Err(a) => Ok(a.iter().cloned().collect()),
-            },
+            // PATCHED: through `rc_unwrap_or_clone`, which takes a `Shared`
+            Self::Arr(a) => Ok(rc_unwrap_or_clone(a).into_iter().collect()),
             _ => Err(self),
         }
     }
@@ -449,7 +550,7 @@ impl Val {
     }
 
     /// If the value is an array, return it, else fail.
-    fn into_arr(self) -> Result<Rc<Vec<Self>>, Error> {
+    fn into_arr(self) -> Result<Shared<Vec<Self>>, Error> { // PATCHED: `Shared`
         match self {
             Self::Arr(a) => Ok(a),
             _ => Err(Error::typ(self, Type::Arr.as_str())),
@@ -494,7 +595,7 @@ impl Val {
             (Val::Arr(x), Val::Arr(y)) => {
                 // adapted from the implementation of the `indices` filter
                 let iw = x.windows(y.len()).enumerate();
-                let indices = iw.filter_map(|(i, w)| (w == **y).then_some(i));
+                let indices = iw.filter_map(|(i, w)| (w == ***y).then_some(i)); // PATCHED: `***`, a `Shared`
                 Some(indices.map(Val::from).collect())
             }
             (Val::Obj(o), i) => o.get(i).cloned(),
@@ -549,7 +650,7 @@ impl From<val::Range<Val>> for Val {
 
 impl FromIterator<Self> for Val {
     fn from_iter<T: IntoIterator<Item = Self>>(iter: T) -> Self {
-        Self::Arr(Rc::new(iter.into_iter().collect()))
+        Self::Arr(Shared::from(iter.into_iter().collect::<Vec<_>>())) // PATCHED: `Shared`
     }
 }
 
@@ -603,11 +704,11 @@ impl core::ops::Sub for Val {
     }
 }
 
-fn obj_merge(l: &mut Rc<Map>, r: Rc<Map>) {
+fn obj_merge(l: &mut Rc<Map>, r: Shared<Map>) { // PATCHED: `Shared`
     let l = Rc::make_mut(l);
     let r = rc_unwrap_or_clone(r).into_iter();
     r.for_each(|(k, v)| match (l.get_mut(&k), v) {
-        (Some(Val::Obj(l)), Val::Obj(r)) => obj_merge(l, r),
+        (Some(Val::Obj(l)), Val::Obj(r)) => grow(|| obj_merge(l, r)), // PATCHED: `grow`
         (Some(l), r) => *l = r,
         (None, r) => {
             l.insert(k, r);
@@ -722,7 +823,7 @@ impl PartialOrd for Val {
 impl Ord for Val {
     fn cmp(&self, other: &Self) -> Ordering {
         use Ordering::{Equal, Greater, Less};
-        match (self, other) {
+        grow(|| match (self, other) { // PATCHED: `grow`
             (Self::Null, Self::Null) => Equal,
             (Self::Bool(x), Self::Bool(y)) => x.cmp(y),
             (Self::Num(x), Self::Num(y)) => x.cmp(y),
@@ -760,13 +861,13 @@ impl Ord for Val {
             (_, Self::BStr(_) | Self::TStr(_)) => Greater,
             (Self::Arr(_), _) => Less,
             (_, Self::Arr(_)) => Greater,
-        }
+        }) // PATCHED: `grow`
     }
 }
 
 impl PartialEq for Val {
     fn eq(&self, other: &Self) -> bool {
-        match (self, other) {
+        grow(|| match (self, other) { // PATCHED: `grow`
             (Self::Null, Self::Null) => true,
             (Self::Bool(x), Self::Bool(y)) => x == y,
             (Self::Num(x), Self::Num(y)) => x == y,
@@ -774,7 +875,7 @@ impl PartialEq for Val {
             (Self::Arr(x), Self::Arr(y)) => x == y,
             (Self::Obj(x), Self::Obj(y)) => x == y,
             _ => false,
-        }
+        }) // PATCHED: `grow`
     }
 }
 
@@ -786,7 +887,7 @@ impl Hash for Val {
             state.write_u8(u);
             x.hash(state)
         }
-        match self {
+        grow(|| match self { // PATCHED: `grow`
             Self::Num(n) => n.hash(state),
             // Num::hash() starts its hash with a 0 or 1, so we start with 2 here
             Self::Null => state.write_u8(2),
@@ -800,7 +901,7 @@ impl Hash for Val {
                 kvs.sort_by_key(|(k, _v)| *k);
                 kvs.iter().for_each(|(k, v)| (k, v).hash(state));
             }
-        }
+        }) // PATCHED: `grow`
     }
 }
 

@@ -117,6 +117,19 @@ fn parse_num<L: LexAlloc>(lexer: &mut L) -> Result<Num, hifijson::Error> {
 /// the error returned by this function might be misleading.
 /// In that case, always check whether the lexer contains an error.
 fn parse<L: LexAlloc>(next: u8, lexer: &mut L) -> Result<Val, hifijson::Error> {
+    parse_nested(next, lexer, 0) // PATCHED: the depth is counted
+}
+
+/// PATCHED: arrays and objects nested deeper than this are a parse error (jq's own limit).
+pub const MAX_PARSE_DEPTH: usize = 10_000;
+
+/// PATCHED: [`parse`] of a value `depth` arrays or objects deep, at most [`MAX_PARSE_DEPTH`]
+/// (a string of a million `[` overflowed the stack and aborted the process).
+fn parse_nested<L: LexAlloc>(next: u8, lexer: &mut L, depth: usize) -> Result<Val, hifijson::Error> {
+    if depth >= MAX_PARSE_DEPTH && matches!(next, b'[' | b'{') {
+        return Err(hifijson::Error::Depth);
+    }
+    let parse = |next, lexer: &mut L| crate::grow(|| parse_nested(next, lexer, depth + 1));
     Ok(match next {
         b'n' if lexer.strip_prefix(b"null") => Val::Null,
         b't' if lexer.strip_prefix(b"true") => Val::Bool(true),

@@ -219,7 +219,7 @@ macro_rules! format_val {
             Val::Arr(a) => {
                 color!(arr, write!($w, "["))?;
                 if !a.is_empty() {
-                    $crate::write_seq!($w, $pp, $level, &**a, |x| $f($w, $pp, $level + 1, x))?;
+                    $crate::write_seq!($w, $pp, $level, &***a, /* PATCHED: `***`, a `Shared` */ |x| $f($w, $pp, $level + 1, x))?;
                 }
                 color!(arr, write!($w, "]"))
             }
@@ -250,7 +250,7 @@ macro_rules! format_val {
                         o.sort_by_key(|(k, _v)| *k);
                         $crate::write_seq!($w, $pp, $level, o, |x| kv!(x))
                     } else {
-                        $crate::write_seq!($w, $pp, $level, &**o, |x| kv!(x))
+                        $crate::write_seq!($w, $pp, $level, &***o, /* PATCHED: `***`, a `Shared` */ |x| kv!(x))
                     }?
                 }
                 color!(obj, write!($w, "}}"))
@@ -300,7 +300,7 @@ macro_rules! write_val {
 /// Choose your poison.
 #[cfg(feature = "std")]
 pub fn write(w: &mut dyn io::Write, pp: &Pp, level: usize, v: &Val) -> io::Result<()> {
-    write_val!(w, pp, level, v, write)
+    crate::grow(|| write_val!(w, pp, level, v, write)) // PATCHED: `grow`
 }
 
 pub(crate) struct Buf(pub(crate) alloc::vec::Vec<u8>);
@@ -320,9 +320,9 @@ impl fmt::Write for Buf {
 
 pub(crate) fn write_buf(w: &mut Buf, pp: &Pp, level: usize, v: &Val) -> fmt::Result {
     use core::fmt::Write;
-    write_val!(w, pp, level, v, write_buf)
+    crate::grow(|| write_val!(w, pp, level, v, write_buf)) // PATCHED: `grow`
 }
 
 pub(crate) fn format(w: &mut Formatter, pp: &Pp, level: usize, v: &Val) -> fmt::Result {
-    format_val!(w, pp, level, v, format)
+    crate::grow(|| format_val!(w, pp, level, v, format)) // PATCHED: `grow`
 }
