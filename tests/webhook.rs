@@ -15,6 +15,10 @@ use reqwest::Client;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+/// jemalloc, as in the binaries: the transformation pool's memory bound reads its counters.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
     mac.update(message);
@@ -285,11 +289,14 @@ async fn webhook_endpoints_end_to_end() {
 /// Transformations that used to take the api down or hold its transformation threads for good:
 /// unbounded recursion overflowed a thread's stack (aborting the process: this test binary), a
 /// filter that never outputs held one of the 8 pool threads until the process ended, a string
-/// repetition asked for one allocation of any size, and freeing a deeply nested value recursed past
-/// the end of the stack. Each now fails its delivery (422, recorded as failed) and the api serves
-/// on; more runaway filters than the pool has threads leave it free.
+/// repetition asked for one allocation of any size, freeing a deeply nested value recursed past the
+/// end of the stack, and memory built within the time bound was not bounded. Each now fails its
+/// delivery (422, recorded as failed) and the api serves on; more runaway filters than the pool has
+/// threads leave it free.
 #[tokio::test]
 async fn hostile_transformations_fail_their_delivery_and_the_api_serves_on() {
+    // as the binaries do at start-up
+    integration_webhook::transform::set_memory_meter(integration_http::cli::jemalloc_thread_heap_bytes);
     let api = Api::start(&[]).await.expect("api");
     let client = Client::new();
     for (name, transform, timeout_ms, message) in [
@@ -298,6 +305,8 @@ async fn hostile_transformations_fail_their_delivery_and_the_api_serves_on() {
         ("spin", "[range(1e15)] | length", 100, "did not finish within 100ms"),
         // a value 400,000 levels deep: freeing it overflowed the pool thread's stack
         ("deep_value", "reduce range(400000) as $x (.n; [.])", 30_000, "nested deeper than 128 levels"),
+        // 20 strings of 60 MB: 1.2 GB within its time bound, now at most 256 MiB
+        ("memory", "[limit(20; repeat(\"x\" * 60000000))] | length", 30_000, "used more than 256 MiB"),
     ] {
         let def = json!({"verification": {"scheme": "none"}, "transform": transform, "publish": false,
                          "transform_timeout_ms": timeout_ms});

@@ -9,6 +9,9 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
+    // each jq transformation run may hold at most 256 MiB of heap, as jemalloc counts it
+    #[cfg(all(feature = "webhook", not(target_env = "msvc")))]
+    integration_webhook::transform::set_memory_meter(integration_http::cli::jemalloc_thread_heap_bytes);
     let cli = integrations_worker::parse_cli();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(integrations_worker::run(cli))

@@ -62,20 +62,63 @@ const STOPPED: &str = "the jq filter was stopped";
 /// The longest error message of a run, in bytes.
 const MAX_ERROR_BYTES: usize = 500;
 
-std::thread_local! {
+/// The most heap memory one run may hold, in bytes, where the process has a meter
+/// ([`set_memory_meter`]).
+pub const MAX_RUN_MEMORY_BYTES: u64 = 256 << 20;
+
+/// The error of a run past [`MAX_RUN_MEMORY_BYTES`].
+const TOO_MUCH_MEMORY: &str = "the jq filter used more than 256 MiB of memory";
+
+/// The process's heap meter: the calling thread's live heap bytes (allocated minus freed).
+static MEMORY_METER: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
+/// Bound the heap memory of each transformation run at [`MAX_RUN_MEMORY_BYTES`], measured by
+/// `meter`: the calling thread's heap bytes allocated minus freed (for jemalloc, `thread.allocatedp`
+/// minus `thread.deallocatedp`). Runs started afterwards are bounded; without a meter, the memory a
+/// filter builds within its time bound is not. The api and worker binaries install one at
+/// start-up; the first call wins.
+pub fn set_memory_meter(meter: fn() -> u64) {
+    let _ = MEMORY_METER.set(meter);
+}
+
+/// What jaq's interrupt check on a pool thread reads, in one thread-local.
+struct RunGuard {
     /// The stop flag of the run on this pool thread.
-    static STOP: std::cell::RefCell<Option<Arc<AtomicBool>>> = const { std::cell::RefCell::new(None) };
+    stop: std::cell::RefCell<Option<Arc<AtomicBool>>>,
     /// The lowest stack address a filter on this pool thread may recurse to (0: no bound).
-    static STACK_FLOOR: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    stack_floor: std::cell::Cell<usize>,
+    /// The heap meter, and its reading when the run started.
+    meter: std::cell::Cell<Option<fn() -> u64>>,
+    memory_base: std::cell::Cell<u64>,
+}
+
+std::thread_local! {
+    static GUARD: RunGuard = const {
+        RunGuard {
+            stop: std::cell::RefCell::new(None),
+            stack_floor: std::cell::Cell::new(0),
+            meter: std::cell::Cell::new(None),
+            memory_base: std::cell::Cell::new(0),
+        }
+    };
 }
 
 /// jaq's interrupt check on pool threads (`jaq_core::interrupt`): consulted before every term.
 fn interrupt_check() -> Option<&'static str> {
-    let marker = 0u8;
-    if std::ptr::addr_of!(marker).addr() < STACK_FLOOR.with(std::cell::Cell::get) {
-        return Some(TOO_DEEP);
-    }
-    STOP.with_borrow(|stop| stop.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))).then_some(STOPPED)
+    GUARD.with(|guard| {
+        let marker = 0u8;
+        if std::ptr::addr_of!(marker).addr() < guard.stack_floor.get() {
+            return Some(TOO_DEEP);
+        }
+        if let Some(meter) = guard.meter.get() {
+            // signed: memory allocated elsewhere and freed here (the input) counts below zero
+            let used = meter().wrapping_sub(guard.memory_base.get()) as i64;
+            if used > MAX_RUN_MEMORY_BYTES as i64 {
+                return Some(TOO_MUCH_MEMORY);
+            }
+        }
+        guard.stop.borrow().as_ref().is_some_and(|s| s.load(Ordering::Relaxed)).then_some(STOPPED)
+    })
 }
 
 /// Runs by how they ended: `ok`, `error`, `timeout`, `too_large`, `busy` (never started).
@@ -523,7 +566,7 @@ impl Drop for Waiting<'_> {
 fn serve(shared: &Shared) {
     let marker = 0u8;
     let top = std::ptr::addr_of!(marker).addr();
-    STACK_FLOOR.with(|floor| floor.set(top.saturating_sub(RUN_STACK_BYTES - STACK_RESERVE_BYTES)));
+    GUARD.with(|guard| guard.stack_floor.set(top.saturating_sub(RUN_STACK_BYTES - STACK_RESERVE_BYTES)));
     jaq_core::interrupt::set(Some(interrupt_check));
     loop {
         let job = {
@@ -542,13 +585,17 @@ fn serve(shared: &Shared) {
         // It stops once its caller gave up (timed out, or dropped the call): within a term by
         // jaq's interrupt check, and here between outputs.
         let stopped = || job.stop.load(Ordering::Relaxed);
-        STOP.with_borrow_mut(|stop| *stop = Some(job.stop.clone()));
+        GUARD.with(|guard| {
+            *guard.stop.borrow_mut() = Some(job.stop.clone());
+            guard.meter.set(MEMORY_METER.get().copied());
+            guard.memory_base.set(guard.meter.get().map_or(0, |meter| meter()));
+        });
         // A panic inside jaq fails this run, not the thread.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_blocking(&job.filter, &job.input, job.max_output_bytes, &stopped)
         }))
         .unwrap_or_else(|_| Err(TransformError::Runtime("the jq filter failed unexpectedly".into())));
-        STOP.with_borrow_mut(|stop| *stop = None);
+        GUARD.with(|guard| *guard.stop.borrow_mut() = None);
         let _ = job.reply.send(result);
     }
 }
