@@ -1036,9 +1036,10 @@ mod tests {
         assert_eq!(t.run(&json!(2000), limits).await, Ok(json!(2000)));
     }
 
-    /// A value nested 400,000 levels deep is freed, compared, sorted, merged, searched, written,
-    /// read and refused as output without a stack overflow (each aborted this test binary: these
-    /// recursed once per level, past the end of the pool thread's 64 MiB stack).
+    /// A value nested 400,000 levels deep is freed, compared, sorted, merged, searched, walked,
+    /// written, read and refused as output without a stack overflow (each aborted this test binary:
+    /// these recursed once per level, past the end of the pool thread's 64 MiB stack; `..` took
+    /// quadratic time before it got there).
     #[tokio::test]
     async fn deeply_nested_values_do_not_overflow_the_stack() {
         let limits = Limits { time: Duration::from_secs(120), max_output_bytes: 1024 };
@@ -1054,6 +1055,8 @@ mod tests {
             (format!("[{arr}, {arr}, 1] | unique | length"), Ok(json!(2))),
             (format!("[{obj}, {obj}] | group_by(.) | length"), Ok(json!(1))),
             (format!("{obj} * {obj} | keys"), Ok(json!(["a"]))),
+            (format!("{obj} | [..] | length"), Ok(json!(400_001))),
+            (format!("{arr} | walk(.) | length"), Err("recursed too deeply")),
             (arr.to_owned(), Err("nested deeper than 128 levels")),
             (format!("{obj} | {{ok: 1, deep: .}}"), Err("nested deeper than 128 levels")),
             (format!("{arr} | error"), Err("[[[[")),

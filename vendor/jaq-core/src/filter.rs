@@ -395,12 +395,37 @@ fn lazy_is_lazy() {
 }
 
 /// Runs `def recurse(f): ., (f? | recurse(f)); v | recurse(f)`.
-fn recurse_run<'a, T: Clone + 'a, V: 'a, I: Iterator<Item = ValR<T, V>> + 'a>(
+///
+/// PATCHED: depth first over a stack of the iterators of the children still to visit, with the
+/// thread's interrupt check (`crate::interrupt`) before each output. It nested one iterator per
+/// level, so an output `d` levels deep went through `d` nested `next` calls: quadratic time
+/// without a term to stop it, and a stack overflow (a process abort) for a deep enough value.
+fn recurse_run<'a, T: Clone + 'a, V: From<alloc::string::String> + 'a, I: Iterator<Item = ValR<T, V>> + 'a>(
     x: T,
     f: &'a impl Fn(T) -> I,
 ) -> ValXs<'a, T, V> {
-    let id = core::iter::once(Ok(x.clone()));
-    Box::new(id.chain(f(x).flatten().flat_map(|y| recurse_run(y, f))))
+    let mut first = Some(x);
+    let mut stack: alloc::vec::Vec<core::iter::Flatten<I>> = alloc::vec::Vec::new();
+    Box::new(core::iter::from_fn(move || {
+        #[cfg(feature = "std")]
+        if let Some(reason) = crate::interrupt::stop() {
+            // end after the error
+            (first, stack) = (None, alloc::vec::Vec::new());
+            return Some(Err(Exn::from(Error::str(reason))));
+        }
+        let y = match first.take() {
+            Some(x) => x,
+            None => loop {
+                let children = stack.last_mut()?;
+                match children.next() {
+                    Some(y) => break y,
+                    None => drop(stack.pop()),
+                }
+            },
+        };
+        stack.push(f(y.clone()).flatten());
+        Some(Ok(y))
+    }))
 }
 
 /// Runs `def recurse: (.[]? | recurse), .; v | recurse |= f`.
@@ -413,6 +438,12 @@ fn recurse_run<'a, T: Clone + 'a, V: 'a, I: Iterator<Item = ValR<T, V>> + 'a>(
 /// trying to update values that have been deleted.
 fn recurse_update<'a, V: ValT + 'a>(v: V, f: &dyn Update<'a, V>) -> ValXs<'a, V> {
     use crate::path::Opt::Optional;
+    // PATCHED: the thread's interrupt check (`crate::interrupt`) at each level: this recursion
+    // runs no term on its way down, and overflowed the stack for a deep enough value
+    #[cfg(feature = "std")]
+    if let Some(reason) = crate::interrupt::stop() {
+        return box_once(Err(Exn::from(Error::str(reason))));
+    }
     box_iter::then(v.map_values(Optional, |v| recurse_update(v, f)), f)
 }
 
