@@ -666,7 +666,15 @@ fn error_text(e: &jaq_core::Error<Val>) -> String {
     let cut = write!(text, "{e}").is_err();
     let text = text.0;
     if cut {
-        return format!("{text}...");
+        // a string given to `error`, cut off: its beginning without its quote and escapes (the
+        // cut may fall inside an escape: up to six bytes more are left off to close it)
+        let unquoted = text.starts_with('"').then(|| {
+            (0..8).find_map(|less| {
+                let end = text.floor_char_boundary(text.len().saturating_sub(less));
+                serde_json::from_str::<String>(&format!("{}\"", &text[..end])).ok()
+            })
+        });
+        return format!("{}...", unquoted.flatten().unwrap_or(text));
     }
     serde_json::from_str::<String>(&text).map_or(text, |s| truncate(&s, MAX_ERROR_BYTES))
 }
@@ -861,6 +869,15 @@ mod tests {
         assert!(
             matches!(run("error(\"boom\")", json!(1)).await, Err(TransformError::Runtime(m)) if m.contains("boom"))
         );
+        // a long message is cut at 500 bytes, a string still without its quotes and escapes
+        for code in ["error(\"é\\\"\" * 400)", "error(\"a\\n\" * 300)", "error([range(1000)])"] {
+            let Err(TransformError::Runtime(m)) = run(code, json!(1)).await else { panic!("{code}") };
+            assert!(m.len() <= MAX_ERROR_BYTES + 3 && m.ends_with("..."), "{code}: {m}");
+            assert!(
+                m.starts_with("é\"é\"") || m.starts_with("a\na\n") || m.starts_with("[0,1,2"),
+                "{code}: {m}"
+            );
+        }
         // output bound: a stream without end stops at the size bound
         let t = Transform::compile("repeat(\"xxxxxxxxxx\")").expect("compiles");
         let limits = Limits { time: Duration::from_secs(5), max_output_bytes: 10_000 };

@@ -79,6 +79,8 @@ pub struct Shared<T: Nested>(Rc<T>);
 pub trait Nested {
     /// Move the arrays and objects that these contents hold onto `pending`.
     fn take_nested(&mut self, pending: &mut Vec<Val>);
+    /// Free the values these contents hold (keeping the allocation).
+    fn clear(&mut self);
 }
 
 fn is_nested(v: &Val) -> bool {
@@ -91,6 +93,9 @@ impl Nested for Vec<Val> {
             pending.extend(self.iter_mut().filter(|v| is_nested(v)).map(core::mem::take));
         }
     }
+    fn clear(&mut self) {
+        Vec::clear(self)
+    }
 }
 
 impl Nested for Map<Val, Val> {
@@ -100,6 +105,20 @@ impl Nested for Map<Val, Val> {
             pending.extend(entries.filter(is_nested));
         }
     }
+    fn clear(&mut self) {
+        Map::clear(self)
+    }
+}
+
+/// PATCHED: how many levels deep a value is freed by plain recursion (which bounds the stack that
+/// takes) before [`Shared`]'s `Drop` moves the nested values out onto a list instead.
+#[cfg(feature = "std")]
+const DROP_RECURSION_LEVELS: u32 = 256;
+
+#[cfg(feature = "std")]
+std::thread_local! {
+    /// PATCHED: the levels of [`Shared`] being freed by recursion on this thread.
+    static DROP_DEPTH: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
 }
 
 impl<T: Nested> Drop for Shared<T> {
@@ -107,6 +126,18 @@ impl<T: Nested> Drop for Shared<T> {
         let Some(contents) = Rc::get_mut(&mut self.0) else {
             return; // not the last reference: the contents stay
         };
+        // The common case, a value of ordinary depth: freed by recursion, as before, with the
+        // levels counted; the list below is only for the levels past the count.
+        #[cfg(feature = "std")]
+        {
+            let depth = DROP_DEPTH.with(core::cell::Cell::get);
+            if depth < DROP_RECURSION_LEVELS {
+                DROP_DEPTH.with(|d| d.set(depth + 1));
+                contents.clear();
+                DROP_DEPTH.with(|d| d.set(depth));
+                return;
+            }
+        }
         let mut pending = Vec::new();
         contents.take_nested(&mut pending);
         // Each value taken has its own nested values taken before it is freed, so no drop

@@ -90,14 +90,19 @@ fn number(n: &Num) -> Result<Number, OutputError> {
 
 /// Text, invalid UTF-8 replaced (as jaq writes it), charged with its quotes and escapes.
 fn string(bytes: &[u8], budget: &mut usize) -> Result<String, OutputError> {
-    let escapes: usize = bytes
-        .iter()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
-            0..=0x1f => 5,
-            _ => 0,
-        })
-        .sum();
+    let escaped = |b: &&u8| **b < 0x20 || **b == b'"' || **b == b'\\';
+    // most text has nothing to escape: one quick count first
+    let escapes = match bytes.iter().filter(escaped).count() {
+        0 => 0,
+        _ => bytes
+            .iter()
+            .filter(escaped)
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+                _ => 5,
+            })
+            .sum(),
+    };
     spend(budget, bytes.len() + 2 + escapes)?;
     Ok(String::from_utf8_lossy(bytes).into_owned())
 }
