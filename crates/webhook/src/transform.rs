@@ -59,6 +59,9 @@ const TOO_DEEP: &str = "the jq filter recursed too deeply";
 /// the caller has its timeout already).
 const STOPPED: &str = "the jq filter was stopped";
 
+/// A pool thread whose run used more of its stack than this is replaced after the run.
+const RETIRE_AFTER_STACK_BYTES: usize = 8 << 20;
+
 /// The longest error message of a run, in bytes.
 const MAX_ERROR_BYTES: usize = 500;
 
@@ -87,6 +90,8 @@ struct RunGuard {
     stop: std::cell::RefCell<Option<Arc<AtomicBool>>>,
     /// The lowest stack address a filter on this pool thread may recurse to (0: no bound).
     stack_floor: std::cell::Cell<usize>,
+    /// The lowest stack address the check saw during the run.
+    lowest: std::cell::Cell<usize>,
     /// The heap meter, and its reading when the run started.
     meter: std::cell::Cell<Option<fn() -> u64>>,
     memory_base: std::cell::Cell<u64>,
@@ -97,6 +102,7 @@ std::thread_local! {
         RunGuard {
             stop: std::cell::RefCell::new(None),
             stack_floor: std::cell::Cell::new(0),
+            lowest: std::cell::Cell::new(usize::MAX),
             meter: std::cell::Cell::new(None),
             memory_base: std::cell::Cell::new(0),
         }
@@ -107,7 +113,11 @@ std::thread_local! {
 fn interrupt_check() -> Option<&'static str> {
     GUARD.with(|guard| {
         let marker = 0u8;
-        if std::ptr::addr_of!(marker).addr() < guard.stack_floor.get() {
+        let here = std::ptr::addr_of!(marker).addr();
+        if here < guard.lowest.get() {
+            guard.lowest.set(here);
+        }
+        if here < guard.stack_floor.get() {
             return Some(TOO_DEEP);
         }
         if let Some(meter) = guard.meter.get() {
@@ -436,6 +446,8 @@ struct Shared {
     capacity: usize,
     closed: AtomicBool,
     next_id: AtomicU64,
+    /// Threads replaced after a run that used much of their stack.
+    retired: AtomicU64,
 }
 
 impl Shared {
@@ -454,17 +466,9 @@ impl Pool {
             capacity,
             closed: AtomicBool::new(false),
             next_id: AtomicU64::new(0),
+            retired: AtomicU64::new(0),
         });
-        let started = (0..threads)
-            .filter(|i| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("jq-transform-{i}"))
-                    .stack_size(RUN_STACK_BYTES)
-                    .spawn(move || serve(&shared))
-                    .is_ok()
-            })
-            .count();
+        let started = (0..threads).filter(|i| spawn_server(&shared, *i)).count();
         (started > 0).then_some(Self { shared })
     }
 
@@ -562,8 +566,20 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// A pool thread: take jobs one at a time until the pool is dropped.
-fn serve(shared: &Shared) {
+/// Start pool thread number `i`; false if the system would not start a thread.
+fn spawn_server(shared: &Arc<Shared>, i: usize) -> bool {
+    let shared = shared.clone();
+    std::thread::Builder::new()
+        .name(format!("jq-transform-{i}"))
+        .stack_size(RUN_STACK_BYTES)
+        .spawn(move || serve(shared, i))
+        .is_ok()
+}
+
+/// A pool thread: take jobs one at a time until the pool is dropped. After a run that used more
+/// than [`RETIRE_AFTER_STACK_BYTES`] of its stack it hands its place to a new thread and ends: the
+/// stack a thread touched stays resident until the thread ends (48 MiB after a deep recursion).
+fn serve(shared: Arc<Shared>, i: usize) {
     let marker = 0u8;
     let top = std::ptr::addr_of!(marker).addr();
     GUARD.with(|guard| guard.stack_floor.set(top.saturating_sub(RUN_STACK_BYTES - STACK_RESERVE_BYTES)));
@@ -587,6 +603,7 @@ fn serve(shared: &Shared) {
         let stopped = || job.stop.load(Ordering::Relaxed);
         GUARD.with(|guard| {
             *guard.stop.borrow_mut() = Some(job.stop.clone());
+            guard.lowest.set(top);
             guard.meter.set(MEMORY_METER.get().copied());
             guard.memory_base.set(guard.meter.get().map_or(0, |meter| meter()));
         });
@@ -597,6 +614,15 @@ fn serve(shared: &Shared) {
         .unwrap_or_else(|_| Err(TransformError::Runtime("the jq filter failed unexpectedly".into())));
         GUARD.with(|guard| *guard.stop.borrow_mut() = None);
         let _ = job.reply.send(result);
+        let deepest = top.saturating_sub(GUARD.with(|guard| guard.lowest.get()));
+        if deepest > RETIRE_AFTER_STACK_BYTES {
+            // counted first: the new thread may serve the next run before this one ends
+            shared.retired.fetch_add(1, Ordering::Relaxed);
+            if spawn_server(&shared, i) {
+                return;
+            }
+            shared.retired.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -969,6 +995,25 @@ mod tests {
             assert!(stopped, "{code}: {result:?}");
             // the one thread is free again at once (within a term of the stop)
             assert_eq!(pool.run(&quick.filter, &json!(1), enough).await, Ok(json!(2)), "after {code}");
+        }
+    }
+
+    /// A run that used much of its thread's stack is followed by a fresh thread (the touched stack
+    /// of the old one is given back when it ends); a shallow run is not. The pool serves on.
+    #[tokio::test]
+    async fn a_thread_whose_stack_was_used_deeply_is_replaced() {
+        let pool = Pool::start(1, 4).expect("a thread starts");
+        let limits = Limits { time: Duration::from_secs(60), max_output_bytes: 1024 };
+        let quick = Transform::compile(". + 1").expect("compiles");
+        let retired = || pool.shared.retired.load(Ordering::Relaxed);
+        assert_eq!(pool.run(&quick.filter, &json!(1), limits).await, Ok(json!(2)));
+        assert_eq!(retired(), 0);
+        let deep = Transform::compile("def f: 1 + f; f").expect("compiles");
+        for round in 1..=3 {
+            let result = pool.run(&deep.filter, &json!(null), limits).await;
+            assert!(matches!(&result, Err(TransformError::Runtime(m)) if m == TOO_DEEP), "{result:?}");
+            assert_eq!(pool.run(&quick.filter, &json!(round), limits).await, Ok(json!(round + 1)));
+            assert_eq!(retired(), round);
         }
     }
 

@@ -69,9 +69,10 @@ pub enum Val {
 /// PATCHED: an array's or object's shared contents, freed without recursion.
 ///
 /// This is an `Rc` (or an `Arc` with the `sync` feature) that, when it drops the last reference
-/// to an array or object, frees the nested arrays and objects inside it from a list instead of
-/// by recursion: freeing a value nested millions of levels deep takes that many steps, not that
-/// many stack frames (which overflowed the stack and aborted the process; vendor/jaq-json/PATCHED.md).
+/// to an array or object, frees the values inside by recursion for at most
+/// `DROP_RECURSION_LEVELS` levels, and the nested arrays and objects below from a list: freeing a
+/// value nested millions of levels deep takes that many steps, not that many stack frames (which
+/// overflowed the stack and aborted the process; vendor/jaq-json/PATCHED.md).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Shared<T: Nested>(Rc<T>);
 
