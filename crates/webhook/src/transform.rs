@@ -702,14 +702,8 @@ fn error_text(e: &jaq_core::Error<Val>) -> String {
         });
         return format!("{}...", unquoted.flatten().unwrap_or(text));
     }
-    serde_json::from_str::<String>(&text).map_or(text, |s| truncate(&s, MAX_ERROR_BYTES))
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_owned();
-    }
-    format!("{}...", &text[..text.floor_char_boundary(max)])
+    // whole, and within the bound: a string given to `error` loses only its quotes and escapes
+    serde_json::from_str::<String>(&text).unwrap_or(text)
 }
 
 #[cfg(test)]
