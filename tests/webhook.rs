@@ -293,8 +293,13 @@ async fn webhook_endpoints_end_to_end() {
 /// end of the stack, and memory built within the time bound was not bounded. Each now fails its
 /// delivery (422, recorded as failed) and the api serves on; more runaway filters than the pool has
 /// threads leave it free.
+/// The tests that build hundreds of MiB in transformations, one at a time: the memory bound is
+/// shared by every run in the process, so one test's runs would be stopped for the other's.
+static MEMORY_HUNGRY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn hostile_transformations_fail_their_delivery_and_the_api_serves_on() {
+    let _alone = MEMORY_HUNGRY.lock().await;
     // as the binaries do at start-up
     integration_webhook::transform::set_memory_meter(integration_http::cli::jemalloc_thread_heap_bytes);
     let api = Api::start(&[]).await.expect("api");
@@ -357,6 +362,54 @@ async fn hostile_transformations_fail_their_delivery_and_the_api_serves_on() {
     assert_eq!(status, 202, "{body}");
     let delivered = logs(&client, &api, "quick", "").await;
     assert_eq!(delivered["deliveries"][0]["output"], json!(42), "{delivered}");
+}
+
+/// The memory bound (256 MiB by default) holds for the runs in progress together: while one run
+/// holds 180 MB, a second one building as much is stopped when its growth passes the bound, its
+/// delivery answered 503 (try again) and not recorded as failed; alone, the same filter succeeds.
+#[tokio::test]
+async fn transformations_share_one_memory_bound() {
+    let _alone = MEMORY_HUNGRY.lock().await;
+    integration_webhook::transform::set_memory_meter(integration_http::cli::jemalloc_thread_heap_bytes);
+    let api = Api::start(&[]).await.expect("api");
+    let client = Client::new();
+    // three strings of 60 MB each
+    let build = "[range(3) | \"x\" * 60000000]";
+    let holder = json!({"verification": {"scheme": "none"}, "publish": false, "transform_timeout_ms": 8_000,
+                        "transform": format!("{build} as $held | reduce range(1e15) as $i (0; .)")});
+    assert_eq!(define(&client, &api, "holder", holder).await.0, 201);
+    let grower = json!({"verification": {"scheme": "none"}, "publish": false, "transform_timeout_ms": 30_000,
+                        "transform": format!("{build} | length")});
+    assert_eq!(define(&client, &api, "grower", grower).await.0, 201);
+    let test = |name: &'static str| {
+        let (client, url) = (client.clone(), api.url(&format!("/api/integrations/webhook/{name}/test")));
+        async move { json_of(client.post(url).json(&json!({"body": {"n": 1}})).send().await.expect("send")).await }
+    };
+
+    // the holder builds its 180 MB, then spins until its time bound
+    let holding = tokio::spawn(test("holder"));
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let (status, body) = test("grower").await;
+    assert_eq!(status, 503, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("running at once held more than 256 MiB of memory"), "{body}");
+    let (status, body) = post(&client, &api, "grower", "{\"n\": 2}", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(logs(&client, &api, "grower", "").await["deliveries"].as_array().map(Vec::len), Some(0));
+
+    let (status, body) = holding.await.expect("holder");
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap_or_default().contains("did not finish within"),
+        "{body}"
+    );
+    // alone, the same filter stays within the bound
+    let (status, body) = test("grower").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"], json!(3), "{body}");
+    let metrics = client.get(api.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    let line = "integration_transform_runs_total{outcome=\"memory_busy\"} 2\n";
+    assert!(metrics.contains(line), "{line} not in:\n{metrics}");
 }
 
 #[tokio::test]

@@ -144,6 +144,10 @@ pub struct ServeArgs {
     /// Deliveries kept per webhook endpoint (the newest).
     #[arg(long, env = "WEBHOOK_RETENTION_MAX_PER_ENDPOINT", default_value_t = 10_000)]
     pub webhook_retention_max_per_endpoint: u64,
+    /// Heap memory jq transformations (webhook transforms, custom tools' response transforms) may
+    /// hold, in MiB: one run alone, and the runs in progress together (about; see docs/webhooks.md).
+    #[arg(long, env = "TRANSFORM_MEMORY_MB", default_value_t = 256)]
+    pub transform_memory_mb: u64,
     /// Toolsets, output budget, MCP and API keys.
     #[command(flatten)]
     pub agent: crate::agent::AgentArgs,

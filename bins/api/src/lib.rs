@@ -103,6 +103,9 @@ pub struct App {
 
 /// Build the application from its configuration, without binding a port.
 pub async fn build(args: &ServeArgs) -> anyhow::Result<App> {
+    // before any transformation runs (the first setting in the process wins)
+    #[cfg(feature = "webhook")]
+    integration_webhook::transform::set_memory_limit(args.transform_memory_mb.saturating_mul(1 << 20));
     let registry = Arc::new(Registry::new());
     providers::register_all(&registry).context("registering providers")?;
     args.agent.apply_selection(&registry).context("tool selection")?;

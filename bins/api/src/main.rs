@@ -9,7 +9,7 @@
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<()> {
-    // each jq transformation run may hold at most 256 MiB of heap, as jemalloc counts it
+    // jq transformations' heap is bounded (`TRANSFORM_MEMORY_MB`) as jemalloc counts it
     #[cfg(all(feature = "webhook", not(target_env = "msvc")))]
     integration_webhook::transform::set_memory_meter(integration_http::cli::jemalloc_thread_heap_bytes);
     let cli = integrations_api::parse_cli();

@@ -121,6 +121,37 @@ async fn the_access_log_names_status_and_latency() {
     assert!(!log.contains("q-s3cret"), "{log}");
 }
 
+/// `TRANSFORM_MEMORY_MB` bounds a jq transformation's heap in the binary (which installs
+/// jemalloc's meter): a run building 48 MB fails under a 32 MiB bound, naming it, and a small one
+/// is served.
+#[tokio::test]
+async fn transform_memory_mb_bounds_a_transformation() {
+    let api = start(&[("TRANSFORM_MEMORY_MB", "32")]).await;
+    let client = reqwest::Client::new();
+    for (name, transform) in [("big", "[range(4) | \"x\" * 12000000] | length"), ("small", ".n + 1")] {
+        let definition = serde_json::json!({"verification": {"scheme": "none"}, "publish": false,
+                                            "transform": transform});
+        let url = format!("{}/api/integrations/webhook/{name}", api.base);
+        let defined = client.put(&url).json(&definition).send().await.expect("define");
+        assert_eq!(defined.status(), 201, "{name}");
+    }
+    let test = |name: &str| {
+        client
+            .post(format!("{}/api/integrations/webhook/{name}/test", api.base))
+            .json(&serde_json::json!({"body": {"n": 1}}))
+            .send()
+    };
+    let answer = test("big").await.expect("big");
+    assert_eq!(answer.status(), 422);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("used more than 32 MiB of memory"), "{body}");
+    let answer = test("small").await.expect("small");
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body["output"], 2, "{body}");
+}
+
 /// Every variable the api reads, its options' and its providers', with the providers' ones.
 fn variables() -> (Vec<String>, Vec<String>) {
     use clap::CommandFactory as _;

@@ -127,6 +127,10 @@ pub struct Cli {
     /// changes and deletes (0: read them at start-up only).
     #[arg(long, env = "CUSTOM_TOOLS_SYNC_SECONDS", default_value_t = 5)]
     pub custom_tools_sync_seconds: u64,
+    /// Heap memory the custom tools' jq response transforms may hold, in MiB: one run alone, and
+    /// the runs in progress together (about; see docs/webhooks.md).
+    #[arg(long, env = "TRANSFORM_MEMORY_MB", default_value_t = 256)]
+    pub transform_memory_mb: u64,
 
     /// Tool calls: deadline, retries, rate limit, slow-call log, circuit breaker.
     #[command(flatten)]

@@ -54,7 +54,10 @@ pub async fn build(cli: &Cli) -> anyhow::Result<App> {
     providers::register_all(&registry).context("registering providers")?;
     let store = Store::open(cli.store_config()).await.context("opening the store")?;
     #[cfg(feature = "webhook")]
-    custom_tools::start(cli, &registry, &store).await?;
+    {
+        integration_webhook::transform::set_memory_limit(cli.transform_memory_mb.saturating_mul(1 << 20));
+        custom_tools::start(cli, &registry, &store).await?;
+    }
     let env = registry
         .connections_from_env(&|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
         .context("provider variables")?;

@@ -543,7 +543,9 @@ impl WebhookService {
             Ok(parsed) => match endpoint.apply(&parsed).await {
                 // Not this delivery's fault: not recorded as failed (a retry would be ignored as
                 // its duplicate); the sender is told to come back.
-                Err(busy @ TransformError::Busy) => return Err(WebhookError::Unavailable(busy.to_string())),
+                Err(busy @ (TransformError::Busy | TransformError::MemoryBusy(_))) => {
+                    return Err(WebhookError::Unavailable(busy.to_string()));
+                }
                 other => other.map_err(|e| e.to_string()),
             },
             Err(e @ BodyError::TooLarge { .. }) => return Err(WebhookError::TooLarge(e)),
@@ -667,7 +669,7 @@ impl WebhookService {
             Err(e) => return Err(WebhookError::Unprocessable { message: e.to_string(), delivery_id: None }),
         };
         let output = endpoint.apply(&parsed).await.map_err(|e| match e {
-            TransformError::Busy => WebhookError::Unavailable(e.to_string()),
+            TransformError::Busy | TransformError::MemoryBusy(_) => WebhookError::Unavailable(e.to_string()),
             e => WebhookError::Unprocessable { message: e.to_string(), delivery_id: None },
         })?;
         Ok(json!({

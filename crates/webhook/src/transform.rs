@@ -65,19 +65,67 @@ const RETIRE_AFTER_STACK_BYTES: usize = 8 << 20;
 /// The longest error message of a run, in bytes.
 const MAX_ERROR_BYTES: usize = 500;
 
-/// The most heap memory one run may hold, in bytes, where the process has a meter
-/// ([`set_memory_meter`]).
-pub const MAX_RUN_MEMORY_BYTES: u64 = 256 << 20;
+/// The most heap memory transformation runs may hold, in bytes, unless the process sets another
+/// bound ([`set_memory_limit`]): one run alone, and all runs at once together. Counted where the
+/// process has a meter ([`set_memory_meter`]).
+pub const DEFAULT_MEMORY_LIMIT_BYTES: u64 = 256 << 20;
 
-/// The error of a run past [`MAX_RUN_MEMORY_BYTES`].
-const TOO_MUCH_MEMORY: &str = "the jq filter used more than 256 MiB of memory";
+/// A run publishes its heap bytes to the shared count when they moved by this much since it last
+/// did: the count is within this of the truth per running run, and the shared counter is touched
+/// about once per MiB allocated, not at every term.
+const PUBLISH_STEP: i64 = 1 << 20;
+
+/// Heap bytes held by the runs in progress, as they last published them.
+static HELD: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// The bound in force and its two error messages (jaq's interrupt check takes a `&'static str`).
+struct MemoryLimit {
+    bytes: i64,
+    /// A run holding at least this much may be stopped for the shared bound.
+    share: i64,
+    /// A run past the bound alone.
+    run_message: String,
+    /// Runs past the bound together.
+    shared_message: String,
+}
+
+impl MemoryLimit {
+    fn new(bytes: u64) -> Self {
+        let bytes = bytes.clamp(1 << 20, i64::MAX as u64);
+        let mib = bytes >> 20;
+        Self {
+            bytes: bytes as i64,
+            share: (bytes / MAX_CONCURRENT_RUNS as u64) as i64,
+            run_message: format!("the jq filter used more than {mib} MiB of memory"),
+            shared_message: format!("jq transformations running at once held more than {mib} MiB of memory"),
+        }
+    }
+}
+
+static MEMORY_LIMIT: std::sync::OnceLock<MemoryLimit> = std::sync::OnceLock::new();
+
+fn memory_limit() -> &'static MemoryLimit {
+    MEMORY_LIMIT.get_or_init(|| MemoryLimit::new(DEFAULT_MEMORY_LIMIT_BYTES))
+}
+
+/// Set the bound on the heap memory of transformation runs, in bytes (at least 1 MiB): one run may
+/// hold at most this much, and the runs in progress together about as much. A run past the bound
+/// alone fails (`the jq filter used more than N MiB of memory`); when the runs together pass it,
+/// the run whose growth passed it is stopped, if it holds at least its share (the bound divided by
+/// [`MAX_CONCURRENT_RUNS`]), as [`TransformError::MemoryBusy`], which is safe to try again. Runs
+/// below their share are not stopped for the others, so the runs together stay below twice the
+/// bound. Call before the first run (the api and worker do at start-up, from
+/// `TRANSFORM_MEMORY_MB`); the first call wins, later ones return `false`.
+pub fn set_memory_limit(bytes: u64) -> bool {
+    MEMORY_LIMIT.set(MemoryLimit::new(bytes)).is_ok()
+}
 
 /// The process's heap meter: the calling thread's live heap bytes (allocated minus freed).
 static MEMORY_METER: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
 
-/// Bound the heap memory of each transformation run at [`MAX_RUN_MEMORY_BYTES`], measured by
-/// `meter`: the calling thread's heap bytes allocated minus freed (for jemalloc, `thread.allocatedp`
-/// minus `thread.deallocatedp`). Runs started afterwards are bounded; without a meter, the memory a
+/// Bound the heap memory of transformation runs ([`set_memory_limit`]), measured by `meter`: the
+/// calling thread's heap bytes allocated minus freed (for jemalloc, `thread.allocatedp` minus
+/// `thread.deallocatedp`). Runs started afterwards are bounded; without a meter, the memory a
 /// filter builds within its time bound is not. The api and worker binaries install one at
 /// start-up; the first call wins.
 pub fn set_memory_meter(meter: fn() -> u64) {
@@ -95,6 +143,10 @@ struct RunGuard {
     /// The heap meter, and its reading when the run started.
     meter: std::cell::Cell<Option<fn() -> u64>>,
     memory_base: std::cell::Cell<u64>,
+    /// The run's heap bytes as last added to [`HELD`].
+    published: std::cell::Cell<i64>,
+    /// The run was stopped because the runs together passed the bound.
+    shared_stop: std::cell::Cell<bool>,
 }
 
 std::thread_local! {
@@ -105,6 +157,8 @@ std::thread_local! {
             lowest: std::cell::Cell::new(usize::MAX),
             meter: std::cell::Cell::new(None),
             memory_base: std::cell::Cell::new(0),
+            published: std::cell::Cell::new(0),
+            shared_stop: std::cell::Cell::new(false),
         }
     };
 }
@@ -123,8 +177,20 @@ fn interrupt_check() -> Option<&'static str> {
         if let Some(meter) = guard.meter.get() {
             // signed: memory allocated elsewhere and freed here (the input) counts below zero
             let used = meter().wrapping_sub(guard.memory_base.get()) as i64;
-            if used > MAX_RUN_MEMORY_BYTES as i64 {
-                return Some(TOO_MUCH_MEMORY);
+            let limit = memory_limit();
+            if used > limit.bytes {
+                return Some(&limit.run_message);
+            }
+            let published = guard.published.get();
+            let grown = used.max(0) - published;
+            if grown.abs() >= PUBLISH_STEP {
+                guard.published.set(published + grown);
+                let held = HELD.fetch_add(grown, Ordering::Relaxed) + grown;
+                // the run whose growth passed the bound, if it holds its share
+                if grown > 0 && held > limit.bytes && used >= limit.share {
+                    guard.shared_stop.set(true);
+                    return Some(&limit.shared_message);
+                }
             }
         }
         guard.stop.borrow().as_ref().is_some_and(|s| s.load(Ordering::Relaxed)).then_some(STOPPED)
@@ -180,6 +246,11 @@ pub enum TransformError {
     /// (a burst beyond the pool, or runaway filters still finishing). The filter never started.
     #[error("too many jq transformations running; try again later")]
     Busy,
+    /// The runs in progress together held more heap memory than the process allows (the bound in
+    /// MiB, [`set_memory_limit`]), and this run, holding at least its share, was stopped when its
+    /// growth passed the bound. Not the filter's fault alone: safe to try again.
+    #[error("jq transformations running at once held more than {0} MiB of memory; try again later")]
+    MemoryBusy(u64),
 }
 
 /// A compiled jq filter. Cheap to clone.
@@ -521,6 +592,7 @@ impl Pool {
         let outcome = match &result {
             Ok(_) => "ok",
             Err(TransformError::Busy) => "busy",
+            Err(TransformError::MemoryBusy(_)) => "memory_busy",
             Err(TransformError::Timeout(_)) => "timeout",
             Err(TransformError::TooLarge(_)) => "too_large",
             Err(TransformError::Compile { .. } | TransformError::Runtime(_)) => "error",
@@ -606,13 +678,24 @@ fn serve(shared: Arc<Shared>, i: usize) {
             guard.lowest.set(top);
             guard.meter.set(MEMORY_METER.get().copied());
             guard.memory_base.set(guard.meter.get().map_or(0, |meter| meter()));
+            guard.shared_stop.set(false);
         });
         // A panic inside jaq fails this run, not the thread.
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             run_blocking(&job.filter, &job.input, job.max_output_bytes, &stopped)
         }))
         .unwrap_or_else(|_| Err(TransformError::Runtime("the jq filter failed unexpectedly".into())));
-        GUARD.with(|guard| *guard.stop.borrow_mut() = None);
+        let result = GUARD.with(|guard| {
+            *guard.stop.borrow_mut() = None;
+            // What is left of the run's memory is freed with its values: no longer held.
+            HELD.fetch_sub(guard.published.replace(0), Ordering::Relaxed);
+            match result {
+                Err(_) if guard.shared_stop.get() => {
+                    Err(TransformError::MemoryBusy(memory_limit().bytes as u64 >> 20))
+                }
+                other => other,
+            }
+        });
         let _ = job.reply.send(result);
         let deepest = top.saturating_sub(GUARD.with(|guard| guard.lowest.get()));
         if deepest > RETIRE_AFTER_STACK_BYTES {

@@ -735,7 +735,7 @@ impl Tool for CustomTool {
                     match e {
                         // The upstream has answered, so the call may have acted: retried only
                         // when the tool is idempotent.
-                        TransformError::Busy => {
+                        TransformError::Busy | TransformError::MemoryBusy(_) => {
                             IntegrationError::new(ErrorKind::Unavailable, PROVIDER, message)
                                 .with_effect(Effect::Unknown)
                         }
