@@ -393,6 +393,7 @@ async fn transformations_share_one_memory_bound() {
     assert_eq!(status, 503, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("running at once held more than 256 MiB of memory"), "{body}");
+    assert_eq!(body["error"]["retryable"], true, "{body}");
     let (status, body) = post(&client, &api, "grower", "{\"n\": 2}", &[]).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(logs(&client, &api, "grower", "").await["deliveries"].as_array().map(Vec::len), Some(0));

@@ -142,6 +142,8 @@ struct RunGuard {
     lowest: std::cell::Cell<usize>,
     /// The heap meter, and its reading when the run started.
     meter: std::cell::Cell<Option<fn() -> u64>>,
+    /// The memory bound, read once per run.
+    limit: std::cell::Cell<Option<&'static MemoryLimit>>,
     memory_base: std::cell::Cell<u64>,
     /// The run's heap bytes as last added to [`HELD`].
     published: std::cell::Cell<i64>,
@@ -156,6 +158,7 @@ std::thread_local! {
             stack_floor: std::cell::Cell::new(0),
             lowest: std::cell::Cell::new(usize::MAX),
             meter: std::cell::Cell::new(None),
+            limit: std::cell::Cell::new(None),
             memory_base: std::cell::Cell::new(0),
             published: std::cell::Cell::new(0),
             shared_stop: std::cell::Cell::new(false),
@@ -174,10 +177,9 @@ fn interrupt_check() -> Option<&'static str> {
         if here < guard.stack_floor.get() {
             return Some(TOO_DEEP);
         }
-        if let Some(meter) = guard.meter.get() {
+        if let (Some(meter), Some(limit)) = (guard.meter.get(), guard.limit.get()) {
             // signed: memory allocated elsewhere and freed here (the input) counts below zero
             let used = meter().wrapping_sub(guard.memory_base.get()) as i64;
-            let limit = memory_limit();
             if used > limit.bytes {
                 return Some(&limit.run_message);
             }
@@ -677,6 +679,7 @@ fn serve(shared: Arc<Shared>, i: usize) {
             *guard.stop.borrow_mut() = Some(job.stop.clone());
             guard.lowest.set(top);
             guard.meter.set(MEMORY_METER.get().copied());
+            guard.limit.set(Some(memory_limit()));
             guard.memory_base.set(guard.meter.get().map_or(0, |meter| meter()));
             guard.shared_stop.set(false);
         });
