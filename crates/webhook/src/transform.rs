@@ -1203,7 +1203,11 @@ mod tests {
             (format!("{obj} | {{ok: 1, deep: .}}"), Err("nested deeper than 128 levels")),
             (format!("{arr} | error"), Err("[[[[")),
             (format!("{arr} | . + 1"), Err("cannot")),
-            ("\"[\" * 1000000 | fromjson".to_owned(), Err("cannot parse")),
+            // the input's beginning, then the reason
+            (
+                "\"[\" * 1000000 | fromjson".to_owned(),
+                Err("[[[... as JSON: byte offset 10000: maximal depth exceeded"),
+            ),
             (format!("{arr} | tojson | fromjson"), Err("cannot parse")),
             // text is read up to 10,000 levels deep (jq's limit)
             (

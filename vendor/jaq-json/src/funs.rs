@@ -1,5 +1,5 @@
 use crate::{read, Error, Val, ValR, ValX};
-use alloc::{boxed::Box, vec::Vec};
+use alloc::{boxed::Box, string::String, vec::Vec}; // PATCHED: String (parse_fail)
 use bstr::ByteSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use core::fmt;
@@ -118,8 +118,36 @@ fn bmme<'a>(iter: BoxIter<'a, ValR>) -> BoxIter<'a, ValX<'a>> {
     Box::new(iter.map(|r| r.map_err(Exn::from)))
 }
 
+// PATCHED: at most `PARSE_FAIL_SHOWN` bytes of the input in the message, so that the reason after
+// it survives a bounded error message and a long input is not copied into the error whole.
 fn parse_fail(i: &impl fmt::Display, fmt: &str, e: impl fmt::Display) -> Error {
-    Error::str(format_args!("cannot parse {i} as {fmt}: {e}"))
+    let mut shown = Prefix(String::new()); // PATCHED
+    let cut = fmt::write(&mut shown, format_args!("{i}")).is_err(); // PATCHED
+    let more = if cut { "..." } else { "" }; // PATCHED
+    Error::str(format_args!("cannot parse {}{more} as {fmt}: {e}", shown.0)) // PATCHED
+}
+
+/// PATCHED: the most of a value's text `parse_fail` shows.
+const PARSE_FAIL_SHOWN: usize = 64;
+
+/// PATCHED: a writer that keeps the first `PARSE_FAIL_SHOWN` bytes (whole characters) and then
+/// fails, which ends the formatting of the rest.
+struct Prefix(String);
+
+impl fmt::Write for Prefix {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let room = PARSE_FAIL_SHOWN - self.0.len();
+        if s.len() <= room {
+            self.0.push_str(s);
+            return Ok(());
+        }
+        let mut end = room;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.0.push_str(&s[..end]);
+        Err(fmt::Error)
+    }
 }
 
 self_cell::self_cell!(
