@@ -146,7 +146,7 @@ pub struct ServeArgs {
     pub webhook_retention_max_per_endpoint: u64,
     /// Heap memory jq transformations (webhook transforms, custom tools' response transforms) may
     /// hold, in MiB: one run alone, and the runs in progress together (about; see docs/webhooks.md).
-    #[arg(long, env = "TRANSFORM_MEMORY_MB", default_value_t = 256)]
+    #[arg(long, env = "TRANSFORM_MEMORY_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub transform_memory_mb: u64,
     /// Toolsets, output budget, MCP and API keys.
     #[command(flatten)]

@@ -152,6 +152,13 @@ async fn transform_memory_mb_bounds_a_transformation() {
     assert_eq!(body["output"], 2, "{body}");
 }
 
+/// No memory at all for transformations is a configuration mistake, refused at start.
+#[test]
+fn a_zero_transform_memory_bound_refuses_to_start() {
+    let stderr = refused_at_start("zero-transform-memory", &[("TRANSFORM_MEMORY_MB", "0")], "\u{0}");
+    assert!(stderr.contains("transform-memory-mb") && stderr.contains("0 is not in 1.."), "{stderr}");
+}
+
 /// Every variable the api reads, its options' and its providers', with the providers' ones.
 fn variables() -> (Vec<String>, Vec<String>) {
     use clap::CommandFactory as _;

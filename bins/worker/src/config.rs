@@ -129,7 +129,7 @@ pub struct Cli {
     pub custom_tools_sync_seconds: u64,
     /// Heap memory the custom tools' jq response transforms may hold, in MiB: one run alone, and
     /// the runs in progress together (about; see docs/webhooks.md).
-    #[arg(long, env = "TRANSFORM_MEMORY_MB", default_value_t = 256)]
+    #[arg(long, env = "TRANSFORM_MEMORY_MB", default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..))]
     pub transform_memory_mb: u64,
 
     /// Tool calls: deadline, retries, rate limit, slow-call log, circuit breaker.
