@@ -142,9 +142,9 @@ struct RunGuard {
     lowest: std::cell::Cell<usize>,
     /// The heap meter, and its reading when the run started.
     meter: std::cell::Cell<Option<fn() -> u64>>,
+    memory_base: std::cell::Cell<u64>,
     /// The memory bound, read once per run.
     limit: std::cell::Cell<Option<&'static MemoryLimit>>,
-    memory_base: std::cell::Cell<u64>,
     /// The run's heap bytes as last added to [`HELD`].
     published: std::cell::Cell<i64>,
     /// The run was stopped because the runs together passed the bound.
@@ -158,8 +158,8 @@ std::thread_local! {
             stack_floor: std::cell::Cell::new(0),
             lowest: std::cell::Cell::new(usize::MAX),
             meter: std::cell::Cell::new(None),
-            limit: std::cell::Cell::new(None),
             memory_base: std::cell::Cell::new(0),
+            limit: std::cell::Cell::new(None),
             published: std::cell::Cell::new(0),
             shared_stop: std::cell::Cell::new(false),
         }
@@ -199,7 +199,8 @@ fn interrupt_check() -> Option<&'static str> {
     })
 }
 
-/// Runs by how they ended: `ok`, `error`, `timeout`, `too_large`, `busy` (never started).
+/// Runs by how they ended: `ok`, `error`, `timeout`, `too_large`, `busy` (never started),
+/// `memory_busy` (stopped for the runs' shared memory bound).
 static RUNS: HandleCache<Counter> = HandleCache::counter("integration_transform_runs_total", &["outcome"]);
 /// Time a run waited in the queue for a pool thread.
 static WAIT: HandleCache<Histogram> = HandleCache::histogram("integration_transform_wait_seconds", &[]);
